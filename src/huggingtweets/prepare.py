@@ -1,0 +1,323 @@
+"""prepare: posts → a clean, split, balanced dataset and huggingtweets' statistics.
+
+Rules (the original's, by default): HTML entities decoded, URLs removed, whitespace
+collapsed; reposts dropped as ``retweets``; posts with fewer than three words free of
+``http``/``@``/``#`` dropped as ``short``. Beyond the original, private posts are always
+dropped (``private``), and opt-in filters each have their own category. Every post lands
+in exactly one category, so ``downloaded`` is always the sum of the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+
+from . import textrules
+from .errors import HuggingtweetsError
+from .records import Collected, dump_jsonl
+from .runs import RunDir
+
+# Drop categories, in the order a post is tested against them.
+CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
+MIN_CHARS = 6_000  # the original refused to train on less text than this ...
+WARN_CHARS = 40_000  # ... and warned below this
+
+
+@dataclass
+class PrepareOptions:
+    allow_newlines: bool = False
+    drop_replies: bool = False
+    dedupe: bool = False
+    strip_mentions: bool = False
+    strip_hashtags: bool = False
+    min_words: int = 0  # beyond the original's 3; posts with 3..N-1 words: below_min_words
+    validation_split_percentage: float = 10.0
+    seed: int = 42
+    balance: bool = True  # oversample smaller accounts to the largest one's length
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.validation_split_percentage < 100:
+            raise HuggingtweetsError("--validation-split-percentage must be in [0, 100)")
+        if self.min_words < 0:
+            raise HuggingtweetsError("--min-words must be 0 or more")
+
+
+@dataclass
+class AccountDataset:
+    """One account's cleaned posts and the count of every category."""
+
+    collected: Collected
+    counts: Counter
+    kept: list[tuple[str, str]]  # (post id, cleaned text)
+    edits: Counter = field(default_factory=Counter)
+    languages: Counter = field(default_factory=Counter)
+
+    @property
+    def handle(self) -> str:
+        return self.collected.account.handle
+
+    @property
+    def kept_chars(self) -> int:
+        return sum(len(text) for _, text in self.kept)
+
+
+@dataclass
+class PrepareResult:
+    run: RunDir
+    stats: dict
+    warnings: list[str]
+    examples: list[tuple[str, str]]  # (handle, text) of a few kept posts
+
+
+def clean_account(collected: Collected, options: PrepareOptions) -> AccountDataset:
+    counts: Counter = Counter({category: 0 for category in CATEGORIES})
+    edits: Counter = Counter()
+    languages: Counter = Counter()
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    min_words = max(options.min_words, textrules.SHORT_WORDS)
+    for post in collected.posts:
+        if post.is_private:  # never, under any option, in a dataset
+            counts["private"] += 1
+            continue
+        if post.is_repost:
+            counts["retweets"] += 1
+            continue
+        if options.drop_replies and post.is_reply:
+            counts["replies"] += 1
+            continue
+        text = textrules.unescape(post.text)
+        words = textrules.count_words(text)
+        if words < textrules.SHORT_WORDS:
+            counts["short"] += 1
+            continue
+        if words < min_words:
+            counts["below_min_words"] += 1
+            continue
+        if options.strip_mentions:
+            stripped = textrules.strip_mentions(text)
+            edits["mentions_stripped"] += stripped != text
+            text = stripped
+        if options.strip_hashtags:
+            stripped = textrules.strip_hashtags(text)
+            edits["hashtags_stripped"] += stripped != text
+            text = stripped
+        text = textrules.clean_text(text, options.allow_newlines)
+        if options.dedupe:
+            key = " ".join(text.casefold().split())
+            if key in seen:
+                counts["duplicates"] += 1
+                continue
+            seen.add(key)
+        kept.append((post.id, text))
+        if post.lang:
+            languages[post.lang] += 1
+    counts["kept"] = len(kept)
+    return AccountDataset(collected, counts, kept, edits, languages)
+
+
+def split(kept: list[tuple[str, str]], percentage: float, seed: int, handle: str):
+    """Deterministic train / validation split of one account (at least one validation post
+    when the percentage is not 0 and there are two posts or more)."""
+    order = list(range(len(kept)))
+    random.Random(f"{seed}:{handle}").shuffle(order)
+    n_valid = round(len(kept) * percentage / 100)
+    if percentage > 0 and len(kept) >= 2:
+        n_valid = max(1, n_valid)
+    valid_ids = set(order[:n_valid])
+    train = [kept[i] for i in range(len(kept)) if i not in valid_ids]
+    valid = [kept[i] for i in sorted(valid_ids)]
+    return train, valid
+
+
+def balance(train: dict[str, list], seed: int) -> dict[str, list]:
+    """Oversample each smaller account up to the character length of the largest, as the
+    original did for several accounts, so that a cyborg speaks with every voice."""
+    chars = {h: sum(len(t) for _, t in rows) for h, rows in train.items()}
+    target = max(chars.values(), default=0)
+    out = {}
+    for handle, rows in train.items():
+        if not rows or chars[handle] >= target:
+            out[handle] = list(rows)
+            continue
+        copies, rest = divmod(target, chars[handle])
+        extra = list(rows)
+        random.Random(f"{seed}:balance:{handle}").shuffle(extra)
+        picked, total = [], 0
+        for row in extra:
+            if total >= rest:
+                break
+            picked.append(row)
+            total += len(row[1])
+        out[handle] = list(rows) * copies + picked
+    return out
+
+
+# The order of the rows in tables and cards: the original's first, then ours.
+COUNT_KEYS = (
+    "retweets",
+    "short",
+    *(c for c in CATEGORIES if c not in ("retweets", "short")),
+    "kept",
+)
+
+
+def _account_stats(data: AccountDataset, n_train: int, n_valid: int, train_rows: int) -> dict:
+    """One account's entry of stats.json. Its only top-level numbers are ``downloaded``
+    and the categories, so that ``downloaded == sum(categories)`` can be checked."""
+    account = data.collected.account
+    return {
+        "handle": account.handle,
+        "platform": account.platform,
+        "display_name": account.display_name,
+        "avatar_url": account.avatar_url,
+        "description": account.description,
+        "downloaded": len(data.collected.posts),
+        **{key: data.counts[key] for key in COUNT_KEYS},
+        "split": {
+            "train": n_train,
+            "valid": n_valid,
+            "train_rows": train_rows,  # after oversampling for balance
+            "kept_chars": data.kept_chars,
+        },
+        "languages": dict(data.languages.most_common()),
+        "edits": dict(data.edits),
+    }
+
+
+def build_dataset(collected: Sequence[Collected], options: PrepareOptions):
+    """Clean, check, split and balance.
+
+    Returns (stats, train rows, valid rows, warnings, a few kept posts as examples).
+    """
+    handles = [c.account.handle for c in collected]
+    duplicates = {h for h in handles if handles.count(h) > 1}
+    if duplicates:
+        raise HuggingtweetsError(
+            f"account {sorted(duplicates)[0]!r} is given twice; pass each account once "
+            "(or give one of them another --handle)"
+        )
+    datasets = [clean_account(c, options) for c in collected]
+    warnings = []
+    for data in datasets:
+        chars, kept = data.kept_chars, data.counts["kept"]
+        detail = (
+            f"@{data.handle}: {kept} posts kept of {len(data.collected.posts)} "
+            f"({chars:,} characters)"
+        )
+        if chars < MIN_CHARS:
+            raise HuggingtweetsError(
+                f"{detail}, fewer than the {MIN_CHARS:,} characters needed to train; "
+                "add more posts or loosen the filters"
+            )
+        if chars < WARN_CHARS:
+            warnings.append(
+                f"{detail}: under {WARN_CHARS:,} characters, the bot may copy its posts "
+                "rather than write like it"
+            )
+    train, valid, sizes = {}, {}, {}
+    for data in datasets:
+        train[data.handle], valid[data.handle] = split(
+            data.kept, options.validation_split_percentage, options.seed, data.handle
+        )
+        sizes[data.handle] = (len(train[data.handle]), len(valid[data.handle]))
+    if options.balance and len(datasets) > 1:
+        train = balance(train, options.seed)
+    train_rows = [
+        {"handle": h, "id": post_id, "text": text}
+        for h, rows in train.items()
+        for post_id, text in rows
+    ]
+    # Shuffled once, deterministically, so that packed training blocks mix the voices.
+    random.Random(f"{options.seed}:train").shuffle(train_rows)
+    valid_rows = [
+        {"handle": h, "id": post_id, "text": text}
+        for h, rows in valid.items()
+        for post_id, text in rows
+    ]
+    stats = {
+        "accounts": [_account_stats(d, *sizes[d.handle], len(train[d.handle])) for d in datasets],
+        "categories": list(COUNT_KEYS),
+        "options": asdict(options),
+    }
+    return stats, train_rows, valid_rows, warnings, _examples(datasets, options.seed)
+
+
+def _examples(datasets: list[AccountDataset], seed: int, total: int = 8) -> list[tuple[str, str]]:
+    """A few kept posts to show (the original showed eight), every account taking turns."""
+    rng = random.Random(seed)
+    per_account = -(-total // len(datasets))
+    picks = [rng.sample(d.kept, min(per_account, len(d.kept))) for d in datasets]
+    turns = [
+        (d.handle, rows[i][1])
+        for i in range(per_account)
+        for d, rows in zip(datasets, picks, strict=True)
+        if i < len(rows)
+    ]
+    return turns[:total]
+
+
+@contextlib.contextmanager
+def _replace_dir(path: Path):
+    """Build a folder under a temporary name; swap it in whole only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_dataset(run: RunDir, stats: dict, train_rows: list, valid_rows: list) -> None:
+    with _replace_dir(run.dataset_dir) as tmp:
+        (tmp / "train.jsonl").write_bytes(dump_jsonl(train_rows))
+        (tmp / "valid.jsonl").write_bytes(dump_jsonl(valid_rows))
+        (tmp / "stats.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def prepare_collected(
+    collected: Sequence[Collected], run_dir: Path | str, options: PrepareOptions | None = None
+) -> PrepareResult:
+    """The prepare stage on accounts already in memory (posts/ is not written here)."""
+    options = options or PrepareOptions()
+    run = RunDir(Path(run_dir))
+    stats, train_rows, valid_rows, warnings, examples = build_dataset(collected, options)
+    write_dataset(run, stats, train_rows, valid_rows)
+    return PrepareResult(run, stats, warnings, examples)
+
+
+def prepare(
+    run_dir: Path | str,
+    sources: Sequence[str] = (),
+    handles: Sequence[str] = (),
+    options: PrepareOptions | None = None,
+    text_column: str | None = None,
+) -> PrepareResult:
+    """collect (when ``sources`` are given) then prepare; without sources, prepare what
+    ``run_dir/posts/`` already holds."""
+    from .collect import collect, load_collected
+
+    if sources:
+        collected = collect(sources, run_dir, handles, text_column)
+    else:
+        if handles:
+            raise HuggingtweetsError("--handle needs a SOURCE to apply to")
+        collected = load_collected(run_dir)
+    return prepare_collected(collected, run_dir, options)

@@ -1,0 +1,112 @@
+"""The run directory: the contract between pipeline stages, and safe writes into it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from .records import Account, Collected, Post, check_handle, dump_jsonl, iter_jsonl
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success.
+
+    A crash, Ctrl-C or full disk leaves the old file (or none), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    with atomic_open(path, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory (see DESIGN.md): every stage reads and writes here."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def posts_dir(self) -> Path:
+        return self.root / "posts"
+
+    def posts_path(self, handle: str) -> Path:
+        return self.posts_dir / f"{check_handle(handle)}.jsonl"
+
+    def account_path(self, handle: str) -> Path:
+        return self.posts_dir / f"{check_handle(handle)}.account.json"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def train_path(self) -> Path:
+        return self.dataset_dir / "train.jsonl"
+
+    @property
+    def valid_path(self) -> Path:
+        return self.dataset_dir / "valid.jsonl"
+
+    @property
+    def stats_path(self) -> Path:
+        return self.dataset_dir / "stats.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.json"
+
+    # -- posts/ ---------------------------------------------------------------
+
+    def write_collected(self, collected: Collected) -> Path:
+        """Write one account's posts and profile (atomically) and return the posts path."""
+        handle = collected.account.handle
+        path = self.posts_path(handle)
+        atomic_write(path, dump_jsonl(post.to_dict() for post in collected.posts))
+        write_json(self.account_path(handle), collected.account.to_dict())
+        return path
+
+    def collected_handles(self) -> list[str]:
+        return sorted(p.name[: -len(".jsonl")] for p in self.posts_dir.glob("*.jsonl"))
+
+    def read_collected(self, handle: str) -> Collected:
+        posts = [Post.from_dict(row) for _, row in iter_jsonl(self.posts_path(handle))]
+        account_path = self.account_path(handle)
+        if account_path.exists():
+            account = Account.from_dict(orjson.loads(account_path.read_bytes()))
+        else:
+            platform = posts[0].platform if posts else "file"
+            account = Account(platform=platform, handle=handle)
+        return Collected(account, posts)
