@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from .errors import HuggingtweetsError
@@ -31,8 +32,10 @@ def check_handle(handle: str) -> str:
     return name
 
 
-@dataclass(slots=True)
-class Post:
+class Post(msgspec.Struct):
+    """One post, normalized. A msgspec Struct: created, encoded and decoded several times
+    faster than a dataclass, which matters when an export holds 100,000 posts."""
+
     platform: str
     id: str
     author: str
@@ -41,7 +44,7 @@ class Post:
     is_repost: bool = False
     is_reply: bool = False
     is_quote: bool = False
-    visibility: str = "public"
+    visibility: str = "public"  # one of VISIBILITIES
     lang: str | None = None
     url: str | None = None
 
@@ -50,19 +53,21 @@ class Post:
         return self.visibility in PRIVATE_VISIBILITIES
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return msgspec.structs.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Post:
-        return cls(**{name: data[name] for name in _POST_FIELDS if name in data})
+        """A Post from a JSON object; unknown keys are ignored, wrong types refused."""
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            raise HuggingtweetsError(f"not a post record: {exc}") from None
 
 
-_POST_FIELDS = tuple(f.name for f in fields(Post))
 POST_REQUIRED = ("platform", "id", "author", "text")
 
 
-@dataclass(slots=True)
-class Account:
+class Account(msgspec.Struct):
     platform: str
     handle: str
     display_name: str | None = None
@@ -70,12 +75,14 @@ class Account:
     description: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return msgspec.structs.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Account:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            raise HuggingtweetsError(f"not an account record: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -91,8 +98,12 @@ class Collected:
     posts: list[Post]
 
 
-def dump_jsonl(rows: Iterable[dict]) -> bytes:
-    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+_ENCODER = msgspec.json.Encoder()
+
+
+def dump_jsonl(rows: Iterable[object]) -> bytes:
+    """JSON Lines of dicts or records."""
+    return _ENCODER.encode_lines(rows if isinstance(rows, list) else list(rows))
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -107,6 +118,13 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise HuggingtweetsError(
+                    f"{path} is not UTF-8 text (byte 0x{line[bad.start]:02x} at line {number}); "
+                    "re-save it as UTF-8"
+                ) from None
             raise HuggingtweetsError(
                 f"invalid JSON in {path} at line {number}: {exc.args[0].split(':')[0]}"
             ) from None
@@ -118,3 +136,19 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
 def is_post_record(row: dict) -> bool:
     """True when a JSON object is one of our own normalized post records."""
     return all(key in row for key in POST_REQUIRED)
+
+
+_POSTS_DECODER = msgspec.json.Decoder(Post)
+
+
+def read_posts(path: Path) -> list[Post]:
+    """Our own posts file (JSON Lines of Post records)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HuggingtweetsError(f"file not found: {path}") from None
+    try:
+        return _POSTS_DECODER.decode_lines(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Slow path, only to name the line at fault.
+        return [Post.from_dict(row) for _, row in iter_jsonl(path)]

@@ -12,7 +12,7 @@ from typing import IO
 
 import orjson
 
-from .records import Account, Collected, Post, check_handle, dump_jsonl, iter_jsonl
+from .records import Account, Collected, check_handle, dump_jsonl, read_posts
 
 
 @contextlib.contextmanager
@@ -94,7 +94,7 @@ class RunDir:
         """Write one account's posts and profile (atomically) and return the posts path."""
         handle = collected.account.handle
         path = self.posts_path(handle)
-        atomic_write(path, dump_jsonl(post.to_dict() for post in collected.posts))
+        atomic_write(path, dump_jsonl(collected.posts))
         write_json(self.account_path(handle), collected.account.to_dict())
         return path
 
@@ -102,7 +102,7 @@ class RunDir:
         return sorted(p.name[: -len(".jsonl")] for p in self.posts_dir.glob("*.jsonl"))
 
     def read_collected(self, handle: str) -> Collected:
-        posts = [Post.from_dict(row) for _, row in iter_jsonl(self.posts_path(handle))]
+        posts = read_posts(self.posts_path(handle))
         account_path = self.account_path(handle)
         if account_path.exists():
             account = Account.from_dict(orjson.loads(account_path.read_bytes()))

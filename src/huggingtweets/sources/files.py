@@ -41,7 +41,7 @@ def _post(handle: str, number: int, row: dict, text_key: str) -> Post:
 
 
 def default_handle(path: Path, handle: str | None) -> str:
-    return check_handle(handle or path.stem)
+    return check_handle(path.stem if handle is None else handle)
 
 
 def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collected:
@@ -77,7 +77,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
         profile = path.with_name(path.name.removesuffix(".jsonl") + ".account.json")
         if profile.exists():  # written beside the posts by `collect`
             account = Account.from_dict(orjson.loads(profile.read_bytes()))
-        account.handle = check_handle(handle or account.handle)
+        account.handle = check_handle(account.handle if handle is None else handle)
         for post in posts:
             post.author = account.handle
         return Collected(account, posts)

@@ -73,8 +73,8 @@ def acct_from_actor(actor: dict) -> str | None:
 def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
     actor_name = tree.find("actor.json")
     actor = _load_json(tree, actor_name) if actor_name else {}
-    handle = handle or acct_from_actor(actor)
-    if not handle:
+    handle = acct_from_actor(actor) if handle is None else handle
+    if handle is None:
         raise HuggingtweetsError(
             f"{tree.label} has no actor.json to name the account: pass --handle USER@INSTANCE"
         )

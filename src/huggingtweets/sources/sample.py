@@ -48,7 +48,7 @@ def read_sample(name: str, handle: str | None = None) -> Collected:
             "(`huggingtweets samples` lists all)"
         )
     speaker = posts_src[0][1]
-    handle = check_handle(handle or wanted)
+    handle = check_handle(wanted if handle is None else handle)
     posts = [
         Post(platform=PLATFORM, id=str(i), author=handle, created_at=None, text=body, lang="en")
         for i, _, body in posts_src

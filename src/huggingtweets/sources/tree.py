@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import HuggingtweetsError
@@ -90,7 +91,7 @@ class ZipTree(Tree):
     def read_bytes(self, name: str) -> bytes:
         try:
             return self._zip.read(name)
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
             raise HuggingtweetsError(
                 f"{self.label}: cannot read {name} ({exc}); the archive is corrupt or "
                 "truncated, download the export again"

@@ -12,10 +12,13 @@ import html
 import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
+from typing import NoReturn
 
+import msgspec
 import orjson
 
 from ..errors import HuggingtweetsError
+from ..parallel import split_in_two
 from ..records import Account, Collected, Post, check_handle
 from .tree import Tree, decode_utf8
 
@@ -40,37 +43,127 @@ def looks_like_export(tree: Tree) -> bool:
     return bool(tree.find_all(is_tweet_file))
 
 
-def parse_ytd(tree: Tree, name: str) -> list:
+class _Url(msgspec.Struct):
+    expanded_url: str | None = None
+
+
+class _Entities(msgspec.Struct):
+    urls: list[_Url] | None = None
+
+
+class _Tweet(msgspec.Struct):
+    """The fields of a tweets.js entry that we read; msgspec skips the rest unparsed."""
+
+    id_str: str | int | None = None
+    id: str | int | None = None
+    full_text: str | None = None
+    text: str | None = None  # the oldest exports
+    created_at: str | None = None
+    lang: str | None = None
+    in_reply_to_status_id_str: str | int | None = None
+    entities: _Entities | None = None
+
+
+class _TweetEntry(_Tweet):
+    tweet: _Tweet | None = None  # newer exports wrap each entry: {"tweet": {...}}
+
+
+# Decoding only the fields we need, into typed structs, is what makes reading a large
+# export fast: an export's tweets.js is mostly fields we never read.
+_TWEETS_DECODER = msgspec.json.Decoder(list[_TweetEntry])
+_ANY_DECODER = msgspec.json.Decoder(list)
+
+
+def _json_span(raw: bytes) -> tuple[int, int]:
+    """Where the JSON array starts and ends, after ``window.YTD.x.part0 =`` and before ";"."""
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    prefix = _YTD_PREFIX_RE.match(raw, start)
+    start = prefix.end() if prefix else start
+    end = len(raw.rstrip())
+    end -= raw.endswith(b";", 0, end)
+    return start, end
+
+
+def parse_ytd(tree: Tree, name: str, decoder: msgspec.json.Decoder = _ANY_DECODER) -> list:
     """Parse one ``window.YTD.<kind>.partN = [...]`` file, naming file and position on error."""
     raw = tree.read_bytes(name)
-    decode_utf8(raw, f"{tree.label}:{name}")  # a clear error for non-UTF-8 bytes first
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    prefix = _YTD_PREFIX_RE.match(raw)
-    body = raw[prefix.end() :] if prefix else raw
-    body = body.rstrip().removesuffix(b";")
+    start, end = _json_span(raw)
     try:
-        data = orjson.loads(body)
+        return decoder.decode(memoryview(raw)[start:end])
+    except msgspec.ValidationError as exc:
+        raise HuggingtweetsError(
+            f"unexpected content in {tree.label}:{name}: {exc}; is this an X export file?"
+        ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        _raise_parse_error(tree, name, raw, start, end)
+
+
+# Between two top-level entries of a pretty-printed export. A raw newline cannot occur
+# inside a JSON string, and entries of the top-level array alone are indented by two
+# spaces, so this is always a boundary between entries.
+_ENTRY_BOUNDARY = b"\n  },\n  {"
+
+
+class _SplitFailed(Exception):
+    """A half did not decode on its own: read the file whole (and report its error)."""
+
+
+def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
+    """The posts of one tweets file. A large pretty-printed file is split in two at an
+    entry boundary near its middle, and the halves are read on both cores."""
+    raw = tree.read_bytes(name)
+    start, end = _json_span(raw)
+    middle = (start + end) // 2
+    boundary = raw.find(_ENTRY_BOUNDARY, middle, end)
+    if boundary < 0:
+        boundary = raw.rfind(_ENTRY_BOUNDARY, start, middle)
+    if boundary >= 0 and end - start > 1_000_000:
+        comma = boundary + 4
+
+        def half(body: bytes) -> list[Post]:
+            try:
+                entries = _TWEETS_DECODER.decode(body)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                raise _SplitFailed from None
+            return posts_of(entries)
+
+        try:
+            head, tail = split_in_two(
+                lambda: half(raw[start:comma] + b"]"),
+                lambda: half(b"[" + raw[comma + 1 : end]),
+                list[Post],
+                size=(end - start) // 500,
+            )
+            return head + tail
+        except _SplitFailed:
+            pass
+    return posts_of(parse_ytd(tree, name, _TWEETS_DECODER))
+
+
+def _raise_parse_error(tree: Tree, name: str, raw: bytes, start: int, end: int) -> NoReturn:
+    """Name the file and the line and column of the first error (slow path)."""
+    decode_utf8(raw, f"{tree.label}:{name}")  # a non-UTF-8 byte gets its own message
+    try:
+        orjson.loads(raw[start:end])
     except orjson.JSONDecodeError as exc:
-        # orjson counts from the start of the JSON; report the position in the file.
-        offset = (prefix.end() if prefix else 0) + exc.pos
+        offset = start + exc.pos
         line = raw.count(b"\n", 0, offset) + 1
         column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
         reason = exc.msg.split(":")[0] if exc.msg else "invalid JSON"
-        raise HuggingtweetsError(
-            f"invalid JSON in {tree.label}:{name} at line {line}, column {column}: {reason}; "
-            "the export may be damaged, download it again"
-        ) from None
-    if not isinstance(data, list):
-        raise HuggingtweetsError(f"{tree.label}:{name}: expected a list of entries")
-    return data
+        where = f"at line {line}, column {column}: {reason}"
+    else:
+        where = "(its structure is not valid JSON)"
+    raise HuggingtweetsError(
+        f"invalid JSON in {tree.label}:{name} {where}; the export may be damaged, download it again"
+    )
 
 
 def twitter_time(value: str) -> str:
     """'Wed Oct 19 20:07:25 +0000 2022' -> '2022-10-19T20:07:25Z' (a fast path for UTC)."""
-    parts = value.split()
-    if len(parts) == 6 and parts[4] == "+0000" and parts[1] in _MONTHS:
-        return f"{parts[5]}-{_MONTHS[parts[1]]}-{int(parts[2]):02d}T{parts[3]}Z"
+    # Exports always write this fixed-width form in UTC: slice it rather than strptime.
+    month = _MONTHS.get(value[4:7])
+    if len(value) == 30 and value[20:25] == "+0000" and month and value[8:10].isdigit():
+        return f"{value[26:30]}-{month}-{value[8:10]}T{value[11:19]}Z"
     parsed = datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y")
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -80,8 +173,11 @@ def _iso_seconds(value: str) -> str:
     return value[:19] + "Z"
 
 
-def _entry(obj: dict, key: str) -> dict:
-    return obj.get(key, obj) if isinstance(obj, dict) else {}
+def _entry(obj, key: str):
+    """Newer exports wrap each entry (``{"tweet": {...}}``); the oldest did not."""
+    if not isinstance(obj, dict):
+        raise HuggingtweetsError(f"unexpected entry in the export: {str(obj)[:60]!r}")
+    return obj.get(key) or obj
 
 
 def read_profile(tree: Tree) -> tuple[str | None, str | None, str | None, str | None]:
@@ -151,10 +247,44 @@ def _match_note(tweet_text: str, candidates: list[str]) -> str | None:
     return None
 
 
+def _tweet_post(
+    tweet: _Tweet, handle: str, notes: dict[str, list[str]], protected: list[tuple[str, str]]
+) -> Post | None:
+    """One tweets.js entry as a Post (None when it has no id or text)."""
+    tweet_id = str(tweet.id_str or tweet.id or "")
+    text = tweet.full_text if tweet.full_text is not None else tweet.text
+    if not tweet_id or text is None:
+        return None
+    created_at = twitter_time(tweet.created_at) if tweet.created_at else None
+    if created_at in notes:
+        text = _match_note(text, notes[created_at]) or text
+    quoted = False
+    if tweet.entities and tweet.entities.urls:
+        for url in tweet.entities.urls:
+            match = _STATUS_URL_RE.match(url.expanded_url or "")
+            quoted = quoted or bool(match and match[1] != tweet_id)
+    visibility = "public"
+    if protected and created_at and any(a <= created_at < b for a, b in protected):
+        visibility = "followers"
+    return Post(
+        platform=PLATFORM,
+        id=tweet_id,
+        author=handle,
+        created_at=created_at,
+        text=text,
+        is_repost=text.startswith("RT @"),
+        is_reply=bool(tweet.in_reply_to_status_id_str),
+        is_quote=quoted,
+        visibility=visibility,
+        lang=tweet.lang or None,
+        url=f"https://x.com/{handle}/status/{tweet_id}",
+    )
+
+
 def read_x_export(tree: Tree, handle: str | None = None) -> Collected:
     export_handle, display_name, avatar, bio = read_profile(tree)
-    handle = handle or export_handle
-    if not handle:
+    handle = export_handle if handle is None else handle
+    if handle is None:
         raise HuggingtweetsError(
             f"{tree.label} has no account.js to name the account: pass --handle YOUR_HANDLE"
         )
@@ -168,44 +298,22 @@ def read_x_export(tree: Tree, handle: str | None = None) -> Collected:
     posts: list[Post] = []
     seen: set[str] = set()
     for name in files:
-        for item in parse_ytd(tree, name):
-            tweet = _entry(item, "tweet")
-            tweet_id = tweet.get("id_str") or str(tweet.get("id", ""))
-            text = tweet.get("full_text", tweet.get("text"))
-            if not tweet_id or text is None:
-                raise HuggingtweetsError(
-                    f"{tree.label}:{name}: an entry has no id or text; is this a tweets file?"
-                )
-            if tweet_id in seen:
-                continue
-            seen.add(tweet_id)
-            created = tweet.get("created_at")
-            created_at = twitter_time(created) if created else None
-            if created_at and created_at in notes:
-                text = _match_note(text, notes[created_at]) or text
-            urls = (tweet.get("entities") or {}).get("urls") or ()
-            quoted = any(
-                (m := _STATUS_URL_RE.match(u.get("expanded_url") or "")) and m[1] != tweet_id
-                for u in urls
-            )
-            visibility = "public"
-            if created_at and any(a <= created_at < b for a, b in protected):
-                visibility = "followers"
-            posts.append(
-                Post(
-                    platform=PLATFORM,
-                    id=tweet_id,
-                    author=handle,
-                    created_at=created_at,
-                    text=text,
-                    is_repost=text.startswith("RT @"),
-                    is_reply=bool(tweet.get("in_reply_to_status_id_str")),
-                    is_quote=quoted,
-                    visibility=visibility,
-                    lang=tweet.get("lang") or None,
-                    url=f"https://x.com/{handle}/status/{tweet_id}",
-                )
-            )
+
+        def posts_of(entries: list[_TweetEntry], name: str = name) -> list[Post]:
+            out = []
+            for entry in entries:
+                post = _tweet_post(entry.tweet or entry, handle, notes, protected)
+                if post is None:
+                    raise HuggingtweetsError(
+                        f"{tree.label}:{name}: an entry has no id or text; is this a tweets file?"
+                    )
+                out.append(post)
+            return out
+
+        for post in _read_tweets(tree, name, posts_of):
+            if post.id not in seen:  # multi-part exports may overlap
+                seen.add(post.id)
+                posts.append(post)
     account = Account(
         platform=PLATFORM,
         handle=handle,

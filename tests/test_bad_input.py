@@ -1,0 +1,158 @@
+"""Bad input gets one clear line and exit code 2; nothing half-written, nothing outside RUN_DIR."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from exports import sentences, tweet, write_x_export, zip_folder
+
+from huggingtweets.runs import atomic_open
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def fails_cleanly(tmp_path: Path, *args: object, says: str) -> None:
+    """Run prepare; check one line, exit 2, no traceback, nothing written anywhere."""
+    before = files_under(tmp_path)
+    result = run_cli("prepare", *args, "--out", tmp_path / "run", expect=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ") and says in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert files_under(tmp_path) == before  # no run dir, no temporary file, nothing else
+
+
+@pytest.fixture
+def export(tmp_path) -> Path:
+    return write_x_export(
+        tmp_path / "export", [tweet(str(i), t) for i, t in enumerate(sentences(600))]
+    )
+
+
+def test_missing_file(tmp_path):
+    fails_cleanly(tmp_path, tmp_path / "nope.zip", says="file not found")
+
+
+def test_unknown_format(tmp_path):
+    (tmp_path / "posts.docx").write_bytes(b"PK\x03\x04 not really")
+    fails_cleanly(tmp_path, tmp_path / "posts.docx", says="unknown format")
+
+
+def test_folder_that_is_no_export(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder/readme.md").write_text("hi")
+    fails_cleanly(tmp_path, tmp_path / "folder", says="not an X/Twitter export")
+
+
+def test_unrecognised_spec_lists_accepted_forms(tmp_path):
+    fails_cleanly(tmp_path, "notasource", says="accepted:")
+
+
+def test_truncated_zip(tmp_path, export):
+    whole = zip_folder(export, tmp_path / "whole.zip").read_bytes()
+    (tmp_path / "whole.zip").unlink()
+    (tmp_path / "cut.zip").write_bytes(whole[: len(whole) // 2])
+    fails_cleanly(tmp_path, tmp_path / "cut.zip", says="not a readable zip archive")
+
+
+def test_corrupt_zip_member(tmp_path, export):
+    path = zip_folder(export, tmp_path / "bad.zip")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("data/tweets.js")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 100
+    data[start : start + 50] = bytes(50)  # damage the compressed data, not the directory
+    path.write_bytes(bytes(data))
+    fails_cleanly(tmp_path, path, "--handle", "me", says="corrupt or truncated")
+
+
+def test_zip_entry_pointing_outside_the_archive(tmp_path):
+    path = tmp_path / "evil.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data/tweets.js", "window.YTD.tweets.part0 = []")
+        archive.writestr("../x", "escaped")
+    fails_cleanly(tmp_path, path, says="pointing outside the archive ('../x')")
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_invalid_json_names_file_and_position(tmp_path, export):
+    path = export / "data/tweets.js"
+    lines = path.read_text().splitlines()
+    lines[7] = lines[7] + ",,"
+    path.write_text("\n".join(lines))
+    fails_cleanly(tmp_path, export, "--handle", "x", says="invalid JSON in")
+    result = run_cli("prepare", export, "--handle", "x", "--out", tmp_path / "r", expect=2)
+    assert "data/tweets.js at line 8, column" in result.stderr
+
+
+def test_account_with_no_posts(tmp_path):
+    export = write_x_export(tmp_path / "empty", [])
+    fails_cleanly(tmp_path, export, "--handle", "me", says="no posts found")
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".jsonl"])
+def test_bytes_that_are_not_utf8(tmp_path, suffix):
+    path = tmp_path / f"latin1{suffix}"
+    text = (
+        '{"text": "caf\xe9 au lait and more words"}'
+        if suffix == ".jsonl"
+        else ("text\ncaf\xe9 au lait and more words\n")
+    )
+    path.write_bytes(text.encode("latin-1"))
+    fails_cleanly(tmp_path, path, says="is not UTF-8")
+
+
+def test_non_utf8_inside_an_export(tmp_path, export):
+    path = export / "data/tweets.js"
+    path.write_bytes(path.read_bytes().replace(b"post 3 ", b"post \xff3 "))
+    fails_cleanly(tmp_path, export, "--handle", "me", says="byte 0xff")
+
+
+@pytest.mark.parametrize("handle", ["../../etc", "a/b", "..", ".hidden", ""])
+def test_handle_with_path_characters(tmp_path, export, handle):
+    fails_cleanly(tmp_path, export, "--handle", handle, says="invalid handle")
+
+
+def test_more_handles_than_sources(tmp_path, export):
+    fails_cleanly(tmp_path, export, "--handle", "a", "--handle", "b", says="--handle values")
+
+
+def test_the_same_account_twice(tmp_path):
+    fails_cleanly(tmp_path, "sample:romeo", "sample:romeo", says="given twice")
+
+
+def test_prepare_without_source_or_posts(tmp_path):
+    fails_cleanly(tmp_path, says="no collected posts")
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "stats.json"
+    target.write_text("old")
+    with pytest.raises(OSError), atomic_open(target) as handle:
+        handle.write(b"new, half")
+        raise OSError(28, "No space left on device")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["stats.json"]
+
+
+def test_a_failed_prepare_keeps_the_previous_dataset(tmp_path):
+    run = tmp_path / "run"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    before = {p: p.read_bytes() for p in (run / "dataset").iterdir()}
+    (tmp_path / "tiny.txt").write_text("a few words only here\n" * 3)
+    run_cli("prepare", tmp_path / "tiny.txt", "--out", run, expect=2)
+    assert {p: p.read_bytes() for p in (run / "dataset").iterdir()} == before
+    assert sorted(os.listdir(run)) == ["dataset", "posts"]
+
+
+@pytest.mark.parametrize("command", ["collect", "prepare"])
+def test_commands_have_help_with_examples(command):
+    result = run_cli(command, "--help")
+    assert result.stdout.startswith("Usage: ") and "Examples:" in result.stdout
+    assert "SOURCE is one of:" in result.stdout

@@ -1,0 +1,237 @@
+"""The rules of prepare, one by one, and the properties of the dataset it writes."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from conftest import run_cli
+from exports import sentences
+from hypothesis import given
+from hypothesis import strategies as st
+
+from huggingtweets import Account, Collected, Post, PrepareOptions, prepare, prepare_collected
+from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.textrules import clean_text, count_words, is_short
+
+
+def original_is_short(text: str) -> bool:
+    boring = ("http", "@", "#")
+    return len([w for w in text.split() if all(b not in w.lower() for b in boring)]) < 3
+
+
+def account(handle: str, texts: list[str], **flags) -> Collected:
+    posts = [Post("x", str(i), handle, None, t, **flags) for i, t in enumerate(texts)]
+    return Collected(Account("x", handle), posts)
+
+
+def rows(run, name: str) -> list[dict]:
+    return [
+        orjson.loads(line) for line in (run / f"dataset/{name}.jsonl").read_bytes().splitlines()
+    ]
+
+
+# -- cleaning -------------------------------------------------------------------
+
+
+def test_clean_text_decodes_removes_urls_and_collapses_whitespace():
+    assert clean_text("a  b\n\nc\t d ") == "a b c d"
+    assert clean_text("see https://t.co/abc and http://x.y/z?q=1 now") == "see and now"
+    assert clean_text("https://t.co/abc starts") == "starts"
+    assert clean_text("line one\n  line   two\n\n\n\nthree", allow_newlines=True) == (
+        "line one\nline two\n\nthree"
+    )
+
+
+def test_prepare_decodes_html_entities(tmp_path):
+    texts = ["Fish &amp; chips &lt;3 tonight, with friends", *sentences(600)]
+    prepare_collected(
+        [account("me", texts)], tmp_path, PrepareOptions(validation_split_percentage=0)
+    )
+    assert "Fish & chips <3 tonight, with friends" in {r["text"] for r in rows(tmp_path, "train")}
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "word",
+                "Word",
+                "@bob",
+                "#tag",
+                "http://x",
+                "HTTPS://y",
+                "xhttpy",
+                "a@b",
+                "c#",
+                "é",
+                "🙂",
+                "",
+                " ",
+                "\n",
+                "two words",
+            ]
+        ),
+        max_size=12,
+    ).map(" ".join)
+)
+def test_short_rule_is_exactly_the_original_for_text_with_spaces(text):
+    assert is_short(text) == original_is_short(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "short"),
+    [
+        ("今日は良い天気ですね", 5, False),  # Japanese, 10 characters: a real sentence
+        ("ありがとう", 2, True),  # "thank you": short, like its English counterpart
+        ("我今天很高兴见到你们大家", 6, False),  # Chinese, 12 characters
+        ("สวัสดีครับ", 2, True),  # Thai "hello"
+        ("วันนี้อากาศดีมากเลยครับผม", 6, False),  # Thai sentence
+        ("@友達 #タグ ありがとう", 2, True),  # mentions and hashtags still do not count
+        ("iPhone最高です", 2, True),
+    ],
+)
+def test_scripts_without_spaces_count_words_by_characters(text, words, short):
+    assert count_words(text) == words
+    assert is_short(text) is short
+
+
+def test_japanese_posts_are_not_dropped_as_short(tmp_path):
+    texts = [f"今日は良い天気ですね、公園で{i}回散歩しました。" * 3 for i in range(200)]
+    result = prepare_collected([account("jp", texts)], tmp_path)
+    assert result.stats["accounts"][0]["short"] == 0
+
+
+# -- categories -----------------------------------------------------------------
+
+
+def test_every_post_lands_in_exactly_one_category(tmp_path):
+    texts = sentences(700)
+    posts = [Post("x", str(i), "me", None, t) for i, t in enumerate(texts)]
+    posts[0].visibility = "followers"
+    posts[1].visibility = "direct"
+    posts[2].is_repost = True
+    posts[3].is_reply = True
+    posts[4].text = "too short"
+    posts[5].text = posts[6].text = "The same words are posted twice here"
+    posts[7].text = "only four words here"
+    posts[8].text = "@bob #tag mention and tag"
+    posts[9].visibility = "unlisted"
+    options = PrepareOptions(
+        drop_replies=True, dedupe=True, min_words=5, strip_mentions=True, strip_hashtags=True
+    )
+    stats = prepare_collected([Collected(Account("x", "me"), posts)], tmp_path, options).stats
+    (acc,) = stats["accounts"]
+    assert (acc["private"], acc["retweets"], acc["replies"], acc["short"]) == (2, 1, 1, 1)
+    assert (acc["below_min_words"], acc["duplicates"]) == (2, 1)  # posts 7 and 8; post 6
+    assert acc["kept"] == 700 - 8
+    assert sum(acc[c] for c in stats["categories"]) == acc["downloaded"] == 700
+    assert acc["edits"] == {"mentions_stripped": 0, "hashtags_stripped": 0}
+
+
+def test_strip_mentions_and_hashtags_edit_the_text(tmp_path):
+    texts = ["@bob thanks for the lovely dinner #grateful #food", *sentences(600)]
+    options = PrepareOptions(
+        strip_mentions=True, strip_hashtags=True, validation_split_percentage=0
+    )
+    result = prepare_collected([account("me", texts)], tmp_path, options)
+    assert "thanks for the lovely dinner" in {r["text"] for r in rows(tmp_path, "train")}
+    assert result.stats["accounts"][0]["edits"] == {"mentions_stripped": 1, "hashtags_stripped": 1}
+
+
+def test_private_posts_never_reach_the_dataset_under_any_option(tmp_path):
+    secret = "This secret message is only for my followers, please keep it"
+    posts = [Post("x", str(i), "me", None, t) for i, t in enumerate(sentences(600))]
+    posts += [
+        Post("x", "s1", "me", None, secret, visibility="followers"),
+        Post("x", "s2", "me", None, secret + " too", visibility="direct"),
+    ]
+    for options in (PrepareOptions(), PrepareOptions(dedupe=True, allow_newlines=True)):
+        prepare_collected([Collected(Account("x", "me"), posts)], tmp_path, options)
+        dataset = (tmp_path / "dataset/train.jsonl").read_text() + (
+            tmp_path / "dataset/valid.jsonl"
+        ).read_text()
+        assert "secret" not in dataset
+
+
+# -- split and balance ------------------------------------------------------------
+
+
+def test_split_is_90_10_deterministic_under_seed_and_disjoint(tmp_path):
+    texts = sentences(1000)
+    ids = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        prepare_collected([account("me", texts)], tmp_path / name, PrepareOptions(seed=seed))
+        ids[name] = (
+            {r["id"] for r in rows(tmp_path / name, "train")},
+            {r["id"] for r in rows(tmp_path / name, "valid")},
+        )
+    train, valid = ids["a"]
+    assert len(valid) == 100 and len(train) == 900 and not train & valid
+    assert train | valid == {str(i) for i in range(1000)}
+    assert ids["a"] == ids["b"] and ids["a"] != ids["c"]
+
+
+def test_several_accounts_are_balanced_by_characters(tmp_path):
+    big = account("big", sentences(2000, words=15, tag="big "))
+    small = account("small", sentences(300, words=12, tag="small "))
+    stats = prepare_collected([big, small], tmp_path).stats
+    train = rows(tmp_path, "train")
+    chars = {h: sum(len(r["text"]) for r in train if r["handle"] == h) for h in ("big", "small")}
+    longest_post = max(len(r["text"]) for r in train)
+    assert chars["big"] <= chars["small"] < chars["big"] + longest_post
+    # The statistics keep each account's true counts; the split records the oversampling.
+    small_stats = stats["accounts"][1]
+    assert small_stats["kept"] == 300
+    assert small_stats["split"]["train_rows"] > small_stats["split"]["train"] == 270
+    assert len({r["id"] for r in train if r["handle"] == "small"}) == 270
+    # Training rows are shuffled so that packed blocks mix the voices.
+    first = [r["handle"] for r in train[:50]]
+    assert "big" in first and "small" in first
+    prepare_collected([big, small], tmp_path / "nobal", PrepareOptions(balance=False))
+    assert len(rows(tmp_path / "nobal", "train")) == 1800 + 270
+
+
+# -- too little text --------------------------------------------------------------
+
+
+def test_too_little_text_is_an_error_with_counts(tmp_path):
+    with pytest.raises(
+        HuggingtweetsError, match=r"@tiny: 20 posts kept of 20 \([\d,]+ characters\)"
+    ):
+        prepare_collected([account("tiny", sentences(20))], tmp_path)
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_little_text_is_a_warning(tmp_path):
+    path = tmp_path / "few.txt"
+    path.write_text("\n".join(sentences(200)), "utf-8")  # ~17,000 characters
+    result = run_cli("prepare", path, "--out", tmp_path / "run")
+    assert "Warning" in result.stderr and "under 40,000 characters" in result.stderr
+    assert "200 posts kept" in result.stderr
+
+
+# -- the CLI and the Python API agree ---------------------------------------------
+
+
+def test_cli_and_python_api_write_the_same_dataset(tmp_path):
+    result = run_cli(
+        "prepare", "sample:romeo", "sample:juliet", "--dedupe", "--out", tmp_path / "cli"
+    )
+    api = prepare(
+        tmp_path / "api", ["sample:romeo", "sample:juliet"], options=PrepareOptions(dedupe=True)
+    )
+    for name in ("train.jsonl", "valid.jsonl", "stats.json"):
+        assert (tmp_path / "cli/dataset" / name).read_bytes() == (
+            tmp_path / "api/dataset" / name
+        ).read_bytes()
+    assert api.stats["accounts"][0]["display_name"] == "Romeo"
+    # The CLI prints the table and eight kept posts from both voices.
+    assert "Posts kept" in result.stdout
+    shown = [
+        line for line in result.stdout.splitlines() if line.startswith(("  @romeo:", "  @juliet:"))
+    ]
+    assert len(shown) == 8 and any("@juliet" in s for s in shown)
+    stats = json.loads((tmp_path / "cli/dataset/stats.json").read_text())
+    assert [a["handle"] for a in stats["accounts"]] == ["romeo", "juliet"]
