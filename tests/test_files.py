@@ -70,3 +70,31 @@ def test_bundled_sample_speakers_as_accounts(tmp_path):
     assert result.stdout.count("sample:") == 3
     bad = run_cli("prepare", "sample:nobody", "--out", tmp_path / "x", expect=2)
     assert "no speaker 'nobody'" in bad.stderr
+
+
+def test_collect_alone_writes_posts_and_account_only(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("collect", "sample:romeo", "sample:juliet", "--out", run)
+    assert "@romeo: 160 posts" in result.stdout
+    assert sorted(p.name for p in (run / "posts").iterdir()) == [
+        "juliet.account.json",
+        "juliet.jsonl",
+        "romeo.account.json",
+        "romeo.jsonl",
+    ]
+    assert not (run / "dataset").exists()
+    account = json.loads((run / "posts/romeo.account.json").read_text())
+    assert account == {
+        "platform": "sample",
+        "handle": "romeo",
+        "display_name": "Romeo",
+        "avatar_url": None,
+        "description": None,
+    }
+    # prepare then works on what collect wrote.
+    run_cli("prepare", "--out", run)
+    accounts = json.loads((run / "dataset/stats.json").read_text())["accounts"]
+    assert {a["handle"]: a["display_name"] for a in accounts} == {
+        "romeo": "Romeo",
+        "juliet": "Juliet",
+    }

@@ -89,3 +89,12 @@ def test_html_to_text_keeps_what_a_reader_sees():
         "</a></p><p>line one<br>line two</p>"
     )
     assert html_to_text(html) == "@bob see https://ex.com/a/b & #tea\n\nline one\nline two"
+
+
+def test_zip_and_outbox_json_read_the_same(dealingwith, tmp_path):
+    from exports import zip_folder
+
+    archive = zip_folder(dealingwith, tmp_path / "archive.zip")
+    folder = read_source(str(dealingwith))
+    assert read_source(str(archive)).posts == folder.posts
+    assert read_source(str(dealingwith / "outbox.json")).account == folder.account

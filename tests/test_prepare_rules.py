@@ -235,3 +235,35 @@ def test_cli_and_python_api_write_the_same_dataset(tmp_path):
     assert len(shown) == 8 and any("@juliet" in s for s in shown)
     stats = json.loads((tmp_path / "cli/dataset/stats.json").read_text())
     assert [a["handle"] for a in stats["accounts"]] == ["romeo", "juliet"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["public", "unlisted", "followers", "direct"]),
+            st.booleans(),
+            st.booleans(),
+            st.sampled_from(["a b", "one two three", "x @y #z w", "RT @a: b c d", "dup dup dup"]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 5),
+)
+def test_downloaded_is_always_the_sum_of_the_categories(posts, drop_replies, dedupe, min_words):
+    collected = Collected(
+        Account("x", "me"),
+        [
+            Post("x", str(i), "me", None, t, is_repost=r, is_reply=p, visibility=v)
+            for i, (v, r, p, t) in enumerate(posts)
+        ],
+    )
+    options = PrepareOptions(drop_replies=drop_replies, dedupe=dedupe, min_words=min_words)
+    from huggingtweets.prepare import clean_account
+
+    data = clean_account(collected, options)
+    assert sum(data.counts.values()) == len(posts)
+    private = sum(v in ("followers", "direct") for v, *_ in posts)
+    assert data.counts["private"] == private

@@ -14,11 +14,13 @@ from .prepare import PrepareOptions, PrepareResult, prepare, prepare_collected
 from .records import Account, Collected, Post
 from .runs import RunDir
 from .sources import Source, SourceOptions, read_source, resolve
+from .sources.live import LiveOptions
 
 __all__ = [
     "Account",
     "Collected",
     "HuggingtweetsError",
+    "LiveOptions",
     "Post",
     "PrepareOptions",
     "PrepareResult",

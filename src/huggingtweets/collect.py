@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import HuggingtweetsError
 from .records import Collected
 from .runs import RunDir
-from .sources import Source, SourceOptions, resolve
+from .sources import FileSource, SampleSource, Source, SourceOptions, resolve
+
+OFFLINE_SOURCES = (FileSource, SampleSource)
+
+if TYPE_CHECKING:
+    from .sources.live import LiveOptions
 
 
 def resolve_all(
-    sources: Sequence[str], handles: Sequence[str] = (), text_column: str | None = None
+    sources: Sequence[str],
+    handles: Sequence[str] = (),
+    text_column: str | None = None,
+    live: LiveOptions | None = None,
 ) -> list[Source]:
     """Resolve every spec first, so that a typo fails before anything is written.
     ``handles`` apply to the sources in order."""
@@ -22,7 +31,9 @@ def resolve_all(
             "give at most one per source"
         )
     return [
-        resolve(spec, SourceOptions(handles[i] if i < len(handles) else None, text_column))
+        resolve(
+            spec, SourceOptions(handles[i] if i < len(handles) else None, text_column, live=live)
+        )
         for i, spec in enumerate(sources)
     ]
 
@@ -32,12 +43,44 @@ def collect(
     run_dir: Path | str,
     handles: Sequence[str] = (),
     text_column: str | None = None,
+    live: LiveOptions | None = None,
 ) -> list[Collected]:
-    """Collect each source into ``run_dir/posts/<handle>.jsonl``; returns what was collected."""
+    """Collect each source into ``run_dir/posts/<handle>.jsonl``; returns what was collected.
+    ``live`` says how live accounts are fetched (update, rate limits, time-outs)."""
     if isinstance(sources, str):
         sources = [sources]
     run = RunDir(Path(run_dir))
-    return [source.collect(run) for source in resolve_all(sources, handles, text_column)]
+    resolved = resolve_all(sources, handles, text_column, live)
+    # Files are read whole before anything is written, so that a bad second file or an
+    # account given twice leaves the run directory untouched. Live accounts are cached
+    # as they arrive (their own collect), so they come after.
+    offline = {i: s.read() for i, s in enumerate(resolved) if isinstance(s, OFFLINE_SOURCES)}
+    seen: dict[str, str] = {}
+    for i, collected in offline.items():
+        _check_new_account(collected, resolved[i].spec, seen)
+    for collected in offline.values():
+        run.write_collected(collected)
+    results = []
+    for i, source in enumerate(resolved):
+        if i in offline:
+            results.append(offline[i])
+        else:
+            collected = source.collect(run)
+            _check_new_account(collected, source.spec, seen)
+            results.append(collected)
+    return results
+
+
+def _check_new_account(collected: Collected, spec: str, seen: dict[str, str]) -> None:
+    if not collected.posts:
+        raise HuggingtweetsError(f"no posts found in {spec}")
+    handle = collected.account.handle
+    if handle in seen:
+        raise HuggingtweetsError(
+            f"account {handle!r} is given twice ({seen[handle]} and {spec}); pass each account "
+            "once, or give one of them another --handle"
+        )
+    seen[handle] = spec
 
 
 def load_collected(run_dir: Path | str) -> list[Collected]:

@@ -14,7 +14,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import HuggingtweetsError
 from ..records import Collected
@@ -22,11 +22,15 @@ from ..runs import RunDir
 from . import files, mastodon_export, sample, x_export
 from .tree import DirTree, open_tree
 
+if TYPE_CHECKING:
+    from .live import LiveOptions
+
 
 @dataclass
 class SourceOptions:
     handle: str | None = None  # overrides (or supplies) the account's handle
     text_column: str | None = None  # CSV / JSONL: which field holds the text
+    live: LiveOptions | None = None  # live accounts: --update, --no-wait, time-outs, URLs
 
 
 class Source(abc.ABC):
@@ -46,8 +50,6 @@ class Source(abc.ABC):
         """Collect into ``run``'s posts/ folder. Live sources override this to cache
         page by page and resume; a file is simply read and written atomically."""
         collected = self.read()
-        if not collected.posts:
-            raise HuggingtweetsError(f"no posts found in {self.spec}")
         run.write_collected(collected)
         return collected
 
@@ -169,3 +171,7 @@ def read_source(spec: str, handle: str | None = None, text_column: str | None = 
 register_prefix(
     "sample:", SampleSource, "sample:SPEAKER (bundled tiny Shakespeare, e.g. sample:romeo)"
 )
+
+# Live platforms register themselves, in the order the help lists them (their client
+# libraries load only when a source is used).
+from . import x_api, bluesky, mastodon_api  # noqa: E402, F401, I001

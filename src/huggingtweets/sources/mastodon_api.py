@@ -1,0 +1,225 @@
+"""Mastodon accounts through the instance's REST API, with Mastodon.py.
+
+``mastodon:@user@instance`` (also ``@user@instance`` and ``https://instance/@user``).
+Public posts need no login; an instance that requires one takes the token in
+``MASTODON_ACCESS_TOKEN``, which is sent only to the instance in ``MASTODON_INSTANCE``
+when that is set (a token belongs to one instance). Statuses are read newest first, 40 a
+page, following the ``Link`` headers; HTML becomes text as for exports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlparse
+
+from ..errors import HuggingtweetsError
+from ..records import Account, Post
+from . import SourceOptions, register_prefix, register_spelling
+from .htmltext import html_to_text
+from .live import Fault, LiveSource, Page, Profile, seconds_until_reset, setting, utc_iso
+
+PLATFORM = "mastodon"
+TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
+TOKEN_INSTANCE_ENV = "MASTODON_INSTANCE"
+URL_ENV = "HUGGINGTWEETS_MASTODON_URL"
+PAGE_SIZE = 40  # Mastodon's largest page of statuses
+# Mastodon's "private" is followers-only; anything unknown is treated as not public.
+VISIBILITY = {
+    "public": "public",
+    "unlisted": "unlisted",
+    "private": "followers",
+    "direct": "direct",
+}
+_USER = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}"
+_ACCT_RE = re.compile(rf"@?({_USER})@({_HOST})")
+_PROFILE_URL_RE = re.compile(rf"https?://({_HOST})/@({_USER})(?:@({_HOST}))?/?(?:[?#].*)?")
+_NOT_MASTODON = ("x.com", "twitter.com", "bsky.app")
+
+
+def _parse_acct(text: str) -> tuple[str, str] | None:
+    """(user, instance) from ``@user@instance``, ``user@instance`` or a profile URL."""
+    text = text.strip()
+    match = _ACCT_RE.fullmatch(text)
+    if match:
+        return match[1], match[2].lower()
+    match = _PROFILE_URL_RE.fullmatch(text)
+    if match and match[1].lower().removeprefix("www.") not in _NOT_MASTODON:
+        # https://a.example/@bob@b.example is a.example's view of bob on b.example.
+        return match[2], (match[3] or match[1]).lower()
+    return None
+
+
+class MastodonSource(LiveSource):
+    platform = PLATFORM
+    service = "Mastodon"
+
+    def __init__(self, spec: str, options: SourceOptions) -> None:
+        super().__init__(spec, options)
+        parsed = _parse_acct(spec.split(":", 1)[1])
+        if parsed is None:
+            raise HuggingtweetsError(
+                f"{spec!r}: expected mastodon:@USER@INSTANCE (such as @Gargron@mastodon.social)"
+            )
+        self.user, self.instance = parsed
+        self.handle = f"{self.user}@{self.instance}"
+        self.service = self.instance
+        self.base_url = setting(self.live.mastodon_url, URL_ENV, f"https://{self.instance}")
+        token = os.environ.get(TOKEN_ENV) or None
+        token_instance = (os.environ.get(TOKEN_INSTANCE_ENV) or "").strip().lower()
+        if (
+            token
+            and token_instance
+            and token_instance
+            not in (
+                self.instance,
+                urlparse(self.base_url).netloc.lower(),
+            )
+        ):
+            token = None  # it belongs to another instance: never send it elsewhere
+        self.uses_token = token is not None
+        self._failed = None  # the last answer with a 4xx/5xx status
+
+        import requests
+        from mastodon import Mastodon
+
+        session = requests.Session()
+        # Mastodon.py raises on a 429 without the response, and drops the error text of
+        # endpoints that return lists: keep the last failed answer (requests' documented
+        # response hook) to read the reset time and the instance's words from.
+        session.hooks["response"].append(self._remember_failure)
+        self.api = Mastodon(
+            api_base_url=self.base_url,
+            access_token=token,
+            request_timeout=self.live.timeout,
+            ratelimit_method="throw",  # waiting, with a countdown, is ours to do
+            version_check_mode="none",  # no /api/v1/instance round trip
+            session=session,
+        )
+
+    def _remember_failure(self, response, *args, **kwargs):
+        if response.status_code >= 400:
+            self._failed = response
+        return response
+
+    def _error(self, exc) -> str:
+        """The instance's own words: ``{"error": "..."}``."""
+        if len(exc.args) > 3 and exc.args[3]:
+            return str(exc.args[3])
+        try:
+            return str(self._failed.json()["error"])
+        except (AttributeError, ValueError, KeyError, TypeError):
+            return "no detail"
+
+    @property
+    def acct(self) -> str:
+        return f"@{self.user}@{self.instance}"
+
+    def lookup(self) -> Profile:
+        account = self.api.account_lookup(acct=self.user)
+        if account.get("suspended"):
+            raise HuggingtweetsError(f"{self.acct} is suspended; its posts cannot be collected")
+        acct = str(account.get("acct") or account["username"])
+        handle = acct if "@" in acct else f"{acct}@{self.instance}"
+        self.handle = handle
+        profile = Account(
+            platform=PLATFORM,
+            handle=handle,
+            display_name=account.get("display_name") or None,
+            avatar_url=account.get("avatar") or None,
+            description=html_to_text(account["note"]) if account.get("note") else None,
+        )
+        return Profile(profile, str(account["id"]), account.get("statuses_count") or None)
+
+    def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
+        page = self.api.account_statuses(account_id, limit=PAGE_SIZE, max_id=cursor, since_id=since)
+        following = self.api.get_pagination_info(page, "next")  # from the Link header
+        next_max_id = following.get("max_id") if following else None
+        posts = [self._post(status) for status in page]
+        return Page(posts, str(next_max_id) if next_max_id is not None else None)
+
+    def _post(self, status) -> Post:
+        handle = self.options.handle or self.handle
+        visibility = VISIBILITY.get(str(status.get("visibility")), "followers")
+        reblog = status.get("reblog")
+        if reblog:
+            return Post(
+                platform=PLATFORM,
+                id=str(status["id"]),
+                author=handle,
+                created_at=utc_iso(status.get("created_at")),
+                text="",  # as for exports: a boost's text is someone else's
+                is_repost=True,
+                visibility=visibility,
+                url=reblog.get("url") or reblog.get("uri"),
+            )
+        return Post(
+            platform=PLATFORM,
+            id=str(status["id"]),
+            author=handle,
+            created_at=utc_iso(status.get("created_at")),
+            text=html_to_text(status.get("content") or ""),
+            is_reply=status.get("in_reply_to_id") is not None,
+            is_quote=bool(status.get("quote")),
+            visibility=visibility,
+            lang=status.get("language") or None,
+            url=status.get("url") or status.get("uri"),
+        )
+
+    def classify(self, exc: Exception) -> Fault | None:
+        import mastodon as mp
+
+        where = f"{self.instance} ({self.base_url})"
+        if isinstance(exc, mp.MastodonRatelimitError):
+            wait = seconds_until_reset(self._failed.headers if self._failed is not None else {})
+            return Fault("rate_limit", f"rate limited by {where} (429)", wait)
+        if isinstance(exc, mp.MastodonNetworkError):
+            text = str(exc).lower()
+            if "timed out" in text or "timeout" in text:
+                return Fault("transient", f"{where} did not answer within {self.live.timeout:g}s")
+            return Fault("transient", f"cannot reach {where}")
+        if isinstance(exc, mp.MastodonNotFoundError):
+            return Fault("permanent", f"no account {self.acct} on {where}; check the spelling")
+        if isinstance(exc, mp.MastodonUnauthorizedError):
+            if self.uses_token:
+                return Fault("permanent", f"{where} refused {TOKEN_ENV} (401); set a valid token")
+            return Fault(
+                "permanent",
+                f"{where} requires an access token (401): set {TOKEN_ENV} to a token of "
+                f"that instance (and {TOKEN_INSTANCE_ENV}={self.instance})",
+            )
+        if isinstance(exc, mp.MastodonServerError):
+            return Fault("transient", f"{where} failed ({_status(exc)})")
+        if isinstance(exc, mp.MastodonAPIError):
+            status = _status(exc)
+            if status is None:  # Mastodon.py could not parse the body
+                return Fault("transient", f"{where} sent a malformed answer (not JSON)")
+            if status == 410:
+                return Fault("permanent", f"{self.acct} is gone (suspended or deleted)")
+            if status == 403:
+                return Fault(
+                    "permanent",
+                    f"{where} forbade the request (403: {self._error(exc)}); the instance may "
+                    f"require a login ({TOKEN_ENV}) or block this client",
+                )
+            return Fault("permanent", f"{where} answered {status}: {self._error(exc)}")
+        return None
+
+
+def _status(exc) -> int | None:
+    """Mastodon.py raises API errors with (message, status, reason, error) as args."""
+    return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+
+
+def _spelling(spec: str) -> str | None:
+    parsed = _parse_acct(spec)
+    return f"mastodon:@{parsed[0]}@{parsed[1]}" if parsed else None
+
+
+register_prefix(
+    "mastodon:",
+    MastodonSource,
+    "a Mastodon account: mastodon:@USER@INSTANCE, @USER@INSTANCE or https://INSTANCE/@USER",
+)
+register_spelling(_spelling)
