@@ -9,17 +9,15 @@ in exactly one category, so ``downloaded`` is always the sum of the others.
 
 from __future__ import annotations
 
-import contextlib
-import os
+import functools
 import random
-import shutil
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -27,7 +25,7 @@ from . import textrules
 from .errors import HuggingtweetsError
 from .parallel import split_in_two
 from .records import PRIVATE_VISIBILITIES, Collected, Post, dump_jsonl
-from .runs import RunDir
+from .runs import RunDir, replace_dir
 
 # Drop categories, in the order a post is tested against them.
 CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
@@ -68,9 +66,9 @@ class AccountDataset:
     def handle(self) -> str:
         return self.collected.account.handle
 
-    @property
+    @functools.cached_property
     def kept_chars(self) -> int:
-        return sum(len(text) for _, text in self.kept)
+        return sum(map(len, (text for _, text in self.kept)))
 
 
 @dataclass
@@ -81,17 +79,21 @@ class PrepareResult:
     examples: list[tuple[str, str]]  # (handle, text) of a few kept posts
 
 
-# What a post becomes: the index of the category that drops it, or its cleaned text.
-_PRIVATE, _RETWEETS, _REPLIES, _SHORT, _BELOW_MIN_WORDS = range(5)
-Outcome = int | str
+class CleanedPosts(msgspec.Struct):
+    """What the rules make of some posts: the count of each drop category, the kept
+    posts (id, cleaned text, language) in order, and the edits made."""
+
+    counts: dict[str, int]
+    kept: list[tuple[str, str, str | None]]
+    edits: dict[str, int]
 
 
-def clean_posts(posts: list[Post], options: PrepareOptions) -> tuple[list[Outcome], dict]:
-    """Each post's outcome under the rules, in order, and the edits made (every rule but
-    --dedupe, which needs all the posts before it and so runs in ``clean_account``)."""
-    outcomes: list[Outcome] = []
-    add = outcomes.append
-    mentions = hashtags = 0
+def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
+    """Apply every rule but --dedupe (which needs all the posts before it, and so runs in
+    ``clean_account``) to ``posts``."""
+    private = retweets = replies = short = below_min_words = mentions = hashtags = 0
+    kept: list[tuple[str, str, str | None]] = []
+    keep = kept.append
     min_words = max(options.min_words, textrules.SHORT_WORDS)
     unescape, count_words, clean_text = (
         textrules.unescape,
@@ -100,18 +102,18 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> tuple[list[Outcom
     )
     for post in posts:
         if post.visibility in PRIVATE_VISIBILITIES:  # never, under any option, in a dataset
-            add(_PRIVATE)
+            private += 1
         elif post.is_repost:
-            add(_RETWEETS)
+            retweets += 1
         elif options.drop_replies and post.is_reply:
-            add(_REPLIES)
+            replies += 1
         else:
             text = unescape(post.text)
             words = count_words(text, stop_at=min_words)
             if words < textrules.SHORT_WORDS:
-                add(_SHORT)
+                short += 1
             elif words < min_words:
-                add(_BELOW_MIN_WORDS)
+                below_min_words += 1
             else:
                 if options.strip_mentions:
                     stripped = textrules.strip_mentions(text)
@@ -121,45 +123,49 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> tuple[list[Outcom
                     stripped = textrules.strip_hashtags(text)
                     hashtags += stripped != text
                     text = stripped
-                add(clean_text(text, options.allow_newlines))
+                keep((post.id, clean_text(text, options.allow_newlines), post.lang))
+    counts = {
+        "private": private,
+        "retweets": retweets,
+        "replies": replies,
+        "short": short,
+        "below_min_words": below_min_words,
+    }
     edits = {}
     if options.strip_mentions:
         edits["mentions_stripped"] = mentions
     if options.strip_hashtags:
         edits["hashtags_stripped"] = hashtags
-    return outcomes, edits
+    return CleanedPosts(counts, kept, edits)
 
 
 def clean_account(collected: Collected, options: PrepareOptions) -> AccountDataset:
     posts = collected.posts
     half = len(posts) // 2
-    (head, head_edits), (tail, tail_edits) = split_in_two(
+    head, tail = split_in_two(
         lambda: clean_posts(posts[:half], options),
         lambda: clean_posts(posts[half:], options),
-        tuple[list[Outcome], dict[str, int]],
+        CleanedPosts,
         size=len(posts),
     )
-    counts: Counter = Counter({category: 0 for category in CATEGORIES})
-    languages: Counter = Counter()
-    kept: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for post, outcome in zip(posts, head + tail, strict=True):
-        if outcome.__class__ is int:
-            counts[CATEGORIES[outcome]] += 1
-            continue
-        if options.dedupe:
-            key = " ".join(outcome.casefold().split())
-            if key in seen:
-                counts["duplicates"] += 1
-                continue
-            seen.add(key)
-        kept.append((post.id, outcome))
-        if post.lang:
-            languages[post.lang] += 1
+    counts = Counter(head.counts) + Counter(tail.counts)
+    counts.update({category: 0 for category in CATEGORIES})  # zero counts stay visible
+    edits = Counter(head.edits) + Counter(tail.edits)
+    edits.update({key: 0 for key in head.edits})
+    kept = head.kept + tail.kept
+    if options.dedupe:
+        seen: set[str] = set()
+        unique = []
+        for row in kept:
+            key = " ".join(row[1].casefold().split())
+            if key not in seen:
+                seen.add(key)
+                unique.append(row)
+        counts["duplicates"] = len(kept) - len(unique)
+        kept = unique
     counts["kept"] = len(kept)
-    edits = Counter(head_edits) + Counter(tail_edits)
-    edits.update({k: 0 for k in head_edits if k not in edits})  # keep zero counts visible
-    return AccountDataset(collected, counts, kept, edits, languages)
+    languages = Counter(lang for _, _, lang in kept if lang)
+    return AccountDataset(collected, counts, [(i, t) for i, t, _ in kept], edits, languages)
 
 
 def permutation(n: int, *key: object) -> list[int]:
@@ -308,27 +314,8 @@ def _examples(datasets: list[AccountDataset], seed: int, total: int = 8) -> list
     return turns[:total]
 
 
-@contextlib.contextmanager
-def _replace_dir(path: Path):
-    """Build a folder under a temporary name; swap it in whole only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def write_dataset(run: RunDir, stats: dict, train_rows: list, valid_rows: list) -> None:
-    with _replace_dir(run.dataset_dir) as tmp:
+    with replace_dir(run.dataset_dir) as tmp:
         (tmp / "train.jsonl").write_bytes(dump_jsonl(train_rows))
         (tmp / "valid.jsonl").write_bytes(dump_jsonl(valid_rows))
         (tmp / "stats.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")

@@ -6,10 +6,11 @@ import csv
 import io
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from ..errors import HuggingtweetsError
-from ..records import Account, Collected, Post, check_handle, is_post_record, iter_jsonl
+from ..records import Account, Collected, Post, check_handle, iter_jsonl
 from .tree import decode_utf8
 
 PLATFORM = "file"
@@ -18,26 +19,34 @@ _ID_COLUMNS = ("id", "id_str", "tweet_id", "post_id")
 _DATE_COLUMNS = ("created_at", "date", "timestamp", "published")
 
 
-def _pick(row_keys, wanted: tuple[str, ...]) -> str | None:
-    lowered = {k.lower().strip(): k for k in row_keys if k is not None}
+def _pick(keys, wanted: tuple[str, ...]) -> str | None:
+    """The first of ``wanted`` among ``keys`` (compared case-insensitively)."""
+    lowered = {str(k).lower().strip(): k for k in keys if k is not None}
     return next((lowered[w] for w in wanted if w in lowered), None)
 
 
-def _post(handle: str, number: int, row: dict, text_key: str) -> Post:
-    id_key = _pick(row, _ID_COLUMNS)
-    date_key = _pick(row, _DATE_COLUMNS)
-    text = row[text_key]
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
+def _text_keys(text_column: str | None) -> tuple[str, ...]:
+    return (text_column.lower(),) if text_column else TEXT_COLUMNS
+
+
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _post(handle: str, number: int, post_id: object, created_at: object, text: str) -> Post:
     return Post(
         platform=PLATFORM,
-        id=str(row[id_key]) if id_key and row[id_key] not in (None, "") else str(number),
+        id=str(post_id) if post_id not in (None, "") else str(number),
         author=handle,
-        created_at=str(row[date_key]) if date_key and row[date_key] else None,
+        created_at=str(created_at) if created_at else None,
         text=text,
         # The original's rule, for any file of tweets: a retweet starts with "RT @".
         is_repost=text.startswith("RT @"),
     )
+
+
+def _cell(row: list[str], at: int | None) -> str | None:
+    return row[at] if at is not None and at < len(row) else None
 
 
 def default_handle(path: Path, handle: str | None) -> str:
@@ -46,20 +55,38 @@ def default_handle(path: Path, handle: str | None) -> str:
 
 def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collected:
     handle = default_handle(path, handle)
-    text = decode_utf8(path.read_bytes(), str(path))
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = reader.fieldnames or []
-    key = _pick(columns, (text_column.lower(),) if text_column else TEXT_COLUMNS)
-    if key is None:
-        wanted = (
-            f"--text-column {text_column!r}" if text_column else "one of " + ", ".join(TEXT_COLUMNS)
-        )
-        raise HuggingtweetsError(
-            f"{path}: no text column found (columns: {', '.join(columns) or 'none'}); "
-            f"expected {wanted}, or pass --text-column NAME"
-        )
+    reader = csv.reader(io.StringIO(decode_utf8(path.read_bytes(), str(path)), newline=""))
     try:
-        posts = [_post(handle, n, row, key) for n, row in enumerate(reader, start=1)]
+        columns = next(reader, [])
+        key = _pick(columns, _text_keys(text_column))
+        if key is None:
+            wanted = (
+                f"--text-column {text_column!r}"
+                if text_column
+                else "one of " + ", ".join(TEXT_COLUMNS)
+            )
+            raise HuggingtweetsError(
+                f"{path}: no text column found (columns: {', '.join(columns) or 'none'}); "
+                f"expected {wanted}, or pass --text-column NAME"
+            )
+        # Column positions once, not a dict per row: CSV exports can be large.
+        text_at = columns.index(key)
+        id_key, date_key = _pick(columns, _ID_COLUMNS), _pick(columns, _DATE_COLUMNS)
+        id_at = columns.index(id_key) if id_key else None
+        date_at = columns.index(date_key) if date_key else None
+        posts = []
+        for number, row in enumerate(reader, start=1):
+            if not row:
+                continue
+            posts.append(
+                _post(
+                    handle,
+                    number,
+                    _cell(row, id_at),
+                    _cell(row, date_at),
+                    _cell(row, text_at) or "",
+                )
+            )
     except csv.Error as exc:
         raise HuggingtweetsError(
             f"{path}: malformed CSV at line {reader.line_num}: {exc}"
@@ -67,12 +94,18 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
     return Collected(Account(PLATFORM, handle), posts)
 
 
+_POST_LINES = msgspec.json.Decoder(Post)
+
+
 def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Collected:
     """JSON Lines: either our own post records (kept as they are) or any objects with a
     text field."""
-    rows = list(iter_jsonl(path))
-    if rows and all(is_post_record(row) for _, row in rows):
-        posts = [Post.from_dict(row) for _, row in rows]
+    try:
+        data = path.read_bytes()
+        posts = [] if not data or data.isspace() else _POST_LINES.decode_lines(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # not our records: the general path
+        posts = None
+    if posts:
         account = Account(posts[0].platform, posts[0].author)
         profile = path.with_name(path.name.removesuffix(".jsonl") + ".account.json")
         if profile.exists():  # written beside the posts by `collect`
@@ -83,14 +116,23 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
         return Collected(account, posts)
     handle = default_handle(path, handle)
     posts = []
-    for number, row in rows:
-        key = _pick(row, (text_column.lower(),) if text_column else TEXT_COLUMNS)
+    for number, row in iter_jsonl(path):
+        key = _pick(row, _text_keys(text_column))
         if key is None:
             raise HuggingtweetsError(
                 f"{path} line {number}: no text field (expected one of "
                 f"{', '.join(TEXT_COLUMNS)}, or pass --text-column NAME)"
             )
-        posts.append(_post(handle, number, row, key))
+        post_id, created_at = _pick(row, _ID_COLUMNS), _pick(row, _DATE_COLUMNS)
+        posts.append(
+            _post(
+                handle,
+                number,
+                row[post_id] if post_id else None,
+                row[created_at] if created_at else None,
+                _as_text(row[key]),
+            )
+        )
     return Collected(Account(PLATFORM, handle), posts)
 
 

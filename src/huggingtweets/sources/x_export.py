@@ -43,15 +43,15 @@ def looks_like_export(tree: Tree) -> bool:
     return bool(tree.find_all(is_tweet_file))
 
 
-class _Url(msgspec.Struct):
+class _Url(msgspec.Struct, gc=False):
     expanded_url: str | None = None
 
 
-class _Entities(msgspec.Struct):
+class _Entities(msgspec.Struct, gc=False):
     urls: list[_Url] | None = None
 
 
-class _Tweet(msgspec.Struct):
+class _Tweet(msgspec.Struct, gc=False):
     """The fields of a tweets.js entry that we read; msgspec skips the rest unparsed."""
 
     id_str: str | int | None = None

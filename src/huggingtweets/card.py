@@ -1,0 +1,434 @@
+"""The model card: ``RUN_DIR/model/README.md`` in the newer huggingtweets layout, and
+``preview.png`` (its thumbnail).
+
+Every string a user controls (names, handles, bios, posts, samples) is escaped for the
+place it lands: YAML by a YAML writer (``huggingface_hub``'s card metadata), HTML in
+the avatar block, Markdown (and the HTML that Markdown lets through) in the text and
+tables, CSS in the avatar URLs. A display name cannot change the card's structure.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import orjson
+from markupsafe import Markup
+
+from .errors import HuggingtweetsError
+from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator, Sample
+from .labels import row_labels, stats_rows
+from .memorization import GUARD_FILE, MemorizationGuard
+from .preview import Person, avatar, draw_preview, initials_avatar, png_bytes
+from .runs import RunDir, atomic_write
+
+CARD_FILE = "README.md"
+PREVIEW_FILE = "preview.png"
+LOSS_CURVE_FILE = "loss_curve.png"
+AVATAR_SLOTS = 3  # the huggingtweets avatar block has three places
+DEFAULT_CHECKED = 20  # samples drawn to measure the memorization rate
+
+# X's codes for "no language" / "only a URL, a hashtag, an emoji...", and legacy codes.
+_NO_LANGUAGE = {"und", "zxx", "mul", "mis"}
+_LEGACY_LANGUAGE = {"in": "id", "iw": "he", "ji": "yi"}
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
+
+
+# -- escaping, one function per context ---------------------------------------------
+
+
+def one_line(text: object) -> str:
+    """Every whitespace run (newlines, tabs, U+2028 ...) as one space: a value can never
+    start a new line, so never a new Markdown block, YAML key or ``---``."""
+    return " ".join(str(text).split())
+
+
+def html_text(text: object) -> Markup:
+    """Text inside an HTML element or attribute."""
+    return Markup(html.escape(one_line(text), quote=True))
+
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_BLOCK_START = re.compile(r"^[#+=-]")  # heading, list item, setext underline
+_MD_ORDERED = re.compile(r"^(\d+)([.)])(?=\s|$)")  # "1. " starts an ordered list
+
+
+def md_text(text: object) -> Markup:
+    """Text inside a Markdown paragraph, list item or table cell: emphasis, links, code,
+    table pipes and block markers escaped, and ``<``, ``>``, ``&`` as entities (Markdown
+    passes raw HTML through; an entity is no blockquote marker either)."""
+    escaped = _MD_INLINE.sub(r"\\\1", one_line(text))
+    escaped = _MD_ORDERED.sub(r"\1\\\2", _MD_BLOCK_START.sub(r"\\\g<0>", escaped))
+    return Markup(html.escape(escaped, quote=False))
+
+
+def css_url(url: str | None) -> str | None:
+    """An http(s) URL safe inside ``url('…')`` in a style attribute, or None."""
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(one_line(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    # Percent-encode quotes, parentheses, backslashes, spaces and angle brackets: none can
+    # end the CSS string or the attribute.
+    return urllib.parse.quote(parts.geturl(), safe=":/?#@!$&*+,;=%~._-[]")
+
+
+@lru_cache(maxsize=1)
+def _template():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("huggingtweets", "templates"),
+        autoescape=True,  # anything not given a context filter is at least HTML-escaped
+        keep_trailing_newline=True,
+        trim_blocks=True,  # a line holding only a {% tag %} leaves no line behind
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["html"] = html_text
+    env.filters["md"] = md_text
+    return env.get_template("model_card.md.j2")
+
+
+# -- what the card says -------------------------------------------------------------
+
+
+def default_repo_id(handles: list[str]) -> str:
+    """``huggingtweets/<handles joined by ->``, as the original named its models, with the
+    characters the Hub refuses in a name (Mastodon's ``@``) turned into ``-``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(handles))
+    name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-.")[:96].strip("-.")
+    return f"huggingtweets/{name or 'bot'}"
+
+
+def check_repo_id(repo_id: str) -> str:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise HuggingtweetsError(
+            f"{repo_id!r} is not a valid Hugging Face model id: use owner/name with letters, "
+            "digits, '-', '_' and '.'"
+        ) from None
+    return repo_id
+
+
+def main_language(stats: dict) -> str | None:
+    """The language most posts are tagged with (ISO 639 code), or None when no post says.
+
+    Platforms tag posts themselves (X, Mastodon, Bluesky); files and CSV exports often do
+    not, and a guess from the script alone would be wrong for most Latin-script text.
+    """
+    counts: Counter = Counter()
+    for account in stats["accounts"]:
+        for code, n in (account.get("languages") or {}).items():
+            primary = str(code).lower().replace("_", "-").split("-")[0]
+            primary = _LEGACY_LANGUAGE.get(primary, primary)
+            if (
+                _LANGUAGE_RE.fullmatch(primary)
+                and primary not in _NO_LANGUAGE
+                and not (
+                    len(primary) == 3 and primary.startswith("q")  # X's qme, qht, qam ...
+                )
+            ):
+                counts[primary] += int(n)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _parameters(model_dir: Path) -> int:
+    """Parameters of the model, read from the safetensors headers (no weights loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        if path.name == GUARD_FILE:
+            continue
+        with safe_open(str(path), framework="numpy") as handle:
+            for key in handle.keys():  # noqa: SIM118 (not a dict: no __iter__)
+                total += math.prod(handle.get_slice(key).get_shape())
+    return total
+
+
+def _human(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    kind: str  # "tiny", "hub" or "local"
+    name: str  # the Hub id; the folder's name for a local base
+    parameters: str
+
+
+def base_model(metrics: dict, model_dir: Path) -> BaseModel:
+    name = str(metrics.get("base_model") or "")
+    kind = metrics.get("base_model_type") or (
+        "tiny" if name == "tiny" else "hub" if name else "local"
+    )
+    if kind == "hub":
+        try:
+            check_repo_id(name)
+        except HuggingtweetsError:
+            kind = "local"
+    if kind == "local":
+        # Only the folder's name: a full path would publish the trainer's directories.
+        name = Path(name).name or "a local model"
+    return BaseModel(kind, name, _human(_parameters(model_dir)))
+
+
+_HYPERPARAMETER_NAMES = {
+    "learning_rate": "Learning rate",
+    "num_train_epochs": "Epochs",
+    "lr_scheduler_type": "Schedule",
+    "warmup_steps": "Warm-up steps",
+    "optimizer": "Optimizer",
+    "per_device_train_batch_size": "Batch size (per device)",
+    "gradient_accumulation_steps": "Gradient accumulation",
+    "block_size": "Block size (tokens)",
+    "precision": "Precision",
+    "lora": "LoRA",
+    "early_stopping_patience": "Early stopping patience",
+    "weight_decay": "Weight decay",
+    "dropout": "Dropout",
+    "max_steps": "Max steps",
+}
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def hyperparameter_rows(metrics: dict) -> list[tuple[str, str]]:
+    params = dict(metrics.get("hyperparameters") or {})
+    if (params.get("max_steps") or 0) <= 0:  # -1: not set, the epochs decide
+        params.pop("max_steps", None)
+    rows = [
+        (_HYPERPARAMETER_NAMES.get(k, k.replace("_", " ")), _value(v)) for k, v in params.items()
+    ]
+    if metrics.get("seed") is not None:
+        rows.append(("Seed", _value(metrics["seed"])))
+    return rows
+
+
+def evaluation_rows(metrics: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, key, digits in (("Loss", "eval_loss", 4), ("Perplexity", "perplexity", 2)):
+        before, after = metrics.get(f"{key}_before"), metrics.get(f"{key}_after")
+        if before is None and after is None:
+            continue
+        show = [("—" if v is None else f"{float(v):,.{digits}f}") for v in (before, after)]
+        rows.append((name, *show))
+    return rows
+
+
+def fact_lines(metrics: dict) -> list[str]:
+    facts = []
+    if metrics.get("best_epoch") is not None:
+        run = metrics.get("epochs_run") or (metrics.get("hyperparameters") or {}).get(
+            "num_train_epochs"
+        )
+        of = f" of {_value(float(run))} run" if run else ""
+        facts.append(f"Best checkpoint: epoch {_value(float(metrics['best_epoch']))}{of}")
+    if metrics.get("train_tokens"):
+        facts.append(f"Training tokens per epoch: {int(metrics['train_tokens']):,}")
+    if metrics.get("device"):
+        facts.append(f"Trained on: {_value(metrics['device'])}")
+    seconds = (metrics.get("timings") or {}).get("train_seconds")
+    if isinstance(seconds, int | float):
+        facts.append(f"Training time: {seconds:,.0f} s")
+    return facts
+
+
+# -- samples and the memorization rate -----------------------------------------------
+
+
+@dataclass
+class CardSamples:
+    shown: list[Sample]
+    generation: Generation | None
+
+
+def draw_samples(generator: Generator, shown: int, checked: int, seed: int) -> CardSamples:
+    """``checked`` samples measure the memorization rate; the card shows ``shown`` of them,
+    those the guard did not flag first (flagged ones are marked if they must be shown)."""
+    if shown <= 0:
+        return CardSamples([], None)
+    options = GenerateOptions(num_return_sequences=max(shown, checked), seed=seed)
+    generation = generator.generate(DEFAULT_PROMPT, options)
+    ordered = sorted(generation.samples, key=lambda s: s.flagged)  # stable: unflagged first
+    return CardSamples(ordered[:shown], generation)
+
+
+def memorization_summary(samples: CardSamples, model_dir: Path) -> dict:
+    generation = samples.generation
+    guard = MemorizationGuard.load(model_dir)
+    if generation is None or not generation.checked or guard is None:
+        return {"checked": False}
+    total, flagged = len(generation.samples), generation.flagged
+    return {
+        "checked": True,
+        "total": total,
+        "flagged": flagged,
+        "rate": f"{flagged / total:.0%}",
+        "ngram": guard.n,
+    }
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def _read_json(path: Path, missing: str) -> dict:
+    if not path.exists():
+        raise HuggingtweetsError(missing)
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise HuggingtweetsError(f"{path} is not valid JSON ({exc}); run the stage again") from None
+
+
+def _people(stats: dict) -> list[Person]:
+    return [
+        Person(a["handle"], one_line(a.get("display_name") or a["handle"]), a.get("avatar_url"))
+        for a in stats["accounts"]
+    ]
+
+
+def _avatar_urls(people: list[Person], model_dir: Path, repo_id: str) -> list[str]:
+    """Each account's avatar URL; an account without one gets its initials picture, saved
+    beside the card and linked where the Hub will serve it."""
+    urls = []
+    for i, person in enumerate(people, 1):
+        url = css_url(person.avatar_url)
+        if url is None:
+            name = f"avatar-{i}.png"
+            atomic_write(model_dir / name, png_bytes(initials_avatar(person, 184)))
+            url = f"https://huggingface.co/{repo_id}/resolve/main/{name}"
+        urls.append(url)
+    return urls
+
+
+def render_card(
+    stats: dict,
+    metrics: dict,
+    model_dir: Path,
+    *,
+    repo_id: str,
+    samples: CardSamples,
+    avatar_urls: list[str],
+) -> str:
+    from huggingface_hub import ModelCardData
+
+    people = _people(stats)
+    handles = [p.handle for p in people]
+    base = base_model(metrics, model_dir)
+    language = main_language(stats)
+    data = ModelCardData(
+        language=language,
+        thumbnail=f"https://huggingface.co/{repo_id}/resolve/main/{PREVIEW_FILE}",
+        tags=["huggingtweets"],
+        widget=[{"text": DEFAULT_PROMPT}],
+        # The Hub validates base_model against its models: only a Hub base is named.
+        base_model=base.name if base.kind == "hub" else None,
+        pipeline_tag="text-generation",
+        library_name="transformers",
+    )
+    front_matter = data.to_yaml(
+        original_order=["language", "thumbnail", "tags", "widget", "base_model", "pipeline_tag"]
+    )
+    posts_word = row_labels({a["platform"] for a in stats["accounts"]})["kept"]
+    posts_word = posts_word.removesuffix(" kept").lower()
+    return _template().render(
+        front_matter=front_matter,
+        avatars=[{"url": u} for u in avatar_urls]
+        + [{"url": ""}] * (AVATAR_SLOTS - len(avatar_urls)),
+        label="🤖 AI CYBORG 🤖" if len(people) > 1 else "🤖 AI BOT 🤖",
+        names=" & ".join(p.name for p in people),
+        handles="-".join(handles),
+        at_handles=" & ".join(f"@{h}" for h in handles),
+        posts_word=posts_word,
+        column_names=[p.name for p in people],
+        rows=stats_rows(stats),
+        base=base,
+        hyperparameters=hyperparameter_rows(metrics),
+        evaluation=evaluation_rows(metrics),
+        facts=fact_lines(metrics),
+        loss_curve=(model_dir / LOSS_CURVE_FILE).exists(),
+        shown=samples.shown,
+        prompt=DEFAULT_PROMPT,
+        seed=samples.generation.seed if samples.generation else None,
+        memorization=memorization_summary(samples, model_dir),
+        repo_id=repo_id,
+    )
+
+
+def write_card(
+    run_dir: Path | str,
+    *,
+    samples: int = 5,
+    seed: int = 42,
+    repo_id: str | None = None,
+    checked: int = DEFAULT_CHECKED,
+    generator: Generator | None = None,
+) -> Path:
+    """Write ``RUN_DIR/model/README.md`` and ``preview.png``; return the card's path.
+
+    ``samples`` generations are shown (0: none, and the model is not loaded), drawn from
+    ``max(samples, checked)`` that measure the memorization rate. ``generator`` reuses a
+    model already loaded from this run.
+    """
+    run = RunDir(Path(run_dir))
+    stats = _read_json(
+        run.stats_path,
+        f"{run.root} has no dataset: run `huggingtweets prepare SOURCE... --out {run.root}` first",
+    )
+    model_dir = run.model_dir
+    if not (model_dir / "config.json").exists():
+        raise HuggingtweetsError(
+            f"{run.root} has no trained model yet: run `huggingtweets train {run.root}` first"
+        )
+    metrics = _read_json(run.metrics_path, "") if run.metrics_path.exists() else {}
+    handles = [a["handle"] for a in stats["accounts"]]
+    repo_id = check_repo_id(repo_id or default_repo_id(handles))
+
+    if samples > 0 and generator is None:
+        generator = Generator.load(model_dir)
+    drawn = (
+        draw_samples(generator, samples, checked, seed) if samples > 0 else CardSamples([], None)
+    )
+
+    people = _people(stats)[:AVATAR_SLOTS]
+    avatar_urls = _avatar_urls(people, model_dir, repo_id)
+    # The fullest sample that fits the picture's four lines (about 40 words), not a copy.
+    candidates = [s for s in drawn.shown if not s.flagged] or drawn.shown
+    preview_post = (
+        max(candidates, key=lambda s: min(len(s.text.split()), 40)).text if candidates else None
+    )
+    picture = draw_preview(_people(stats), preview_post, avatars=[avatar(p, 150) for p in people])
+    atomic_write(model_dir / PREVIEW_FILE, png_bytes(picture))
+
+    card = render_card(
+        stats, metrics, model_dir, repo_id=repo_id, samples=drawn, avatar_urls=avatar_urls
+    )
+    path = model_dir / CARD_FILE
+    atomic_write(path, card)
+    return path

@@ -1,0 +1,76 @@
+"""``huggingtweets demo``: the README's main job, end to end through the real CLI.
+
+The shared run is the demo in its quick form (``--epochs 1``); the default (12 epochs,
+early stopping) is measured by hand: see the report in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import run_cli
+from demo_run import QUICK, demo_run
+from huggingface_hub import metadata_load
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return demo_run(tmp_path_factory)
+
+
+def test_demo_runs_every_stage_and_prints_five_posts(demo):
+    out = demo.stdout
+    stages = ["1/4 prepare", "2/4 train", "3/4 card", "4/4 generate"]
+    positions = [out.index(stage) for stage in stages]
+    assert positions == sorted(positions)
+    assert "sample:romeo sample:juliet" in out
+    assert re.search(r"Posts kept\s+│\s+155\s+│\s+118", out)  # the stats table
+    posts = re.findall(r"^(\d)\. (My dream is.*)$", out, flags=re.MULTILINE)
+    assert [n for n, _ in posts] == ["1", "2", "3", "4", "5"]
+    assert f"Your bot is in {demo.run_dir}. Next:" in out
+
+
+def test_demo_leaves_a_complete_run_directory(demo):
+    run = demo.run_dir
+    stats = json.loads((run / "dataset/stats.json").read_text())
+    assert [a["handle"] for a in stats["accounts"]] == ["romeo", "juliet"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["base_model"] == "tiny" and metrics["base_model_type"] == "tiny"
+    assert metrics["hyperparameters"]["num_train_epochs"] == float(QUICK[1])
+    assert metrics["eval_loss_after"] < metrics["eval_loss_before"]  # it learned something
+    assert f"Validation loss {metrics['eval_loss_before']:.3f} → " in demo.stdout
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "memorization_guard.safetensors",
+        "README.md",
+        "preview.png",
+    ):
+        assert (run / "model" / name).is_file(), name
+    assert metadata_load(run / "model/README.md")["tags"] == ["huggingtweets"]
+
+
+def test_generate_after_the_demo_as_its_last_line_says(demo):
+    assert f'huggingtweets generate {demo.run_dir} "O Romeo" -n 10' in demo.stdout
+    result = run_cli("generate", demo.run_dir, "O Romeo", "-n", "2", "--seed", "1")
+    assert result.stdout.startswith("1. O Romeo")
+
+
+def test_demo_rejects_non_positive_epochs(tmp_path):
+    result = run_cli("demo", "--out", tmp_path / "d", "--epochs", "0", expect=2)
+    assert "--epochs must be above 0" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_never_overwrites_another_run(tmp_path):
+    other = tmp_path / "mine"
+    run_cli("prepare", "sample:nurse", "--out", other)
+    before = (other / "dataset/stats.json").read_bytes()
+    result = run_cli("demo", "--out", other, *QUICK, expect=2)
+    assert "already holds something other than the demo's run" in result.stderr
+    assert (other / "dataset/stats.json").read_bytes() == before
+    assert not (other / "model").exists()

@@ -1,0 +1,233 @@
+"""Loading base/trained models: local folders, the Hub cache, an unreachable or fake Hub.
+
+The Hub's address and offline mode are read by huggingface_hub at import time, so those
+cases run the real CLI in a subprocess with the environment a user would set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.models import load_causal_lm, load_tokenizer, resolve_model
+from huggingtweets.sources import read_source
+from huggingtweets.tiny import EOS, build_tiny_base
+
+# huggingface_hub alone retries a dead connection for ~25 s; our probe must not.
+NO_RETRY_STORM_S = 15
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    texts = [p.text for p in read_source("sample:romeo").posts]
+    return build_tiny_base(texts, tmp_path_factory.mktemp("tiny") / "model", n_layer=1)
+
+
+@pytest.fixture(scope="module")
+def pickle_only(tiny_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pickle") / "model"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_dir / name, folder / name)
+    torch.save(load_file(str(tiny_dir / "model.safetensors")), folder / "pytorch_model.bin")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "romeo"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    return run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on exit: nothing listens there
+
+
+def _cli(*args: object, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "huggingtweets", *map(str, args)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc, time.perf_counter() - started
+
+
+def _python(code: str, *args: object, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _hub_cache(root: Path, repo_id: str, model_dir: Path) -> Path:
+    """The Hugging Face cache layout (hub/models--o--n/{refs,snapshots}) holding a model."""
+    repo = root / "hub" / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(model_dir, repo / "snapshots" / commit)
+    return root
+
+
+class _FakeHub(BaseHTTPRequestHandler):
+    """/api/models/<id> as the Hub answers it: 404 for unknown ids, the file list else."""
+
+    repos: ClassVar[dict[str, list[str]]] = {
+        "someone/pickled": ["config.json", "pytorch_model.bin"]
+    }
+
+    def do_GET(self):
+        repo_id = self.path.removeprefix("/api/models/").split("?")[0]
+        files = self.repos.get(repo_id)
+        if files is None:
+            body, status = b'{"error": "Repository not found"}', 404
+        else:
+            siblings = [{"rfilename": f} for f in files]
+            body, status = json.dumps({"id": repo_id, "siblings": siblings}).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_hub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# -- local folders --------------------------------------------------------------
+
+
+def test_tiny_folder_loads_like_any_base(tiny_dir):
+    tokenizer = load_tokenizer(tiny_dir)
+    model = load_causal_lm(str(tiny_dir))
+    assert tokenizer.eos_token == tokenizer.pad_token == tokenizer.bos_token == EOS
+    assert type(tokenizer).__name__ == "GPT2Tokenizer"
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    assert model.config.eos_token_id == tokenizer.eos_token_id
+    ids = tokenizer(EOS + "Romeo, wherefore art thou? ☃")["input_ids"]
+    assert ids[0] == tokenizer.eos_token_id  # the special token, not its characters
+    assert tokenizer.decode(ids) == EOS + "Romeo, wherefore art thou? ☃"  # byte-level: lossless
+
+
+def test_tiny_base_is_deterministic_under_a_seed(tmp_path):
+    texts = [p.text for p in read_source("sample:juliet").posts]
+    a = build_tiny_base(texts, tmp_path / "a", n_layer=1, seed=3)
+    b = build_tiny_base(texts, tmp_path / "b", n_layer=1, seed=3)
+    c = build_tiny_base(texts, tmp_path / "c", n_layer=1, seed=4)
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+
+
+def test_missing_folder_and_bad_names(tmp_path):
+    with pytest.raises(HuggingtweetsError, match="model folder not found"):
+        resolve_model(tmp_path / "nope")
+    with pytest.raises(HuggingtweetsError, match="model folder not found"):
+        resolve_model("./nope-not-here")
+    with pytest.raises(HuggingtweetsError, match="neither a model folder nor a valid"):
+        resolve_model("bad name!!")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HuggingtweetsError, match=r"no config\.json"):
+        resolve_model(tmp_path / "empty")
+
+
+def test_pickle_only_folder_is_refused_unless_trusted(pickle_only):
+    with pytest.raises(HuggingtweetsError, match="--trust-pickle"):
+        load_causal_lm(pickle_only)
+    model = load_causal_lm(pickle_only, trust_pickle=True)
+    assert type(model).__name__ == "GPT2LMHeadModel"
+
+
+def test_cli_refuses_pickle_only_base(run_dir, pickle_only):
+    result = run_cli("train", run_dir, "--base-model", pickle_only, expect=2)
+    assert "pickle" in result.stderr and "--trust-pickle" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- the Hub: offline, unreachable, fake --------------------------------------------
+
+
+def test_offline_without_cache_names_the_offline_choices(run_dir, tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc, _ = _cli("train", run_dir, "--base-model", "gpt2", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "HF_HUB_OFFLINE is set" in proc.stderr and "--base-model tiny" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_unreachable_hub_fails_fast_with_one_line(run_dir, tmp_path):
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_HOME": str(tmp_path / "hf")}
+    proc, seconds = _cli("train", run_dir, "--base-model", "gpt2", env=env)
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "cannot reach the Hugging Face Hub" in message
+    for choice in ("--base-model tiny", "local model folder", "HF_HUB_OFFLINE=1"):
+        assert choice in message
+    assert seconds < NO_RETRY_STORM_S, f"{seconds:.1f} s: retried instead of failing fast"
+
+
+LOAD = (
+    "import sys; from huggingtweets.models import load_causal_lm, load_tokenizer;"
+    "m = load_causal_lm(sys.argv[1]); t = load_tokenizer(sys.argv[1]);"
+    "print(type(m).__name__, t.eos_token)"
+)
+
+
+def test_cached_model_loads_offline_and_when_the_hub_is_unreachable(tiny_dir, tmp_path):
+    hf_home = _hub_cache(tmp_path / "hf", "someone/tiny", tiny_dir)
+    offline = _python(LOAD, "someone/tiny", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)})
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.split() == ["GPT2LMHeadModel", EOS]
+
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}", "HF_HOME": str(hf_home)}
+    started = time.perf_counter()
+    unreachable = _python(LOAD, "someone/tiny", env=env)
+    assert unreachable.returncode == 0, unreachable.stderr
+    assert unreachable.stdout.split() == ["GPT2LMHeadModel", EOS]
+    assert time.perf_counter() - started < NO_RETRY_STORM_S
+
+
+def test_unknown_id_and_pickle_only_repo_on_a_fake_hub(run_dir, tmp_path, fake_hub):
+    env = {"HF_ENDPOINT": fake_hub, "HF_HOME": str(tmp_path / "hf")}
+    unknown, _ = _cli("train", run_dir, "--base-model", "someone/no-such-model", env=env)
+    assert unknown.returncode == 2, unknown.stderr
+    assert "no model 'someone/no-such-model' on the Hugging Face Hub" in unknown.stderr
+
+    pickled, _ = _cli("train", run_dir, "--base-model", "someone/pickled", env=env)
+    assert pickled.returncode == 2, pickled.stderr
+    assert "pytorch_model.bin" in pickled.stderr and "--trust-pickle" in pickled.stderr

@@ -1,0 +1,327 @@
+"""The train stage on the tiny model: the real CLI, the real Trainer, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from safetensors import safe_open
+
+from huggingtweets.memorization import GUARD_FILE, MemorizationGuard
+from huggingtweets.records import iter_jsonl
+from huggingtweets.train import TrainOptions, epoch_history, pack_blocks
+
+METRIC_KEYS = {
+    "base_model",
+    "base_model_type",
+    "seed",
+    "hyperparameters",
+    "eval_loss_before",
+    "eval_loss_after",
+    "perplexity_before",
+    "perplexity_after",
+    "best_epoch",
+    "history",
+    "train_tokens",
+    "train_blocks",
+    "timings",
+    "device",
+}
+HYPERPARAMETER_KEYS = {
+    "learning_rate",
+    "num_train_epochs",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "optimizer",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "block_size",
+    "precision",
+    "lora",
+    "early_stopping_patience",
+}
+TEXT_GENERATION = {
+    "do_sample": True,
+    "min_length": 10,
+    "max_length": 160,
+    "temperature": 1.0,
+    "top_p": 0.95,
+    "prefix": "<|endoftext|>",
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "romeo"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    return run
+
+
+def _copy_run(prepared: Path, to: Path) -> Path:
+    shutil.copytree(prepared / "dataset", to / "dataset")
+    return to
+
+
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory) -> tuple[Path, str]:
+    run = _copy_run(prepared, tmp_path_factory.mktemp("trained") / "romeo")
+    result = run_cli("train", run, "--base-model", "tiny", "--num-train-epochs", 2)
+    return run, result.stdout
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text("utf-8"))
+
+
+# -- the trained model --------------------------------------------------------------
+
+
+def test_the_seed_cards_pipeline_snippet_works_unchanged(trained):
+    run, _ = trained
+    from transformers import pipeline, set_seed
+
+    set_seed(0)
+    generator = pipeline("text-generation", model=str(run / "model"))
+    outputs = generator("My dream is", num_return_sequences=5)
+    assert len(outputs) == 5
+    for output in outputs:
+        text = output["generated_text"]
+        assert text.startswith("My dream is")
+        assert "<|endoftext|>" not in text  # the prefix is fed, not returned
+    # Sampling (do_sample from the saved generation config), not five greedy copies.
+    assert len({o["generated_text"] for o in outputs}) > 1
+
+
+def test_model_folder_holds_everything_and_the_original_settings(trained):
+    run, _ = trained
+    model = run / "model"
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "loss_curve.png",
+        GUARD_FILE,
+    ):
+        assert (model / name).is_file(), name
+    assert not list(model.glob("*.bin")) and not list(model.glob("*.pt"))
+    assert (model / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((model / "config.json").read_text("utf-8"))
+    assert config["task_specific_params"] == {"text-generation": TEXT_GENERATION}
+    assert config["prefix"] == "<|endoftext|>"
+    generation = json.loads((model / "generation_config.json").read_text("utf-8"))
+    for key in ("do_sample", "top_p", "temperature", "max_length", "min_length"):
+        assert generation[key] == TEXT_GENERATION[key], key
+    # Nothing left behind: checkpoints removed after success, no temporary folders.
+    assert not (run / "checkpoints").exists()
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+
+def test_memorization_guard_knows_the_training_posts(trained):
+    run, _ = trained
+    guard = MemorizationGuard.load(run / "model")
+    post = next(row["text"] for _, row in iter_jsonl(run / "dataset" / "train.jsonl"))
+    assert guard.check(post) is not None
+    assert guard.check("a sentence no character of the play ever said aloud") is None
+
+
+def test_metrics_before_after_and_their_keys(trained):
+    run, stdout = trained
+    metrics = _metrics(run)
+    assert metrics.keys() >= METRIC_KEYS
+    assert metrics["hyperparameters"].keys() >= HYPERPARAMETER_KEYS
+    hp = metrics["hyperparameters"]
+    assert hp["lr_scheduler_type"] == "cosine" and hp["warmup_steps"] == 0
+    assert hp["num_train_epochs"] == 2 and hp["lora"] is None
+    assert hp["learning_rate"] == 1e-3  # tiny starts from random weights
+    assert metrics["base_model"] == "tiny" and metrics["base_model_type"] == "tiny"
+    # Training helps: the validation loss falls, and perplexity is exp(loss).
+    assert metrics["eval_loss_after"] < metrics["eval_loss_before"] - 0.5
+    assert metrics["perplexity_after"] == pytest.approx(2.718281828 ** metrics["eval_loss_after"])
+    epochs = [h["epoch"] for h in metrics["history"]]
+    assert epochs == [0.0, 1.0, 2.0]
+    assert metrics["history"][0]["eval_loss"] == metrics["eval_loss_before"]
+    assert all(h["train_loss"] is not None for h in metrics["history"][1:])
+    best = min(metrics["history"][1:], key=lambda h: h["eval_loss"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["eval_loss_after"] == pytest.approx(best["eval_loss"], abs=1e-4)
+    assert metrics["train_blocks"] >= metrics["train_tokens"] / hp["block_size"]
+    assert metrics["timings"]["tokens_per_second"] > 0
+    assert f"{metrics['eval_loss_before']:.4f} → {metrics['eval_loss_after']:.4f}" in stdout
+    assert (run / "tiny-base" / "config.json").is_file()
+
+
+# -- data format --------------------------------------------------------------------
+
+
+def test_eos_before_every_post_packed_into_blocks(trained):
+    run, _ = trained
+    from huggingtweets.models import load_tokenizer
+
+    tokenizer = load_tokenizer(run / "model")
+    posts = ["Hello there, friend.", "A second post here", "and a third one"]
+    blocks, n = pack_blocks(posts, tokenizer, block_size=8)
+    flat = [t for block in blocks for t in block]
+    assert n == len(flat)
+    assert all(len(b) == 8 for b in blocks[:-1]) and 2 <= len(blocks[-1]) <= 8
+    assert tokenizer.decode(flat) == "".join("<|endoftext|>" + p for p in posts)
+
+
+def test_epoch_history_averages_train_losses_per_epoch():
+    log = [
+        {"epoch": 0.5, "loss": 4.0},
+        {"epoch": 1.0, "loss": 2.0},
+        {"epoch": 1.0, "eval_loss": 3.0},
+        {"epoch": 2.0, "loss": 1.0},
+        {"epoch": 2.0, "eval_loss": 2.5},
+    ]
+    assert epoch_history(log, 5.0) == [
+        {"epoch": 0.0, "eval_loss": 5.0, "train_loss": None},
+        {"epoch": 1.0, "eval_loss": 3.0, "train_loss": 3.0},
+        {"epoch": 2.0, "eval_loss": 2.5, "train_loss": 1.0},
+    ]
+
+
+# -- resume ---------------------------------------------------------------------------
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_completes(prepared, tmp_path):
+    run = _copy_run(prepared, tmp_path / "romeo")
+    args = ["train", run, "--base-model", "tiny", "--num-train-epochs", 2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "huggingtweets", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"loss=" not in seen:  # the bar shows a loss: training steps are running
+        chunk = proc.stderr.read1(4096)
+        assert chunk, f"training ended before it could be interrupted: {seen[-2000:]!r}"
+        seen += chunk
+        assert time.monotonic() < deadline
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    err = (seen + err).decode("utf-8", "replace")
+    assert proc.returncode == 130, err[-3000:]
+    assert "--resume" in err and "Traceback" not in err
+    checkpoints = sorted((run / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints, err[-3000:]
+    interrupted_at = int(checkpoints[-1].name.split("-")[1])
+    assert (checkpoints[-1] / "model.safetensors").is_file()
+    assert not (run / "model").exists() and not (run / "metrics.json").exists()
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+    run_cli(*args, "--resume")
+    metrics = _metrics(run)
+    assert metrics["resumed_from"] == f"checkpoint-{interrupted_at}"
+    total_steps = metrics["global_steps"]
+    assert interrupted_at < total_steps
+    # Every epoch evaluated once, across the two sessions (saving at the interruption
+    # evaluates there too, so that the best checkpoint is known).
+    epochs = [h["epoch"] for h in metrics["history"]]
+    assert [e for e in epochs if e == int(e)] == [0.0, 1.0, 2.0]
+    assert all(0 < e < 1 for e in epochs if e != int(e))
+    assert (run / "model" / "model.safetensors").is_file()
+
+
+# -- other bases and options ---------------------------------------------------------
+
+
+def test_train_sources_end_to_end_with_early_stopping(tmp_path):
+    run = tmp_path / "rj"
+    result = run_cli(
+        "train",
+        "sample:romeo",
+        "sample:juliet",
+        "--out",
+        run,
+        "--base-model",
+        "tiny",
+        "--max-steps",
+        4,
+        "--early-stopping",
+        "--seed",
+        7,
+    )
+    assert "Training data" in result.stdout  # prepare ran first
+    assert (run / "dataset" / "stats.json").is_file()
+    metrics = _metrics(run)
+    assert metrics["seed"] == 7 and metrics["hyperparameters"]["early_stopping_patience"] == 2
+    assert (run / "model" / "model.safetensors").is_file()
+    # train writes the card too (the table from stats.json, the samples, the picture).
+    card = (run / "model" / "README.md").read_text("utf-8")
+    assert "🤖 AI CYBORG 🤖" in card and "| Posts kept | 155 | 118 |" in card
+    assert (run / "model" / "preview.png").is_file()
+    assert f"Model card written to {run / 'model' / 'README.md'}" in result.stdout
+
+
+def test_lora_output_is_a_plain_merged_model(prepared, tmp_path):
+    run = _copy_run(prepared, tmp_path / "romeo")
+    run_cli("train", run, "--base-model", "tiny", "--lora", "--max-steps", 4, "--no-card")
+    model_dir = run / "model"
+    assert not (model_dir / "adapter_config.json").exists()
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as trained:
+        keys = set(trained.keys())
+        assert not any("lora" in k for k in keys)
+        with safe_open(str(run / "tiny-base" / "model.safetensors"), "pt") as base:
+            assert keys == set(base.keys())
+            changed = [k for k in keys if not trained.get_tensor(k).equal(base.get_tensor(k))]
+    assert changed and all("attn" in k for k in changed)  # LoRA's targets, merged in
+    assert _metrics(run)["hyperparameters"]["lora"]["r"] == 16
+    # Loads as a plain transformers model in a process where peft cannot be imported.
+    code = (
+        "import sys; sys.modules['peft'] = None\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "print(type(AutoModelForCausalLM.from_pretrained(sys.argv[1])).__name__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "GPT2LMHeadModel"
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def test_run_dir_without_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("train", tmp_path / "empty", "--base-model", "tiny", expect=2)
+    assert "run `huggingtweets prepare" in result.stderr
+    result = run_cli("train", tmp_path / "missing", expect=2)
+    assert "no run directory" in result.stderr and "--out RUN_DIR" in result.stderr
+
+
+def test_unknown_local_base_model(prepared):
+    result = run_cli("train", prepared, "--base-model", "./no-such-model-folder", expect=2)
+    assert "model folder not found: ./no-such-model-folder" in result.stderr
+
+
+def test_options_out_of_range(prepared):
+    result = run_cli("train", prepared, "--base-model", "tiny", "--block-size", 4096, expect=2)
+    assert "--block-size 4096 exceeds tiny's context of 256" in result.stderr
+    result = run_cli("train", prepared, "--num-train-epochs", 0, expect=2)
+    assert "--num-train-epochs" in result.stderr
+    result = run_cli("train", prepared, "--precision", "fp8", expect=2)
+    assert "--precision" in result.stderr
+    result = run_cli(
+        "train", prepared, "--lr-scheduler-type", "sideways", "--base-model", "tiny", expect=2
+    )
+    assert "sideways is not a valid SchedulerType" in result.stderr
+    result = run_cli("train", prepared, "--base-model", "tiny", "--report-to", "nosuch", expect=2)
+    assert "cannot set up training: nosuch is not supported" in result.stderr
+    with pytest.raises(Exception, match="--dropout must be in"):
+        TrainOptions(dropout=1.0)
+    result = run_cli("train", prepared, "sample:romeo", expect=2)
+    assert "give one RUN_DIR, or SOURCEs with --out RUN_DIR" in result.stderr
