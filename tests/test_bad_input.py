@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from exports import sentences, tweet, write_x_export, zip_folder
+from exports import sentences, tweet, write_x_export, ytd, zip_folder
 
 from huggingtweets.runs import atomic_open
 
@@ -70,6 +70,50 @@ def test_corrupt_zip_member(tmp_path, export):
     data[start : start + 50] = bytes(50)  # damage the compressed data, not the directory
     path.write_bytes(bytes(data))
     fails_cleanly(tmp_path, path, "--handle", "me", says="corrupt or truncated")
+
+
+def test_password_protected_zip(tmp_path, export):
+    path = zip_folder(export, tmp_path / "locked.zip")
+    data = bytearray(path.read_bytes())
+    # Mark every entry encrypted (general-purpose flag bit 0), in the local headers and in
+    # the central directory, as a zip tool does when it encrypts.
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flag_at] |= 1
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+    fails_cleanly(tmp_path, path, "--handle", "me", says="password-protected")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("account.js", ytd("account", [{"account": "me"}]), "unexpected content in"),
+        ("profile.js", ytd("profile", [{"profile": {"description": "bio"}}]), "data/profile.js"),
+        (
+            "note-tweet.js",
+            ytd("note_tweet", [{"noteTweet": {"createdAt": 5, "core": {"text": "t"}}}]),
+            "$[0].noteTweet.createdAt",
+        ),
+        (
+            "protected-history.js",
+            ytd("protected_history", [{"protectedHistory": {"protectedAt": "01/06/2022"}}]),
+            "unexpected date '01/06/2022'",
+        ),
+    ],
+)
+def test_damaged_export_files_name_what_is_wrong(tmp_path, export, name, content, says):
+    (export / "data" / name).write_text(content, "utf-8")
+    fails_cleanly(tmp_path, export, "--handle", "me", says=says)
+
+
+def test_a_date_that_is_no_date(tmp_path):
+    export = write_x_export(
+        tmp_path / "export",
+        [tweet(str(i), t) for i, t in enumerate(sentences(600))] + [tweet("x", "hi", "yesterday")],
+    )
+    fails_cleanly(tmp_path, export, "--handle", "me", says="data/tweets.js: unexpected date")
 
 
 def test_zip_entry_pointing_outside_the_archive(tmp_path):
@@ -151,8 +195,8 @@ def test_a_failed_prepare_keeps_the_previous_dataset(tmp_path):
     assert sorted(os.listdir(run)) == ["dataset", "posts"]
 
 
-@pytest.mark.parametrize("command", ["collect", "prepare"])
+@pytest.mark.parametrize("command", ["collect", "prepare", "samples"])
 def test_commands_have_help_with_examples(command):
     result = run_cli(command, "--help")
     assert result.stdout.startswith("Usage: ") and "Examples:" in result.stdout
-    assert "SOURCE is one of:" in result.stdout
+    assert ("SOURCE is one of:" in result.stdout) == (command != "samples")

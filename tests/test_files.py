@@ -98,3 +98,32 @@ def test_collect_alone_writes_posts_and_account_only(tmp_path):
         "romeo": "Romeo",
         "juliet": "Juliet",
     }
+
+
+def test_visibility_saved_with_posts_is_respected(tmp_path):
+    """Statuses saved from Mastodon's API say "private" for followers-only: such posts, and
+    any of an audience we do not know, are private and never reach the dataset."""
+    secret = ["for my followers only", "a direct message", "an audience we do not know"]
+    rows = [{"content": t, "visibility": "public"} for t in sentences(600)]
+    rows += [{"content": t, "visibility": "unlisted"} for t in sentences(5, tag="quiet ")]
+    rows += [
+        {"content": f"{text}, with enough words", "visibility": visibility}
+        for text, visibility in zip(secret, ["private", "direct", "limited"], strict=True)
+    ]
+    path = tmp_path / "statuses.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    csv_path = tmp_path / "statuses.csv"
+    csv_path.write_text(
+        "text,visibility\n" + "".join(f'"{r["content"]}",{r["visibility"]}\n' for r in rows),
+        "utf-8",
+    )
+    for source in (path, csv_path):
+        run = tmp_path / f"run-{source.suffix}"
+        run_cli("prepare", source, "--out", run)
+        account = stats(run)
+        assert (account["private"], account["kept"]) == (3, 605)
+        dataset = (run / "dataset/train.jsonl").read_text() + (
+            run / "dataset/valid.jsonl"
+        ).read_text()
+        assert "quiet post" in dataset
+        assert not any(text in dataset for text in secret)

@@ -99,6 +99,9 @@ def test_an_instance_that_requires_a_token(fake, tmp_path, monkeypatch):
     assert len(fake.requests) == 1
 
     monkeypatch.setenv("MASTODON_ACCESS_TOKEN", TOKEN)
+    result = collect(fake, tmp_path / "b", expect=2)  # whose token is it? not sent anywhere
+    assert "authorization" not in fake.requests[-1].headers
+    assert "set MASTODON_INSTANCE=social.example if it is this one's" in result.stderr
     monkeypatch.setenv("MASTODON_INSTANCE", "elsewhere.example")  # not this instance's token
     collect(fake, tmp_path / "b", expect=2)
     assert "authorization" not in fake.requests[-1].headers  # never sent to another instance

@@ -167,6 +167,7 @@ def test_an_interrupted_update_resumes(platform, tmp_path):
     [
         ("@na-me", "cannot tell what '@na-me' is; accepted:"),
         ("somebody", "cannot tell what 'somebody' is; accepted:"),
+        ("jay.bsky.team", "cannot tell what 'jay.bsky.team' is; accepted:"),  # needs bsky:
         ("@user@", "cannot tell what '@user@' is; accepted:"),
         ("data/missing.csv", "file not found: data/missing.csv"),
         ("x:not-a-handle", "an X handle is 1 to 15 letters, digits or '_'"),
@@ -216,3 +217,16 @@ def test_an_export_then_update_fetches_only_newer_posts(tmp_path, monkeypatch):
         assert len(fake.seen("/tweets")) == before + 1
         ids = [p["id"] for p in posts_in(tmp_path / "export", "romeo")]
         assert sorted(ids) == sorted(fake.all_ids("romeo")) and len(set(ids)) == 25
+
+
+def test_a_file_does_not_replace_posts_fetched_from_a_live_account(tmp_path, monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    with FakeX(TOKEN) as fake:
+        fake.add_user("romeo", 12)
+        run_cli("collect", "x:romeo", "--out", tmp_path, "--x-api-url", fake.url)
+    fetched = (tmp_path / "posts/romeo.jsonl").read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text("a post written somewhere else entirely\n")
+    result = run_cli("collect", other, "--handle", "romeo", "--out", tmp_path, expect=2)
+    assert "holds posts fetched from a live account" in result.stderr
+    assert (tmp_path / "posts/romeo.jsonl").read_bytes() == fetched

@@ -249,10 +249,13 @@ def test_prepare_statistics_add_up(fake, tmp_path):
     assert account["platform"] == "x" and account["kept"] > 50
 
 
-def test_handle_option_names_the_files_and_the_author(fake, tmp_path):
-    collect(fake, tmp_path, "--handle", "montague")
+@pytest.mark.parametrize("handle", ["montague", "@montague"])
+def test_handle_option_names_the_files_and_the_author(fake, tmp_path, handle):
+    collect(fake, tmp_path, "--handle", handle)
     posts = posts_in(tmp_path, "montague")
     assert len(posts) == 45 and {p["author"] for p in posts} == {"montague"}
+    account = json.loads((tmp_path / "posts" / "montague.account.json").read_text())
+    assert account["handle"] == "montague"
     assert posts[0]["url"].startswith("https://x.com/romeo/status/")  # the real address
 
 

@@ -24,6 +24,7 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.memorization import build_guard
 from huggingtweets.models import load_causal_lm, load_tokenizer, resolve_model
 from huggingtweets.sources import read_source
 from huggingtweets.tiny import EOS, build_tiny_base
@@ -220,6 +221,19 @@ def test_cached_model_loads_offline_and_when_the_hub_is_unreachable(tiny_dir, tm
     assert unreachable.returncode == 0, unreachable.stderr
     assert unreachable.stdout.split() == ["GPT2LMHeadModel", EOS]
     assert time.perf_counter() - started < NO_RETRY_STORM_S
+
+
+def test_generate_from_a_cached_hub_model_offline_uses_its_guard(tiny_dir, tmp_path):
+    model = tmp_path / "published"
+    shutil.copytree(tiny_dir, model)
+    posts = [p.text for p in read_source("sample:romeo").posts]
+    build_guard(posts, model)  # as a huggingtweets model on the Hub carries it
+    hf_home = _hub_cache(tmp_path / "hf", "someone/bot", model)
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)}
+    proc, _ = _cli("generate", "someone/bot", "My dream is", "-n", 2, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["checked"] is True and len(out["samples"]) == 2
 
 
 def test_unknown_id_and_pickle_only_repo_on_a_fake_hub(run_dir, tmp_path, fake_hub):

@@ -146,9 +146,12 @@ def test_private_posts_never_reach_the_dataset_under_any_option(tmp_path):
     posts += [
         Post("x", "s1", "me", None, secret, visibility="followers"),
         Post("x", "s2", "me", None, secret + " too", visibility="direct"),
+        # A value no source writes (a hand-made record): of unknown audience, so private.
+        Post("x", "s3", "me", None, secret + " three", visibility="limited"),
     ]
     for options in (PrepareOptions(), PrepareOptions(dedupe=True, allow_newlines=True)):
-        prepare_collected([Collected(Account("x", "me"), posts)], tmp_path, options)
+        result = prepare_collected([Collected(Account("x", "me"), posts)], tmp_path, options)
+        assert result.stats["accounts"][0]["private"] == 3
         dataset = (tmp_path / "dataset/train.jsonl").read_text() + (
             tmp_path / "dataset/valid.jsonl"
         ).read_text()

@@ -15,9 +15,16 @@ import pytest
 from conftest import run_cli
 from safetensors import safe_open
 
+from huggingtweets.errors import HuggingtweetsError
 from huggingtweets.memorization import GUARD_FILE, MemorizationGuard
 from huggingtweets.records import iter_jsonl
-from huggingtweets.train import TrainOptions, epoch_history, pack_blocks
+from huggingtweets.train import (
+    TrainingInterrupted,
+    TrainOptions,
+    epoch_history,
+    pack_blocks,
+    train,
+)
 
 METRIC_KEYS = {
     "base_model",
@@ -235,6 +242,27 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_completes(prepared, tmp_path):
     assert (run / "model" / "model.safetensors").is_file()
 
 
+def test_an_abrupt_stop_still_names_the_checkpoint_to_resume_from(prepared, tmp_path):
+    """A second Ctrl-C stops at once, mid-step: still a TrainingInterrupted (the CLI
+    then says --resume; running again without it would start over)."""
+    from transformers import TrainerCallback
+
+    class SecondCtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.epoch > 1:  # the first epoch's checkpoint is saved by now
+                raise KeyboardInterrupt
+
+    run = _copy_run(prepared, tmp_path / "romeo")
+    options = TrainOptions(base_model="tiny", num_train_epochs=2)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(run, options, callbacks=[SecondCtrlC()])
+    checkpoint = stop.value.checkpoint
+    assert checkpoint is not None and (checkpoint / "trainer_state.json").is_file()
+    assert checkpoint.parent == run / "checkpoints"
+    assert not (run / "model").exists() and not (run / "metrics.json").exists()
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+
 # -- other bases and options ---------------------------------------------------------
 
 
@@ -292,6 +320,24 @@ def test_lora_output_is_a_plain_merged_model(prepared, tmp_path):
     assert proc.stdout.strip() == "GPT2LMHeadModel"
 
 
+def test_two_processes_under_torchrun_write_one_model_and_one_card(prepared, tmp_path):
+    """`torchrun` / `accelerate launch` run the command in every process: only the first
+    saves the model, so only it may write the card (the others would find no model)."""
+    run = _copy_run(prepared, tmp_path / "romeo")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    args = ["train", run, "--base-model", "tiny", "--max-steps", 2]
+    proc = subprocess.run(
+        [*torchrun, "-m", "huggingtweets", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("Model card written to") == 1, proc.stdout
+    for name in ("README.md", "model.safetensors"):
+        assert (run / "model" / name).is_file(), name
+
+
 # -- bad input -------------------------------------------------------------------------
 
 
@@ -321,7 +367,13 @@ def test_options_out_of_range(prepared):
     assert "sideways is not a valid SchedulerType" in result.stderr
     result = run_cli("train", prepared, "--base-model", "tiny", "--report-to", "nosuch", expect=2)
     assert "cannot set up training: nosuch is not supported" in result.stderr
-    with pytest.raises(Exception, match="--dropout must be in"):
+    with pytest.raises(HuggingtweetsError, match="--dropout must be in"):
         TrainOptions(dropout=1.0)
     result = run_cli("train", prepared, "sample:romeo", expect=2)
     assert "give one RUN_DIR, or SOURCEs with --out RUN_DIR" in result.stderr
+    result = run_cli("train", prepared, "--text-column", "body", expect=2)
+    assert "--text-column apply to SOURCEs" in result.stderr
+    # Refused before training, not after it, when the card would be written.
+    result = run_cli("train", prepared, "--base-model", "tiny", "--repo-id", "no good!", expect=2)
+    assert "not a valid Hugging Face model id" in result.stderr
+    assert "Training on" not in result.stdout

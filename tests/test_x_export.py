@@ -105,6 +105,21 @@ def test_account_and_profile_name_the_account(tmp_path):
     assert read_source(str(export), handle="other").account.handle == "other"
 
 
+def test_a_single_tweets_js_reads_only_the_files_beside_it(tmp_path):
+    """Named alone (say, in Downloads), tweets.js is read with its neighbours, not with
+    whatever other export lies in a folder below."""
+    write_x_export(tmp_path / "downloads", [tweet("1", "Hello there, this is a post")])
+    write_x_export(
+        tmp_path / "downloads/data/other-export",
+        [tweet("2", "Someone else's post")],
+        account={"username": "someone_else"},
+    )
+    single = tmp_path / "downloads/data/tweets.js"
+    assert [p.id for p in read_source(str(single), handle="me").posts] == ["1"]
+    result = run_cli("collect", single, "--out", tmp_path / "run", expect=2)
+    assert "pass --handle" in result.stderr
+
+
 def test_older_tweet_js_without_wrapper(tmp_path):
     export = write_x_export(
         tmp_path / "old",

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from .errors import HuggingtweetsError
 from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator, Sample
 from .labels import row_labels, stats_rows
-from .memorization import GUARD_FILE, MemorizationGuard
+from .memorization import GUARD_FILE
 from .preview import Person, avatar, draw_preview, initials_avatar, png_bytes
 from .runs import RunDir, atomic_write
 
@@ -266,6 +266,7 @@ def fact_lines(metrics: dict) -> list[str]:
 class CardSamples:
     shown: list[Sample]
     generation: Generation | None
+    ngram: int | None = None  # the memorization guard's run length, when it checked
 
 
 def draw_samples(generator: Generator, shown: int, checked: int, seed: int) -> CardSamples:
@@ -276,13 +277,13 @@ def draw_samples(generator: Generator, shown: int, checked: int, seed: int) -> C
     options = GenerateOptions(num_return_sequences=max(shown, checked), seed=seed)
     generation = generator.generate(DEFAULT_PROMPT, options)
     ordered = sorted(generation.samples, key=lambda s: s.flagged)  # stable: unflagged first
-    return CardSamples(ordered[:shown], generation)
+    ngram = generator.guard.n if generator.guard is not None else None
+    return CardSamples(ordered[:shown], generation, ngram)
 
 
-def memorization_summary(samples: CardSamples, model_dir: Path) -> dict:
+def memorization_summary(samples: CardSamples) -> dict:
     generation = samples.generation
-    guard = MemorizationGuard.load(model_dir)
-    if generation is None or not generation.checked or guard is None:
+    if generation is None or not generation.checked or samples.ngram is None:
         return {"checked": False}
     total, flagged = len(generation.samples), generation.flagged
     return {
@@ -290,7 +291,7 @@ def memorization_summary(samples: CardSamples, model_dir: Path) -> dict:
         "total": total,
         "flagged": flagged,
         "rate": f"{flagged / total:.0%}",
-        "ngram": guard.n,
+        "ngram": samples.ngram,
     }
 
 
@@ -376,7 +377,7 @@ def render_card(
         shown=samples.shown,
         prompt=DEFAULT_PROMPT,
         seed=samples.generation.seed if samples.generation else None,
-        memorization=memorization_summary(samples, model_dir),
+        memorization=memorization_summary(samples),
         repo_id=repo_id,
     )
 

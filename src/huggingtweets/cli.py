@@ -396,14 +396,19 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
       huggingtweets train runs/me --resume
       accelerate launch -m huggingtweets train runs/me --report-to wandb
     """
+    from .card import check_repo_id
     from .train import TrainingInterrupted, TrainOptions
     from .train import train as train_run
 
+    if repo_id is not None and not no_card:
+        check_repo_id(repo_id)  # now, not after the training it would otherwise follow
     if run_dir is None:
         if len(targets) != 1:
             raise HuggingtweetsError("give one RUN_DIR, or SOURCEs with --out RUN_DIR")
-        if handles:
-            raise HuggingtweetsError("--handle applies to SOURCEs: give them with --out RUN_DIR")
+        if handles or text_column:
+            raise HuggingtweetsError(
+                "--handle and --text-column apply to SOURCEs: give them with --out RUN_DIR"
+            )
         run_dir = Path(targets[0])
         if not run_dir.is_dir():
             raise HuggingtweetsError(
@@ -427,13 +432,15 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
     try:
         result = train_run(run_dir, options)
     except TrainingInterrupted as stop:
-        where = f"checkpoint saved in {stop.checkpoint}" if stop.checkpoint else "no checkpoint"
+        where = f"last checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
         click.echo(
-            f"Interrupted: {where}; RUN_DIR/model/ was not touched. Continue with: "
-            f"huggingtweets train {run_dir} --resume",
+            f"Interrupted ({where}); {run_dir / 'model'} was not touched. To continue, run "
+            "the same command again with --resume (without it, training starts over).",
             err=True,
         )
         raise SystemExit(130) from None
+    if not result.main_process:  # accelerate launch / torchrun: the first process reports
+        return
     m = result.metrics
     console.print(
         f"Validation loss {m['eval_loss_before']:.4f} → {m['eval_loss_after']:.4f}, "
@@ -458,9 +465,21 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
 
 
 @cli.command()
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many speakers to list, those with the most speeches first.",
+)
 def samples(top):
-    """List the speakers of the bundled tiny-Shakespeare sample (use as sample:NAME)."""
+    """List the speakers of the bundled tiny-Shakespeare sample (use as sample:NAME).
+
+    \b
+    Examples:
+      huggingtweets samples --top 5
+      huggingtweets prepare sample:romeo sample:juliet --out runs/romeo-juliet
+    """
     from .sources.sample import speakers
 
     for handle, count in speakers().most_common(top):
@@ -545,10 +564,7 @@ def generate(
     if as_json:
         click.echo(orjson.dumps(result.to_dict()).decode())
         return
-    for i, sample in enumerate(result.samples, 1):
-        console.print(f"{i}. {escape(sample.text)}", soft_wrap=True)
-        if sample.copy is not None:
-            console.print(f"   [yellow]⚠ copy: {sample.copy.describe()}[/yellow]")
+    _print_samples(result)
     _print_guard_summary(result, no_copies)
 
 
@@ -654,10 +670,7 @@ def demo(run_dir, epochs, seed):
             )
             console.rule(f"[bold]4/4 generate[/bold]  {DEMO_SAMPLES} posts for “My dream is”")
         elif name == "generate":
-            for i, sample in enumerate(result.samples, 1):
-                console.print(f"{i}. {escape(sample.text)}", soft_wrap=True)
-                if sample.copy is not None:
-                    console.print(f"   [yellow]⚠ copy: {sample.copy.describe()}[/yellow]")
+            _print_samples(result)
 
     result = run_demo(run_dir, epochs=epochs, seed=seed, on_stage=on_stage)
     elapsed = time.perf_counter() - started
@@ -666,6 +679,13 @@ def demo(run_dir, epochs, seed):
     console.print(f"Done in {elapsed:.0f} s. Your bot is in {where}. Next:", soft_wrap=True)
     console.print(f'  huggingtweets generate {where} "O Romeo" -n 10', soft_wrap=True)
     console.print(f"  less {escape(str(result.card))}", soft_wrap=True)
+
+
+def _print_samples(result) -> None:
+    for i, sample in enumerate(result.samples, 1):
+        console.print(f"{i}. {escape(sample.text)}", soft_wrap=True)
+        if sample.copy is not None:
+            console.print(f"   [yellow]⚠ copy: {sample.copy.describe()}[/yellow]")
 
 
 def _print_guard_summary(result, no_copies: bool) -> None:

@@ -58,6 +58,7 @@ def collect(
     seen: dict[str, str] = {}
     for i, collected in offline.items():
         _check_new_account(collected, resolved[i].spec, seen)
+        _check_not_live(run, collected.account.handle, resolved[i].spec)
     for collected in offline.values():
         run.write_collected(collected)
     results = []
@@ -81,6 +82,16 @@ def _check_new_account(collected: Collected, spec: str, seen: dict[str, str]) ->
             "once, or give one of them another --handle"
         )
     seen[handle] = spec
+
+
+def _check_not_live(run: RunDir, handle: str, spec: str) -> None:
+    """A file's posts replace posts/<handle>.jsonl whole: refuse when that holds posts
+    fetched from a live account, which would be lost."""
+    if run.state_path(handle).exists():
+        raise HuggingtweetsError(
+            f"{run.posts_path(handle)} holds posts fetched from a live account; collecting "
+            f"{spec} would replace them: use another --out, or give it another --handle"
+        )
 
 
 def load_collected(run_dir: Path | str) -> list[Collected]:

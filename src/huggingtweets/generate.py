@@ -18,8 +18,10 @@ from pathlib import Path
 
 from .errors import HuggingtweetsError
 from .memorization import GUARD_FILE, CopyMatch, MemorizationGuard
+from .models import context_length, load_causal_lm, load_tokenizer, resolve_model
 
-# The original's settings, used when a model's config does not carry its own.
+# The original's settings (its task_specific_params["text-generation"], which train
+# writes into every model), used when a model's config does not carry its own.
 DEFAULT_SETTINGS = {
     "prefix": "<|endoftext|>",
     "max_length": 160,
@@ -178,15 +180,14 @@ class Generator:
     def load(cls, model_or_run: str | Path, *, trust_pickle: bool = False) -> Generator:
         import torch
 
-        from .models import load_causal_lm, load_tokenizer, resolve_model
-
         where = resolve_model_dir(model_or_run)
         resolved = resolve_model(where)
         tokenizer = load_tokenizer(resolved)
         model = load_causal_lm(resolved, trust_pickle=trust_pickle)
         model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-        if resolved.kind == "local":
-            guard = MemorizationGuard.load(Path(resolved.location))
+        location = Path(resolved.location)
+        if location.is_dir():  # a local folder, or the cache's snapshot of a Hub model
+            guard = MemorizationGuard.load(location)
         else:
             guard = _hub_guard(resolved.location, resolved.local_files_only)
         return cls(model, tokenizer, guard, str(model_or_run))
@@ -198,12 +199,6 @@ class Generator:
             if value is not None:
                 chosen[key] = value
         return chosen
-
-    def _context(self) -> int | None:
-        config = self.model.config
-        return getattr(config, "n_positions", None) or getattr(
-            config, "max_position_embeddings", None
-        )
 
     def _draw(self, prompt: str, count: int, settings: dict) -> list[str]:
         """``count`` samples of ``prompt`` (prompt included), each cut at its first line
@@ -217,7 +212,7 @@ class Generator:
         input_ids = encoded["input_ids"].to(self.model.device)
         # Like the pipeline: lengths count the prompt but not the prefix.
         max_length = settings["max_length"] + prefix_len
-        context = self._context()
+        context = context_length(self.model.config)
         if context:
             max_length = min(max_length, context)
         if input_ids.shape[1] >= max_length:

@@ -9,7 +9,6 @@ normalized text and of its word n-grams, in ``memorization_guard.safetensors``.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -17,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save
 
-from .textrules import _HAN_KANA, _SOUTHEAST_ASIAN
+from .errors import HuggingtweetsError
+from .runs import atomic_write
+from .textrules import HAN_KANA, SOUTHEAST_ASIAN
 
 GUARD_FILE = "memorization_guard.safetensors"
 DEFAULT_NGRAM = 8
@@ -27,7 +29,7 @@ FORMAT_VERSION = "1"
 
 # A token is a word, or a single character of a script written without spaces (so that
 # a run of Japanese or Thai is compared character by character, not as one giant word).
-_TOKEN_RE = re.compile(f"[{_HAN_KANA}{_SOUTHEAST_ASIAN}]|[^\\W_{_HAN_KANA}{_SOUTHEAST_ASIAN}]+")
+_TOKEN_RE = re.compile(f"[{HAN_KANA}{SOUTHEAST_ASIAN}]|[^\\W_{HAN_KANA}{SOUTHEAST_ASIAN}]+")
 
 
 def tokens(text: str) -> list[str]:
@@ -100,13 +102,11 @@ class MemorizationGuard:
 
     def save(self, model_dir: Path) -> Path:
         path = Path(model_dir) / GUARD_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(
+        data = save(
             {"posts": self.posts, "ngrams": self.ngrams},
-            str(tmp),
             metadata={"n": str(self.n), "key": self.key.hex(), "version": FORMAT_VERSION},
         )
-        os.replace(tmp, path)
+        atomic_write(path, data)
         return path
 
     @classmethod
@@ -117,10 +117,20 @@ class MemorizationGuard:
             return None
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = handle.metadata()
-        arrays = load_file(str(path))
-        return cls(arrays["posts"], arrays["ngrams"], int(meta["n"]), bytes.fromhex(meta["key"]))
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                meta = handle.metadata() or {}
+            if meta.get("version") != FORMAT_VERSION:
+                raise ValueError(f"format version {meta.get('version')!r}")
+            arrays = load_file(str(path))
+            return cls(
+                arrays["posts"], arrays["ngrams"], int(meta["n"]), bytes.fromhex(meta["key"])
+            )
+        except (SafetensorError, KeyError, ValueError) as exc:
+            raise HuggingtweetsError(
+                f"{path} is damaged or of another version ({exc}); train again, or delete it "
+                "to generate without the memorization check"
+            ) from None
 
 
 def build_guard(texts: Iterable[str], model_dir: Path, n: int = DEFAULT_NGRAM) -> Path:

@@ -40,18 +40,16 @@ class ResolvedModel:
     location: str  # what to hand to from_pretrained: a Hub id or a folder
     kind: str  # "hub" or "local"
     local_files_only: bool  # True: load from the cache/folder without touching the network
-    files: tuple[str, ...] | None  # the repo's or folder's file names, when known
+    files: tuple[str, ...]  # the repo's or folder's file names
 
     @property
     def has_safetensors(self) -> bool:
         # Our memorization guard is a .safetensors file too, but it holds no weights.
-        return self.files is None or any(
-            f.endswith(".safetensors") and Path(f).name != GUARD_FILE for f in self.files
-        )
+        return any(f.endswith(".safetensors") and Path(f).name != GUARD_FILE for f in self.files)
 
     @property
     def pickle_files(self) -> list[str]:
-        return [f for f in self.files or () if f.endswith(PICKLE_SUFFIXES)]
+        return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
 
 
 def _looks_like_path(name: str) -> bool:
@@ -59,9 +57,19 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """A library's message cut to its first line: our errors are one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def context_length(config) -> int | None:
+    """How many positions the model attends over, under the names architectures use."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _folder_files(folder: Path) -> tuple[str, ...]:
@@ -198,7 +206,7 @@ def load_tokenizer(name_or_path: str | Path | ResolvedModel):
         )
     except (OSError, ValueError) as exc:
         raise HuggingtweetsError(
-            f"cannot load the tokenizer of {model.name}: {_first_line(exc)}"
+            f"cannot load the tokenizer of {model.name}: {first_line(exc)}"
         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -224,10 +232,10 @@ def load_causal_lm(
         lm = AutoModelForCausalLM.from_pretrained(model.location, **from_pretrained_kwargs)
     except ValueError as exc:  # e.g. an architecture that is not a causal LM
         raise HuggingtweetsError(
-            f"{model.name} cannot be loaded as a causal LM: {_first_line(exc)}"
+            f"{model.name} cannot be loaded as a causal LM: {first_line(exc)}"
         ) from None
     except OSError as exc:
-        raise HuggingtweetsError(f"cannot load {model.name}: {_first_line(exc)}") from None
+        raise HuggingtweetsError(f"cannot load {model.name}: {first_line(exc)}") from None
     if lm.generation_config is not None and lm.generation_config.pad_token_id is None:
         lm.generation_config.pad_token_id = lm.config.eos_token_id
     return lm

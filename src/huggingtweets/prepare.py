@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -24,8 +25,11 @@ import orjson
 from . import textrules
 from .errors import HuggingtweetsError
 from .parallel import split_in_two
-from .records import PRIVATE_VISIBILITIES, Collected, Post, dump_jsonl
+from .records import PUBLIC_VISIBILITIES, Collected, Post, dump_jsonl
 from .runs import RunDir, replace_dir
+
+if TYPE_CHECKING:
+    from .sources.live import LiveOptions
 
 # Drop categories, in the order a post is tested against them.
 CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
@@ -95,13 +99,15 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
     kept: list[tuple[str, str, str | None]] = []
     keep = kept.append
     min_words = max(options.min_words, textrules.SHORT_WORDS)
+    # Local names: this loop runs once per post, 100,000 times for a large export.
     unescape, count_words, clean_text = (
         textrules.unescape,
         textrules.count_words,
         textrules.clean_text,
     )
     for post in posts:
-        if post.visibility in PRIVATE_VISIBILITIES:  # never, under any option, in a dataset
+        # Never, under any option, in a dataset; an unknown visibility counts as private.
+        if post.visibility not in PUBLIC_VISIBILITIES:
             private += 1
         elif post.is_repost:
             retweets += 1
@@ -175,7 +181,9 @@ def permutation(n: int, *key: object) -> list[int]:
     return np.random.default_rng(seed).permutation(n).tolist()
 
 
-def split(kept: list[tuple[str, str]], percentage: float, seed: int, handle: str):
+def split(
+    kept: list[tuple[str, str]], percentage: float, seed: int, handle: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Deterministic train / validation split of one account (at least one validation post
     when the percentage is not 0 and there are two posts or more)."""
     order = permutation(len(kept), seed, handle)
@@ -338,7 +346,7 @@ def prepare(
     handles: Sequence[str] = (),
     options: PrepareOptions | None = None,
     text_column: str | None = None,
-    live=None,
+    live: LiveOptions | None = None,
 ) -> PrepareResult:
     """collect (when ``sources`` are given; ``live``: a ``LiveOptions`` for live accounts)
     then prepare; without sources, prepare what ``run_dir/posts/`` already holds."""

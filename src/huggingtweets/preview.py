@@ -86,7 +86,9 @@ def fetch_avatar(url: str | None, timeout: float = AVATAR_FETCH_TIMEOUT_S) -> Im
 
     Skipped when ``HF_HUB_OFFLINE`` is set (the Hugging Face libraries' offline switch).
     """
-    if not url or not url.startswith(("https://", "http://")) or os.environ.get("HF_HUB_OFFLINE"):
+    # Read now, not huggingface_hub's import-time constant; "0" means online, as there.
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    if not url or not url.startswith(("https://", "http://")) or offline:
         return None
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "huggingtweets"})

@@ -13,7 +13,22 @@ import orjson
 from .errors import HuggingtweetsError
 
 VISIBILITIES = ("public", "unlisted", "followers", "direct")
-PRIVATE_VISIBILITIES = frozenset({"followers", "direct"})
+PUBLIC_VISIBILITIES = frozenset({"public", "unlisted"})  # the rest is private
+# How other tools name them (Mastodon's API says "private" for followers-only). A name not
+# here is read as "followers": a post of unknown audience must never reach a dataset.
+VISIBILITY_NAMES = {
+    "public": "public",
+    "unlisted": "unlisted",
+    "followers": "followers",
+    "private": "followers",
+    "direct": "direct",
+}
+
+
+def visibility_from_name(name: object) -> str:
+    """One of VISIBILITIES for a visibility as another tool names it."""
+    return VISIBILITY_NAMES.get(str(name).strip().lower(), "followers")
+
 
 # Handles become file names in the run directory, so only characters that are safe
 # there are allowed: letters, digits, "_", "-", "." (Bluesky) and "@" (Mastodon's
@@ -44,13 +59,13 @@ class Post(msgspec.Struct, gc=False):
     is_repost: bool = False
     is_reply: bool = False
     is_quote: bool = False
-    visibility: str = "public"  # one of VISIBILITIES
+    visibility: str = "public"  # one of VISIBILITIES; any other value counts as private
     lang: str | None = None
     url: str | None = None
 
     @property
     def is_private(self) -> bool:
-        return self.visibility in PRIVATE_VISIBILITIES
+        return self.visibility not in PUBLIC_VISIBILITIES
 
     def to_dict(self) -> dict:
         return msgspec.structs.asdict(self)
@@ -80,6 +95,16 @@ class Account(msgspec.Struct, gc=False):
             return msgspec.convert(data, cls)
         except msgspec.ValidationError as exc:
             raise HuggingtweetsError(f"not an account record: {exc}") from None
+
+    @classmethod
+    def read(cls, path: Path) -> Account:
+        """An ``<handle>.account.json`` file, as ``collect`` writes it."""
+        try:
+            return cls.from_dict(orjson.loads(path.read_bytes()))
+        except orjson.JSONDecodeError:
+            raise HuggingtweetsError(
+                f"{path} is not valid JSON; delete it (the posts beside it are kept)"
+            ) from None
 
     @property
     def name(self) -> str:

@@ -84,6 +84,10 @@ class RunDir:
     def account_path(self, handle: str) -> Path:
         return self.posts_dir / f"{check_handle(handle)}.account.json"
 
+    def state_path(self, handle: str) -> Path:
+        """Where a live collection of ``handle`` continues (see sources/live.py)."""
+        return self.posts_dir / f"{check_handle(handle)}.state.json"
+
     @property
     def dataset_dir(self) -> Path:
         return self.root / "dataset"
@@ -125,7 +129,7 @@ class RunDir:
         posts = read_posts(self.posts_path(handle))
         account_path = self.account_path(handle)
         if account_path.exists():
-            account = Account.from_dict(orjson.loads(account_path.read_bytes()))
+            account = Account.read(account_path)
         else:
             platform = posts[0].platform if posts else "file"
             account = Account(platform=platform, handle=handle)

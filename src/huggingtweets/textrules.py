@@ -1,7 +1,7 @@
 """The text rules of huggingtweets: cleaning a post and deciding whether it is "short".
 
-Kept apart from ``prepare`` because training-time code (the memorization guard) and the
-card use the same notion of a word.
+Kept apart from ``prepare`` because the memorization guard splits text into words with
+the same script ranges.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _BLANK_LINES_RE = re.compile(r"\n{3,}")
 # four code points for the Southeast Asian scripts whose vowels and tone marks are
 # separate code points. Any word without such characters counts as one, so English is
 # judged exactly as the original judged it.
-_HAN_KANA = (
+HAN_KANA = (
     "\u3040-\u30ff"  # Hiragana, Katakana
     "\u31f0-\u31ff"  # Katakana extensions
     "\u3400-\u4dbf"  # CJK extension A
@@ -30,15 +30,15 @@ _HAN_KANA = (
     "\uf900-\ufaff"  # CJK compatibility ideographs
     "\U00020000-\U0003134f"  # CJK extensions B-G
 )
-_SOUTHEAST_ASIAN = (
+SOUTHEAST_ASIAN = (
     "\u0e00-\u0e7f"  # Thai
     "\u0e80-\u0eff"  # Lao
     "\u0f00-\u0fff"  # Tibetan
     "\u1000-\u109f"  # Myanmar
     "\u1780-\u17ff"  # Khmer
 )
-_HAN_KANA_RE = re.compile(f"[{_HAN_KANA}]")
-_SOUTHEAST_ASIAN_RE = re.compile(f"[{_SOUTHEAST_ASIAN}]")
+_HAN_KANA_RE = re.compile(f"[{HAN_KANA}]")
+_SOUTHEAST_ASIAN_RE = re.compile(f"[{SOUTHEAST_ASIAN}]")
 CHARS_PER_WORD_HAN_KANA = 2
 CHARS_PER_WORD_SOUTHEAST_ASIAN = 4
 SHORT_WORDS = 3  # the original: fewer than 3 "interesting" words is a short tweet

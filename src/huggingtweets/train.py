@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import logging
 import math
-import os
 import shutil
 import signal
 import sys
@@ -26,11 +25,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import HuggingtweetsError
+from .generate import DEFAULT_SETTINGS
+from .memorization import build_guard
+from .models import (
+    check_weights,
+    context_length,
+    first_line,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_model,
+)
 from .records import iter_jsonl
 from .runs import RunDir, replace_dir, write_json
 
 ORIGINAL_LEARNING_RATE = 1.372e-4
 # A tiny base starts from random weights: the original's fine-tuning rate barely moves it.
+# Measured on the demo's ROMEO & JULIET sample (validation loss of the best epoch): 2e-3
+# stalls at 5.90, 1e-3 reaches 5.52 around epoch 9 and over-fits after it.
 TINY_LEARNING_RATE = 1e-3
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Where a post-length text needs no more context, and where a CPU stays fastest:
@@ -49,13 +60,6 @@ DROPOUT_FIELDS = (
     "attention_probs_dropout_prob",
     "dropout",
 )
-GENERATION_DEFAULTS = {
-    "do_sample": True,
-    "min_length": 10,
-    "max_length": 160,
-    "temperature": 1.0,
-    "top_p": 0.95,
-}
 
 
 @dataclass
@@ -120,10 +124,14 @@ class TrainResult:
     run: RunDir
     model_dir: Path
     metrics: dict
+    # False in the other processes of a multi-GPU run: only the first saves the model,
+    # so only it may go on to the card (the others would find no model, or the old one).
+    main_process: bool = True
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: a checkpoint was saved; ``resume=True`` continues from it."""
+    """Ctrl-C during training; ``resume=True`` continues from ``checkpoint``, the last
+    complete one (the first Ctrl-C saves one; a second stops at once)."""
 
     def __init__(self, checkpoint: Path | None) -> None:
         super().__init__(str(checkpoint))
@@ -214,7 +222,8 @@ def resolve_precision(requested: str) -> str:
 
     device = _accelerator()
     if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # Emulated bf16 (pre-Ampere GPUs) counts as supported by default, and is slow.
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if device is None and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
@@ -263,17 +272,13 @@ def keep_freed_memory() -> None:
 
 def _build_tiny(run: RunDir, options: TrainOptions, main_process: bool):
     """RUN_DIR/tiny-base/, built from the run's posts (kept on --resume), resolved."""
-    from .models import resolve_model
     from .tiny import build_tiny_base
 
     folder = run.root / "tiny-base"
     if main_process and not (options.resume and (folder / "config.json").exists()):
         texts = read_texts(run.train_path) + read_texts(run.valid_path)
-        tmp = run.root / ".tiny-base.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_tiny_base(texts, tmp, seed=options.seed)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        with replace_dir(folder) as tmp:
+            build_tiny_base(texts, tmp, seed=options.seed)
     return resolve_model(folder)
 
 
@@ -281,15 +286,15 @@ def _load(resolved, options: TrainOptions, precision: str):
     import torch
     from transformers import AutoConfig
 
-    from .models import load_causal_lm, load_tokenizer
-
     tokenizer = load_tokenizer(resolved)
     try:
         config = AutoConfig.from_pretrained(
             resolved.location, local_files_only=resolved.local_files_only
         )
     except (OSError, ValueError) as exc:
-        raise HuggingtweetsError(f"cannot read the config of {resolved.name}: {exc}") from None
+        raise HuggingtweetsError(
+            f"cannot read the config of {resolved.name}: {first_line(exc)}"
+        ) from None
     if options.dropout is not None:
         for name in DROPOUT_FIELDS:
             if isinstance(getattr(config, name, None), float):
@@ -303,14 +308,6 @@ def _load(resolved, options: TrainOptions, precision: str):
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer, model
-
-
-def _context_length(model, tokenizer) -> int:
-    for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return min(tokenizer.model_max_length, 1024)
 
 
 def _lora(model, options: TrainOptions, seed: int):
@@ -477,13 +474,14 @@ def plot_loss_curve(history: list[dict], log_history: list[dict], path: Path) ->
 def _save_model(model, tokenizer, out: Path) -> None:
     """save_pretrained plus the settings the seed cards' pipeline snippet relies on."""
     eos = tokenizer.eos_token
-    text_generation = {**GENERATION_DEFAULTS, "prefix": eos}
-    model.config.task_specific_params = {"text-generation": text_generation}
+    sampling = {"do_sample": True, **DEFAULT_SETTINGS}
+    del sampling["prefix"]  # the base's own separator, which is <|endoftext|> for GPT-2
+    model.config.task_specific_params = {"text-generation": {**sampling, "prefix": eos}}
     # transformers 5's pipeline reads the prefix from config.prefix and sampling settings
     # from generation_config.json; task_specific_params stays for the Hub and older code.
     model.config.prefix = eos
     generation = model.generation_config
-    for key, value in GENERATION_DEFAULTS.items():
+    for key, value in sampling.items():
         setattr(generation, key, value)
     generation.pad_token_id = tokenizer.pad_token_id
     generation.eos_token_id = tokenizer.eos_token_id
@@ -502,11 +500,15 @@ class _TiedHeadNotice(logging.Filter):
 @contextlib.contextmanager
 def _quiet_library():
     """transformers' own bars (loading/writing weights at every checkpoint) would break
-    up the training bar; ours stays."""
+    up the training bar; ours stays, and so does the base model's download bar."""
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    downloads_shown = not are_progress_bars_disabled()
     hf_logging.disable_progress_bar()
+    if downloads_shown:  # transformers' switch turns huggingface_hub's bars off too
+        enable_progress_bars()
     trainer_logger = logging.getLogger("transformers.trainer")
     notice = _TiedHeadNotice()
     trainer_logger.addFilter(notice)
@@ -526,7 +528,7 @@ def train(
 ) -> TrainResult:
     """Fine-tune ``options.base_model`` on RUN_DIR/dataset/ and write RUN_DIR/model/.
 
-    Raises :class:`TrainingInterrupted` on Ctrl-C (after saving a checkpoint).
+    Raises :class:`TrainingInterrupted` on Ctrl-C, naming the checkpoint to resume from.
     """
     options = options or TrainOptions()
     run = RunDir(Path(run_dir))
@@ -546,12 +548,17 @@ def train(
         )
     resolved = None
     if options.base_model != "tiny":  # fail fast, before the heavy imports
-        from .models import check_weights, resolve_model
-
         resolved = resolve_model(options.base_model)
         check_weights(resolved, options.trust_pickle)
     with _quiet_library():
-        return _train(run, options, resolved, train_texts, valid_texts, callbacks)
+        try:
+            return _train(run, options, resolved, train_texts, valid_texts, callbacks)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+            # Said as TrainingInterrupted so the user hears of --resume: running again
+            # without it starts over and deletes the checkpoints.
+            raise TrainingInterrupted(last_checkpoint(run.root / "checkpoints")) from None
 
 
 def _train(
@@ -601,10 +608,13 @@ def _train(
             include_num_input_tokens_seen="all",
             dataloader_pin_memory=device == "cuda",
         )
-    except (ValueError, ImportError) as exc:  # an unknown --report-to, fp16 on a CPU ...
-        raise HuggingtweetsError(f"cannot train with these options: {exc}") from None
+    except (ValueError, ImportError) as exc:  # an unknown --lr-scheduler-type ...
+        raise HuggingtweetsError(f"cannot train with these options: {first_line(exc)}") from None
 
     main_process = args.process_index == 0
+    if not options.resume and checkpoints.exists() and main_process:
+        # An earlier, abandoned run's: a Ctrl-C from here on must not point at them.
+        shutil.rmtree(checkpoints)
     if resolved is None:
         with args.main_process_first(desc="tiny base model"):
             resolved = _build_tiny(run, options, main_process)
@@ -612,7 +622,7 @@ def _train(
     else:
         base_kind = resolved.kind
     tokenizer, model = _load(resolved, options, precision)
-    context = _context_length(model, tokenizer)
+    context = context_length(model.config) or min(tokenizer.model_max_length, 1024)
     block_size = options.block_size or min(DEFAULT_BLOCK_SIZE, context)
     if block_size > context:
         raise HuggingtweetsError(
@@ -626,8 +636,6 @@ def _train(
     last = last_checkpoint(checkpoints)
     if options.resume and last is None:
         print(f"No checkpoint in {checkpoints} yet: starting from the beginning.", file=sys.stderr)
-    if not options.resume and checkpoints.exists() and main_process:
-        shutil.rmtree(checkpoints)  # an earlier, abandoned run's: --resume would continue it
 
     progress, stopper = _callbacks()
     extra = [progress, stopper, *callbacks]
@@ -644,8 +652,7 @@ def _train(
             callbacks=extra,
         )
     except (ValueError, RuntimeError, ImportError) as exc:  # --report-to X not installed ...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise HuggingtweetsError(f"cannot set up training: {message}") from None
+        raise HuggingtweetsError(f"cannot set up training: {first_line(exc)}") from None
     trainer.remove_callback(ProgressCallback)  # ours shows the loss in the bar
 
     eval_before = trainer.evaluate()["eval_loss"]
@@ -708,9 +715,7 @@ def _train(
         "options": asdict(options),
     }
     if not trainer.is_world_process_zero():
-        return TrainResult(run, run.model_dir, metrics)
-
-    from .memorization import build_guard
+        return TrainResult(run, run.model_dir, metrics, main_process=False)
 
     final = trainer.model
     if options.lora:

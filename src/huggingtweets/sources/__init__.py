@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import HuggingtweetsError
-from ..records import Collected
+from ..records import Collected, check_handle
 from ..runs import RunDir
 from . import files, mastodon_export, sample, x_export
 from .tree import DirTree, open_tree
@@ -94,10 +94,10 @@ def _detect_file_format(path: Path) -> tuple[str, Callable[[SourceOptions], Coll
     # A single file of an export: read the folder around it, so that account.js,
     # note-tweet.js or actor.json beside it are found too.
     if x_export.is_tweet_file(name):
-        return "x-export", lambda o: x_export.read_x_export(DirTree(path.parent), o.handle)
+        return "x-export", lambda o: x_export.read_x_export(DirTree(path.parent, False), o.handle)
     if name == "outbox.json":
         return "mastodon-export", lambda o: mastodon_export.read_mastodon_export(
-            DirTree(path.parent), o.handle
+            DirTree(path.parent, False), o.handle
         )
     if name.endswith(".csv"):
         return "csv", lambda o: files.read_csv(path, o.handle, o.text_column)
@@ -144,9 +144,16 @@ def accepted_forms() -> list[str]:
     return list(_FORMS)
 
 
+# Endings of the files a source can be: a spec with one of these (or a "/") that does not
+# exist is a missing file rather than an unknown kind of source.
+_FILE_SUFFIXES = (".zip", ".js", ".json", ".csv", ".jsonl", ".ndjson", ".txt")
+
+
 def resolve(spec: str, options: SourceOptions | None = None) -> Source:
     """The source a spec names; refuses anything unrecognised with the accepted forms."""
     options = options or SourceOptions()
+    if options.handle is not None:  # refused before anything is read or fetched
+        options.handle = check_handle(options.handle)
     for prefix, factory in _PREFIXES.items():
         if spec.startswith(prefix):
             return factory(spec, options)
@@ -156,7 +163,7 @@ def resolve(spec: str, options: SourceOptions | None = None) -> Source:
         normalized = normalize(spec)
         if normalized is not None:
             return resolve(normalized, options)
-    if "/" in spec or "." in Path(spec).name:
+    if "/" in spec or spec.lower().endswith(_FILE_SUFFIXES):
         raise HuggingtweetsError(f"file not found: {spec}")
     raise HuggingtweetsError(
         f"cannot tell what {spec!r} is; accepted: " + "; ".join(accepted_forms())

@@ -7,16 +7,18 @@ import io
 from pathlib import Path
 
 import msgspec
-import orjson
 
 from ..errors import HuggingtweetsError
-from ..records import Account, Collected, Post, check_handle, iter_jsonl
+from ..records import Account, Collected, Post, check_handle, iter_jsonl, visibility_from_name
 from .tree import decode_utf8
 
 PLATFORM = "file"
 TEXT_COLUMNS = ("text", "full_text", "content", "tweet")
 _ID_COLUMNS = ("id", "id_str", "tweet_id", "post_id")
 _DATE_COLUMNS = ("created_at", "date", "timestamp", "published")
+# Posts saved from an API (Mastodon's statuses, say) carry their audience: it is kept, so
+# that followers-only and direct posts are dropped as private.
+_VISIBILITY_COLUMNS = ("visibility",)
 
 
 def _pick(keys, wanted: tuple[str, ...]) -> str | None:
@@ -33,7 +35,9 @@ def _as_text(value: object) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _post(handle: str, number: int, post_id: object, created_at: object, text: str) -> Post:
+def _post(
+    handle: str, number: int, post_id: object, created_at: object, text: str, visibility: object
+) -> Post:
     return Post(
         platform=PLATFORM,
         id=str(post_id) if post_id not in (None, "") else str(number),
@@ -42,6 +46,7 @@ def _post(handle: str, number: int, post_id: object, created_at: object, text: s
         text=text,
         # The original's rule, for any file of tweets: a retweet starts with "RT @".
         is_repost=text.startswith("RT @"),
+        visibility="public" if visibility in (None, "") else visibility_from_name(visibility),
     )
 
 
@@ -72,8 +77,10 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
         # Column positions once, not a dict per row: CSV exports can be large.
         text_at = columns.index(key)
         id_key, date_key = _pick(columns, _ID_COLUMNS), _pick(columns, _DATE_COLUMNS)
+        visibility_key = _pick(columns, _VISIBILITY_COLUMNS)
         id_at = columns.index(id_key) if id_key else None
         date_at = columns.index(date_key) if date_key else None
+        visibility_at = columns.index(visibility_key) if visibility_key else None
         posts = []
         for number, row in enumerate(reader, start=1):
             if not row:
@@ -85,6 +92,7 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
                     _cell(row, id_at),
                     _cell(row, date_at),
                     _cell(row, text_at) or "",
+                    _cell(row, visibility_at),
                 )
             )
     except csv.Error as exc:
@@ -109,7 +117,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
         account = Account(posts[0].platform, posts[0].author)
         profile = path.with_name(path.name.removesuffix(".jsonl") + ".account.json")
         if profile.exists():  # written beside the posts by `collect`
-            account = Account.from_dict(orjson.loads(profile.read_bytes()))
+            account = Account.read(profile)
         account.handle = check_handle(account.handle if handle is None else handle)
         for post in posts:
             post.author = account.handle
@@ -124,6 +132,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
                 f"{', '.join(TEXT_COLUMNS)}, or pass --text-column NAME)"
             )
         post_id, created_at = _pick(row, _ID_COLUMNS), _pick(row, _DATE_COLUMNS)
+        visibility = _pick(row, _VISIBILITY_COLUMNS)
         posts.append(
             _post(
                 handle,
@@ -131,12 +140,13 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
                 row[post_id] if post_id else None,
                 row[created_at] if created_at else None,
                 _as_text(row[key]),
+                row[visibility] if visibility else None,
             )
         )
     return Collected(Account(PLATFORM, handle), posts)
 
 
-def read_text(path: Path, handle: str | None, text_column: str | None = None) -> Collected:
+def read_text(path: Path, handle: str | None) -> Collected:
     handle = default_handle(path, handle)
     text = decode_utf8(path.read_bytes(), str(path))
     posts = [

@@ -286,17 +286,13 @@ class PostCache:
             return new
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as handle:
-            handle.write(dump_jsonl(post.to_dict() for post in new))
+            handle.write(dump_jsonl(new))
             handle.flush()
             os.fsync(handle.fileno())
         for post in new:
             self.index[post.id] = self.count
             self.count += 1
         return new
-
-
-def state_path(run: RunDir, handle: str) -> Path:
-    return run.posts_dir / f"{handle}.state.json"
 
 
 # -- one collection --------------------------------------------------------------
@@ -503,7 +499,7 @@ class Collection:
 
     def _load_state(self, profile: Profile) -> dict | None:
         assert self.cache is not None
-        path = state_path(self.run_dir, self.handle)
+        path = self.run_dir.state_path(self.handle)
         where = self.cache.path
         if not path.exists():
             others = self.cache.platforms - {self.source.platform}
@@ -535,7 +531,7 @@ class Collection:
         return state
 
     def _save_state(self, state: dict) -> None:
-        write_json(state_path(self.run_dir, self.handle), state)
+        write_json(self.run_dir.state_path(self.handle), state)
 
     @contextlib.contextmanager
     def _progress(self, profile: Profile, state: dict) -> Iterator[None]:

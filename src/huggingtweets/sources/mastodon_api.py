@@ -2,8 +2,9 @@
 
 ``mastodon:@user@instance`` (also ``@user@instance`` and ``https://instance/@user``).
 Public posts need no login; an instance that requires one takes the token in
-``MASTODON_ACCESS_TOKEN``, which is sent only to the instance in ``MASTODON_INSTANCE``
-when that is set (a token belongs to one instance). Statuses are read newest first, 40 a
+``MASTODON_ACCESS_TOKEN``, which is sent only to the instance named in
+``MASTODON_INSTANCE``: a token belongs to one instance, and collecting an account
+elsewhere must not hand it to that other server. Statuses are read newest first, 40 a
 page, following the ``Link`` headers; HTML becomes text as for exports.
 """
 
@@ -14,7 +15,7 @@ import re
 from urllib.parse import urlparse
 
 from ..errors import HuggingtweetsError
-from ..records import Account, Post
+from ..records import Account, Post, visibility_from_name
 from . import SourceOptions, register_prefix, register_spelling
 from .htmltext import html_to_text
 from .live import Fault, LiveSource, Page, Profile, seconds_until_reset, setting, utc_iso
@@ -24,13 +25,6 @@ TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
 TOKEN_INSTANCE_ENV = "MASTODON_INSTANCE"
 URL_ENV = "HUGGINGTWEETS_MASTODON_URL"
 PAGE_SIZE = 40  # Mastodon's largest page of statuses
-# Mastodon's "private" is followers-only; anything unknown is treated as not public.
-VISIBILITY = {
-    "public": "public",
-    "unlisted": "unlisted",
-    "private": "followers",
-    "direct": "direct",
-}
 _USER = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}"
 _ACCT_RE = re.compile(rf"@?({_USER})@({_HOST})")
@@ -68,16 +62,9 @@ class MastodonSource(LiveSource):
         self.base_url = setting(self.live.mastodon_url, URL_ENV, f"https://{self.instance}")
         token = os.environ.get(TOKEN_ENV) or None
         token_instance = (os.environ.get(TOKEN_INSTANCE_ENV) or "").strip().lower()
-        if (
-            token
-            and token_instance
-            and token_instance
-            not in (
-                self.instance,
-                urlparse(self.base_url).netloc.lower(),
-            )
-        ):
-            token = None  # it belongs to another instance: never send it elsewhere
+        self.token_unclaimed = token is not None and not token_instance
+        if token_instance not in (self.instance, urlparse(self.base_url).netloc.lower()):
+            token = None  # not this instance's token: never send it here
         self.uses_token = token is not None
         self._failed = None  # the last answer with a 4xx/5xx status
 
@@ -141,7 +128,7 @@ class MastodonSource(LiveSource):
 
     def _post(self, status) -> Post:
         handle = self.options.handle or self.handle
-        visibility = VISIBILITY.get(str(status.get("visibility")), "followers")
+        visibility = visibility_from_name(status.get("visibility"))  # unknown: private
         reblog = status.get("reblog")
         if reblog:
             return Post(
@@ -184,6 +171,13 @@ class MastodonSource(LiveSource):
         if isinstance(exc, mp.MastodonUnauthorizedError):
             if self.uses_token:
                 return Fault("permanent", f"{where} refused {TOKEN_ENV} (401); set a valid token")
+            if self.token_unclaimed:
+                return Fault(
+                    "permanent",
+                    f"{where} requires an access token (401); {TOKEN_ENV} is set but is sent "
+                    f"only to the instance it belongs to: set {TOKEN_INSTANCE_ENV}={self.instance}"
+                    " if it is this one's",
+                )
             return Fault(
                 "permanent",
                 f"{where} requires an access token (401): set {TOKEN_ENV} to a token of "

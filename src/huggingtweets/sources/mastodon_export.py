@@ -33,15 +33,21 @@ def visibility(activity: dict, followers_url: str | None) -> str:
         return "public"
     if PUBLIC & set(cc):
         return "unlisted"
-    if any(a == followers_url or str(a).endswith("/followers") for a in to + cc):
+    if any(a == followers_url or a.endswith("/followers") for a in to + cc):
         return "followers"
     return "direct"
 
 
-def _as_list(value) -> list:
+def _as_list(value) -> list[str]:
+    """An audience as strings (an entry of another shape matches no public address)."""
     if value is None:
         return []
-    return value if isinstance(value, list) else [value]
+    return [str(a) for a in (value if isinstance(value, list) else [value])]
+
+
+def _text(value) -> str | None:
+    """A string field; anything else (a damaged export) as missing."""
+    return value if isinstance(value, str) else None
 
 
 def _load_json(tree: Tree, name: str) -> dict:
@@ -80,13 +86,14 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
         )
     handle = check_handle(handle)
     icon = actor.get("icon") if isinstance(actor.get("icon"), dict) else {}
-    avatar = icon.get("url") if str(icon.get("url", "")).startswith("http") else None
+    avatar = _text(icon.get("url"))
+    summary = _text(actor.get("summary"))
     account = Account(
         platform=PLATFORM,
         handle=handle,
-        display_name=actor.get("name") or None,
-        avatar_url=avatar,
-        description=html_to_text(actor["summary"]) if actor.get("summary") else None,
+        display_name=_text(actor.get("name")) or None,
+        avatar_url=avatar if avatar and avatar.startswith("http") else None,
+        description=html_to_text(summary) if summary else None,
     )
     followers = actor.get("followers")
 
@@ -100,20 +107,20 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
             continue
         kind = activity.get("type")
         obj = activity.get("object")
-        if kind == "Create" and isinstance(obj, dict) and obj.get("type") in POST_TYPES:
-            content_map = obj.get("contentMap") or {}
+        if kind == "Create" and isinstance(obj, dict) and _text(obj.get("type")) in POST_TYPES:
+            content_map = obj.get("contentMap")
             posts.append(
                 Post(
                     platform=PLATFORM,
                     id=str(obj.get("id", "")).rstrip("/").rsplit("/", 1)[-1],
                     author=handle,
-                    created_at=obj.get("published") or activity.get("published"),
-                    text=html_to_text(obj.get("content") or ""),
+                    created_at=_text(obj.get("published")) or _text(activity.get("published")),
+                    text=html_to_text(_text(obj.get("content")) or ""),
                     is_reply=bool(obj.get("inReplyTo")),
                     is_quote=bool(obj.get("quoteUri") or obj.get("quoteUrl")),
                     visibility=visibility(activity, followers),
-                    lang=next(iter(content_map), None),
-                    url=obj.get("url") or obj.get("id"),
+                    lang=next(iter(content_map), None) if isinstance(content_map, dict) else None,
+                    url=_text(obj.get("url")) or _text(obj.get("id")),
                 )
             )
         elif kind == "Announce":
@@ -125,7 +132,7 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
                     .removesuffix("/activity")
                     .rsplit("/", 1)[-1],
                     author=handle,
-                    created_at=activity.get("published"),
+                    created_at=_text(activity.get("published")),
                     text="",
                     is_repost=True,
                     visibility=visibility(activity, followers),

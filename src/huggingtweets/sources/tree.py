@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -20,16 +21,16 @@ def decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
-class Tree:
+class Tree(abc.ABC):
     """A read-only set of files addressed by POSIX relative paths."""
 
     label: str
 
-    def names(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def names(self) -> list[str]: ...
 
-    def read_bytes(self, name: str) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read_bytes(self, name: str) -> bytes: ...
 
     def read_text(self, name: str) -> str:
         return decode_utf8(self.read_bytes(name), f"{self.label}:{name}")
@@ -44,16 +45,19 @@ class Tree:
 
 
 class DirTree(Tree):
-    def __init__(self, root: Path) -> None:
+    """A folder; with ``recursive=False`` only the files directly in it (the folder around
+    a single file the user named, which may be a large one such as Downloads)."""
+
+    def __init__(self, root: Path, recursive: bool = True) -> None:
         self.root = root
         self.label = str(root)
+        self.recursive = recursive
         self._names: list[str] | None = None
 
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = sorted(
-                p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()
-            )
+            paths = self.root.rglob("*") if self.recursive else self.root.iterdir()
+            self._names = sorted(p.relative_to(self.root).as_posix() for p in paths if p.is_file())
         return self._names
 
     def read_bytes(self, name: str) -> bytes:
@@ -95,6 +99,11 @@ class ZipTree(Tree):
             raise HuggingtweetsError(
                 f"{self.label}: cannot read {name} ({exc}); the archive is corrupt or "
                 "truncated, download the export again"
+            ) from None
+        except RuntimeError:  # zipfile's word for an entry that needs a password
+            raise HuggingtweetsError(
+                f"{self.label}: {name} is password-protected; extract the archive with its "
+                "password and give the folder instead"
             ) from None
 
 

@@ -68,10 +68,59 @@ class _TweetEntry(_Tweet):
     tweet: _Tweet | None = None  # newer exports wrap each entry: {"tweet": {...}}
 
 
+# The other files we read, typed likewise so that an unexpected shape is a clear error.
+# Field names are the export's own; newer exports wrap each entry ({"account": {...}}).
+class _Account(msgspec.Struct):
+    username: str | None = None
+    accountDisplayName: str | None = None
+
+
+class _AccountEntry(_Account):
+    account: _Account | None = None
+
+
+class _Bio(msgspec.Struct):
+    bio: str | None = None
+
+
+class _Profile(msgspec.Struct):
+    avatarMediaUrl: str | None = None
+    description: _Bio | None = None
+
+
+class _ProfileEntry(_Profile):
+    profile: _Profile | None = None
+
+
+class _NoteCore(msgspec.Struct):
+    text: str | None = None
+
+
+class _Note(msgspec.Struct):
+    createdAt: str | None = None
+    core: _NoteCore | None = None
+
+
+class _NoteEntry(_Note):
+    noteTweet: _Note | None = None
+
+
+class _Protected(msgspec.Struct):
+    protectedAt: str | None = None
+    action: str | None = None
+
+
+class _ProtectedEntry(_Protected):
+    protectedHistory: _Protected | None = None
+
+
 # Decoding only the fields we need, into typed structs, is what makes reading a large
 # export fast: an export's tweets.js is mostly fields we never read.
 _TWEETS_DECODER = msgspec.json.Decoder(list[_TweetEntry])
-_ANY_DECODER = msgspec.json.Decoder(list)
+_ACCOUNT_DECODER = msgspec.json.Decoder(list[_AccountEntry])
+_PROFILE_DECODER = msgspec.json.Decoder(list[_ProfileEntry])
+_NOTES_DECODER = msgspec.json.Decoder(list[_NoteEntry])
+_PROTECTED_DECODER = msgspec.json.Decoder(list[_ProtectedEntry])
 
 
 def _json_span(raw: bytes) -> tuple[int, int]:
@@ -84,7 +133,7 @@ def _json_span(raw: bytes) -> tuple[int, int]:
     return start, end
 
 
-def parse_ytd(tree: Tree, name: str, decoder: msgspec.json.Decoder = _ANY_DECODER) -> list:
+def parse_ytd(tree: Tree, name: str, decoder: msgspec.json.Decoder) -> list:
     """Parse one ``window.YTD.<kind>.partN = [...]`` file, naming file and position on error."""
     raw = tree.read_bytes(name)
     start, end = _json_span(raw)
@@ -158,26 +207,33 @@ def _raise_parse_error(tree: Tree, name: str, raw: bytes, start: int, end: int) 
     )
 
 
-def twitter_time(value: str) -> str:
+def twitter_time(value: str, where: str) -> str:
     """'Wed Oct 19 20:07:25 +0000 2022' -> '2022-10-19T20:07:25Z' (a fast path for UTC)."""
     # Exports always write this fixed-width form in UTC: slice it rather than strptime.
     month = _MONTHS.get(value[4:7])
     if len(value) == 30 and value[20:25] == "+0000" and month and value[8:10].isdigit():
         return f"{value[26:30]}-{month}-{value[8:10]}T{value[11:19]}Z"
-    parsed = datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y")
+    try:
+        parsed = datetime.strptime(value, "%a %b %d %H:%M:%S %z %Y")
+    except ValueError:
+        raise HuggingtweetsError(
+            f"{where}: unexpected date {value!r} (expected such as "
+            "'Wed Oct 19 20:07:25 +0000 2022'); is this an X export file?"
+        ) from None
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _iso_seconds(value: str) -> str:
-    """'2023-01-05T12:34:56.000Z' -> '2023-01-05T12:34:56Z'."""
+_ISO_SECONDS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def _iso_seconds(value: str, where: str) -> str:
+    """'2023-01-05T12:34:56.000Z' -> '2023-01-05T12:34:56Z' (compared as text with the
+    posts' times, so any other form is refused rather than silently mis-ordered)."""
+    if not _ISO_SECONDS_RE.match(value):
+        raise HuggingtweetsError(
+            f"{where}: unexpected date {value!r} (expected such as '2023-01-05T12:34:56.000Z')"
+        )
     return value[:19] + "Z"
-
-
-def _entry(obj, key: str):
-    """Newer exports wrap each entry (``{"tweet": {...}}``); the oldest did not."""
-    if not isinstance(obj, dict):
-        raise HuggingtweetsError(f"unexpected entry in the export: {str(obj)[:60]!r}")
-    return obj.get(key) or obj
 
 
 def read_profile(tree: Tree) -> tuple[str | None, str | None, str | None, str | None]:
@@ -185,16 +241,16 @@ def read_profile(tree: Tree) -> tuple[str | None, str | None, str | None, str | 
     handle = name = avatar = bio = None
     account_file = tree.find("account.js")
     if account_file:
-        for item in parse_ytd(tree, account_file):
-            account = _entry(item, "account")
-            handle = account.get("username") or handle
-            name = account.get("accountDisplayName") or name
+        for item in parse_ytd(tree, account_file, _ACCOUNT_DECODER):
+            account = item.account or item
+            handle = account.username or handle
+            name = account.accountDisplayName or name
     profile_file = tree.find("profile.js")
     if profile_file:
-        for item in parse_ytd(tree, profile_file):
-            profile = _entry(item, "profile")
-            avatar = profile.get("avatarMediaUrl") or avatar
-            bio = (profile.get("description") or {}).get("bio") or bio
+        for item in parse_ytd(tree, profile_file, _PROFILE_DECODER):
+            profile = item.profile or item
+            avatar = profile.avatarMediaUrl or avatar
+            bio = (profile.description.bio if profile.description else None) or bio
     return handle, name, avatar, bio
 
 
@@ -203,16 +259,17 @@ def _protected_spans(tree: Tree) -> list[tuple[str, str]]:
     name = tree.find("protected-history.js")
     if not name:
         return []
+    where = f"{tree.label}:{name}"
     events = sorted(
-        (_iso_seconds(h["protectedAt"]), h.get("action", ""))
-        for h in (_entry(i, "protectedHistory") for i in parse_ytd(tree, name))
-        if h.get("protectedAt")
+        (_iso_seconds(h.protectedAt, where), (h.action or "").lower())
+        for h in (i.protectedHistory or i for i in parse_ytd(tree, name, _PROTECTED_DECODER))
+        if h.protectedAt
     )
     spans, start = [], None
     for when, action in events:
-        if action.lower() == "protect" and start is None:
+        if action == "protect" and start is None:
             start = when
-        elif action.lower() == "unprotect" and start is not None:
+        elif action == "unprotect" and start is not None:
             spans.append((start, when))
             start = None
     if start is not None:
@@ -225,11 +282,12 @@ def _long_texts(tree: Tree) -> dict[str, list[str]]:
     name = tree.find("note-tweet.js")
     notes: dict[str, list[str]] = {}
     if name:
-        for item in parse_ytd(tree, name):
-            note = _entry(item, "noteTweet")
-            text = (note.get("core") or {}).get("text")
-            if text and note.get("createdAt"):
-                notes.setdefault(_iso_seconds(note["createdAt"]), []).append(text)
+        where = f"{tree.label}:{name}"
+        for item in parse_ytd(tree, name, _NOTES_DECODER):
+            note = item.noteTweet or item
+            text = note.core.text if note.core else None
+            if text and note.createdAt:
+                notes.setdefault(_iso_seconds(note.createdAt, where), []).append(text)
     return notes
 
 
@@ -248,14 +306,19 @@ def _match_note(tweet_text: str, candidates: list[str]) -> str | None:
 
 
 def _tweet_post(
-    tweet: _Tweet, handle: str, notes: dict[str, list[str]], protected: list[tuple[str, str]]
+    tweet: _Tweet,
+    handle: str,
+    notes: dict[str, list[str]],
+    protected: list[tuple[str, str]],
+    where: str,
 ) -> Post | None:
-    """One tweets.js entry as a Post (None when it has no id or text)."""
+    """One tweets.js entry as a Post (None when it has no id or text); ``where`` names the
+    file in errors."""
     tweet_id = str(tweet.id_str or tweet.id or "")
     text = tweet.full_text if tweet.full_text is not None else tweet.text
     if not tweet_id or text is None:
         return None
-    created_at = twitter_time(tweet.created_at) if tweet.created_at else None
+    created_at = twitter_time(tweet.created_at, where) if tweet.created_at else None
     if created_at in notes:
         text = _match_note(text, notes[created_at]) or text
     quoted = False
@@ -299,13 +362,13 @@ def read_x_export(tree: Tree, handle: str | None = None) -> Collected:
     seen: set[str] = set()
     for name in files:
 
-        def posts_of(entries: list[_TweetEntry], name: str = name) -> list[Post]:
+        def posts_of(entries: list[_TweetEntry], where: str = f"{tree.label}:{name}") -> list[Post]:
             out = []
             for entry in entries:
-                post = _tweet_post(entry.tweet or entry, handle, notes, protected)
+                post = _tweet_post(entry.tweet or entry, handle, notes, protected, where)
                 if post is None:
                     raise HuggingtweetsError(
-                        f"{tree.label}:{name}: an entry has no id or text; is this a tweets file?"
+                        f"{where}: an entry has no id or text; is this a tweets file?"
                     )
                 out.append(post)
             return out
