@@ -198,6 +198,40 @@ def test_epoch_history_averages_train_losses_per_epoch():
     ]
 
 
+REUSE_PROBE = """
+import resource, sys, torch
+from huggingtweets.train import keep_freed_memory
+if len(sys.argv) > 1:
+    keep_freed_memory()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def step():  # two 256 MiB tensors made, used and freed, as logits and their gradient are
+    logits = torch.ones(64 << 20)
+    return float((logits * 2)[0])
+counts = []
+for _ in range(8):
+    before = faults()
+    step()
+    counts.append(faults() - before)
+print(counts[-3:])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_freed_memory_is_reused_not_faulted_in_again():
+    """A training step's large tensors (logits, gradients) come back every step: with
+    keep_freed_memory() they reuse freed pages instead of faulting fresh ones in."""
+
+    def steady_state_faults(*args: str) -> list[int]:
+        out = subprocess.run([sys.executable, "-c", REUSE_PROBE, *args], capture_output=True)
+        assert out.returncode == 0, out.stderr.decode()
+        return json.loads(out.stdout)
+
+    pages = (256 << 20) // 4096
+    assert all(n > pages for n in steady_state_faults())  # glibc's default: fresh pages
+    assert sum(steady_state_faults("keep")) < pages // 50
+
+
 # -- resume ---------------------------------------------------------------------------
 
 

@@ -49,6 +49,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # original's 1 × 1,024, so its learning rate and step count carry over unchanged.
 DEFAULT_BLOCK_SIZE = 256
 DEFAULT_BATCH_SIZE = 4
+# glibc malloc: serve tensors up to 1 GiB from the heap, and keep up to 2 GiB of freed
+# heap for reuse (both must fit a C int); see keep_freed_memory().
+MMAP_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 2**31 - 1
 # Config fields that hold a dropout probability, across architectures.
 DROPOUT_FIELDS = (
     "resid_pdrop",
@@ -262,9 +266,12 @@ def keep_freed_memory() -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (musl ...): nothing to tune
         return
+    # mallopt takes a C int: a larger value wraps (1 << 34 becomes 0, a trim threshold of
+    # 0, which returns every freed page at once: the very slowness this avoids).
     m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 1 << 30)
-    libc.mallopt(m_trim_threshold, 1 << 34)
+    for param, value in ((m_mmap_threshold, MMAP_THRESHOLD), (m_trim_threshold, TRIM_THRESHOLD)):
+        if not libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)):
+            print(f"Note: malloc did not accept setting {param} to {value}", file=sys.stderr)
 
 
 # -- model --------------------------------------------------------------------
