@@ -167,6 +167,32 @@ def test_metrics_before_after_and_their_keys(trained):
     assert (run / "tiny-base" / "config.json").is_file()
 
 
+def test_eval_loss_is_the_mean_loss_of_every_predicted_token(prepared, tmp_path):
+    """metrics.json's loss is the mean over next-token predictions: a block of n tokens
+    makes n - 1 of them (counting n would understate the loss by a factor (n - 1) / n)."""
+    import torch
+
+    from huggingtweets.models import load_causal_lm, load_tokenizer
+
+    run = _copy_run(prepared, tmp_path / "run")
+    block = 16  # short blocks: a miscount of one per block would be 6% off
+    options = ("--num-train-epochs", 1, "--block-size", block, "--precision", "fp32")
+    run_cli("train", run, "--base-model", "tiny", "--no-card", *options)
+    tokenizer = load_tokenizer(run / "model")
+    model = load_causal_lm(run / "model").eval()
+    texts = [row["text"] for _, row in iter_jsonl(run / "dataset" / "valid.jsonl")]
+    blocks, _ = pack_blocks(texts, tokenizer, block)
+    total, predicted = 0.0, 0
+    with torch.no_grad():
+        for ids in blocks:
+            logits = model(torch.tensor([ids])).logits[0, :-1]
+            total += torch.nn.functional.cross_entropy(
+                logits, torch.tensor(ids[1:]), reduction="sum"
+            ).item()
+            predicted += len(ids) - 1
+    assert _metrics(run)["eval_loss_after"] == pytest.approx(total / predicted, rel=1e-4)
+
+
 # -- data format --------------------------------------------------------------------
 
 

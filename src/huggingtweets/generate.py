@@ -18,7 +18,13 @@ from pathlib import Path
 
 from .errors import HuggingtweetsError
 from .memorization import GUARD_FILE, CopyMatch, MemorizationGuard
-from .models import context_length, load_causal_lm, load_tokenizer, resolve_model
+from .models import (
+    context_length,
+    hidden_library_notice,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_model,
+)
 
 # The original's settings (its task_specific_params["text-generation"], which train
 # writes into every model), used when a model's config does not carry its own.
@@ -162,6 +168,9 @@ def check_prompt(prompt: str) -> None:
         )
 
 
+MODELING_LOGGER = "transformers.modeling_utils"
+
+
 class Generator:
     """A loaded model, its tokenizer, settings and memorization guard: load once, sample
     many times (the CLI, the card and the demo share it)."""
@@ -221,7 +230,10 @@ class Generator:
                 f"at most {max_length - prefix_len}: use a shorter prompt or a larger --max-length"
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
-        with torch.inference_mode():
+        # generate() drops an all-ones attention mask, then the model warns that none was
+        # given because the <|endoftext|> prefix is also the pad token: it is not padding.
+        padding_notice = "We strongly recommend passing in an `attention_mask`"
+        with torch.inference_mode(), hidden_library_notice(MODELING_LOGGER, padding_notice):
             output = self.model.generate(
                 input_ids=input_ids.expand(count, -1),
                 attention_mask=torch.ones_like(input_ids).expand(count, -1),

@@ -13,10 +13,13 @@ can fail for a user's reason becomes one :class:`HuggingtweetsError` line:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,28 @@ def first_line(exc: BaseException) -> str:
     """A library's message cut to its first line: our errors are one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
+@contextlib.contextmanager
+def hidden_library_notice(logger_name: str, fragment: str) -> Iterator[None]:
+    """Hide one message of a library's logger, where it does not apply to how we call the
+    library (each caller says why); every other message still shows."""
+    logger = logging.getLogger(logger_name)
+    notice = _DropMessage(fragment)
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def context_length(config) -> int | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import math
 import shutil
 import signal
@@ -31,6 +30,7 @@ from .models import (
     check_weights,
     context_length,
     first_line,
+    hidden_library_notice,
     load_causal_lm,
     load_tokenizer,
     resolve_model,
@@ -314,6 +314,10 @@ def _load(resolved, options: TrainOptions, precision: str):
     model = load_causal_lm(resolved, trust_pickle=options.trust_pickle, config=config, dtype=dtype)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "loss_type", None) is None:
+        # transformers infers the loss from the class name, which GPT2LMHeadModel does not
+        # spell as *ForCausalLM; it then warns and uses the causal LM loss anyway.
+        model.loss_type = "ForCausalLM"
     return tokenizer, model
 
 
@@ -496,14 +500,6 @@ def _save_model(model, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-class _TiedHeadNotice(logging.Filter):
-    """Trainer, reloading the best checkpoint, reports the output layer as missing when it
-    is tied to the input embeddings (GPT-2's case): it is not saved because it is shared."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "checkpoint model loaded: ['lm_head.weight']" not in record.getMessage()
-
-
 @contextlib.contextmanager
 def _quiet_library():
     """transformers' own bars (loading/writing weights at every checkpoint) would break
@@ -516,13 +512,13 @@ def _quiet_library():
     hf_logging.disable_progress_bar()
     if downloads_shown:  # transformers' switch turns huggingface_hub's bars off too
         enable_progress_bars()
-    trainer_logger = logging.getLogger("transformers.trainer")
-    notice = _TiedHeadNotice()
-    trainer_logger.addFilter(notice)
+    # Trainer, reloading the best checkpoint, reports the output layer as missing when it
+    # is tied to the input embeddings (GPT-2's case): it is not saved because it is shared.
+    tied_head = "checkpoint model loaded: ['lm_head.weight']"
     try:
-        yield
+        with hidden_library_notice("transformers.trainer", tied_head):
+            yield
     finally:
-        trainer_logger.removeFilter(notice)
         if was_enabled:
             hf_logging.enable_progress_bar()
 
