@@ -195,6 +195,20 @@ def test_a_failed_prepare_keeps_the_previous_dataset(tmp_path):
     assert sorted(os.listdir(run)) == ["dataset", "posts"]
 
 
+def test_files_written_safely_get_the_permissions_of_a_plain_write(tmp_path):
+    """Temporary names (0600 files, 0700 folders) must not make a run unreadable to
+    others once renamed into place: the umask decides, as for any other file."""
+    umask = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        run_cli("prepare", "sample:romeo", "--out", run)
+    finally:
+        os.umask(umask)
+    assert (run / "dataset").stat().st_mode & 0o777 == 0o755
+    written = [*(run / "dataset").iterdir(), *(run / "posts").iterdir()]
+    assert written and {p.stat().st_mode & 0o777 for p in written} == {0o644}
+
+
 @pytest.mark.parametrize("command", ["collect", "prepare", "samples"])
 def test_commands_have_help_with_examples(command):
     result = run_cli(command, "--help")
