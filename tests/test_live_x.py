@@ -103,6 +103,23 @@ def test_refused_token_fails_at_once(fake, tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
+def test_a_token_read_with_its_line_break_still_works(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", f"  {TOKEN}\n")  # as `$(cat token.txt)` may give it
+    collect(fake, tmp_path)
+    assert len(posts_in(tmp_path, "romeo")) == 45
+
+
+def test_a_token_with_a_line_break_inside_fails_at_once_without_showing_it(
+    fake, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("X_BEARER_TOKEN", "secret-part-one\nsecret-part-two")
+    result = collect(fake, tmp_path, expect=2)
+    assert "holds characters a request cannot carry" in result.stderr
+    assert "secret-part" not in result.output
+    assert fake.requests == []  # not retried as if the network had failed
+    assert result.stderr.count("\n") == 1
+
+
 def test_unknown_suspended_and_protected_accounts(fake, tmp_path):
     result = collect(fake, tmp_path, source="x:nobody", expect=2)
     assert "no X account @nobody; check the spelling" in result.stderr

@@ -163,10 +163,11 @@ def resolve(spec: str, options: SourceOptions | None = None) -> Source:
         normalized = normalize(spec)
         if normalized is not None:
             return resolve(normalized, options)
-    if "/" in spec or spec.lower().endswith(_FILE_SUFFIXES):
+    if "://" not in spec and ("/" in spec or spec.lower().endswith(_FILE_SUFFIXES)):
         raise HuggingtweetsError(f"file not found: {spec}")
     raise HuggingtweetsError(
-        f"cannot tell what {spec!r} is; accepted: " + "; ".join(accepted_forms())
+        f"{spec!r} is neither a file here nor an account in an accepted form; accepted: "
+        + "; ".join(accepted_forms())
     )
 
 

@@ -11,7 +11,16 @@ import re
 from ..errors import HuggingtweetsError
 from ..records import Account, Post
 from . import SourceOptions, register_prefix, register_spelling
-from .live import Fault, LiveSource, Page, Profile, seconds_until_reset, setting, utc_iso
+from .live import (
+    Fault,
+    LiveSource,
+    MalformedAnswer,
+    Page,
+    Profile,
+    seconds_until_reset,
+    setting,
+    utc_iso,
+)
 
 PLATFORM = "bsky"
 SERVICE_ENV = "HUGGINGTWEETS_BSKY_SERVICE"
@@ -23,10 +32,6 @@ _HANDLE_RE = re.compile(
 )
 _DID_RE = re.compile(r"did:(?:plc|web):[A-Za-z0-9._:%-]{1,2000}")
 _PROFILE_URL_RE = re.compile(r"https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)/?(?:[?#].*)?")
-
-
-class MalformedAnswer(Exception):
-    """The service answered with something that is not the JSON it documents."""
 
 
 def _actor(text: str) -> str | None:

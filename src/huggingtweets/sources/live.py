@@ -105,6 +105,18 @@ class Profile(NamedTuple):
     post_count: int | None  # for the progress bar's total, when the service says
 
 
+class MalformedAnswer(Exception):
+    """The service answered, but not with the JSON it documents (a proxy's error page, a
+    truncated body, another shape): retried as a transient fault, never read as "no more
+    posts", which would end a collection early."""
+
+
+def expect_shape(ok: bool, what: str) -> None:
+    """Raise MalformedAnswer unless ``ok``; ``what`` names what was expected."""
+    if not ok:
+        raise MalformedAnswer(f"expected {what}")
+
+
 @dataclass
 class Fault:
     """What a failed request means. ``message`` says what happened (and, for a permanent
@@ -418,7 +430,9 @@ class Collection:
                 raise HuggingtweetsError(fault.message)
             if fault.kind == "rate_limit":
                 waits += 1
-                delay = fault.wait if fault.wait is not None else self._backoff(waits)
+                # A reset time already past (clocks differ, "Retry-After: 0") must not turn
+                # into a burst of requests: wait at least the back-off delay.
+                delay = max(fault.wait or 0.0, self._backoff(waits))
                 if not self.live.wait:
                     raise HuggingtweetsError(self._stopped(fault.message, delay))
                 if waits > MAX_RATE_LIMIT_WAITS:

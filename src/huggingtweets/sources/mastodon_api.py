@@ -18,7 +18,17 @@ from ..errors import HuggingtweetsError
 from ..records import Account, Post, visibility_from_name
 from . import SourceOptions, register_prefix, register_spelling
 from .htmltext import html_to_text
-from .live import Fault, LiveSource, Page, Profile, seconds_until_reset, setting, utc_iso
+from .live import (
+    Fault,
+    LiveSource,
+    MalformedAnswer,
+    Page,
+    Profile,
+    expect_shape,
+    seconds_until_reset,
+    setting,
+    utc_iso,
+)
 
 PLATFORM = "mastodon"
 TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
@@ -66,16 +76,17 @@ class MastodonSource(LiveSource):
         if token_instance not in (self.instance, urlparse(self.base_url).netloc.lower()):
             token = None  # not this instance's token: never send it here
         self.uses_token = token is not None
-        self._failed = None  # the last answer with a 4xx/5xx status
+        self._answer = None  # the last HTTP answer, as requests received it
 
         import requests
         from mastodon import Mastodon
 
         session = requests.Session()
-        # Mastodon.py raises on a 429 without the response, and drops the error text of
-        # endpoints that return lists: keep the last failed answer (requests' documented
-        # response hook) to read the reset time and the instance's words from.
-        session.hooks["response"].append(self._remember_failure)
+        # Mastodon.py raises on a 429 without the response, drops the error text of
+        # endpoints that return lists, and casts any JSON to the type it expects ("{}" to
+        # an empty list): keep the last answer (requests' documented response hook) to
+        # read the reset time, the instance's words and the body's real shape from.
+        session.hooks["response"].append(self._remember)
         self.api = Mastodon(
             api_base_url=self.base_url,
             access_token=token,
@@ -85,17 +96,28 @@ class MastodonSource(LiveSource):
             session=session,
         )
 
-    def _remember_failure(self, response, *args, **kwargs):
-        if response.status_code >= 400:
-            self._failed = response
+    def _remember(self, response, *args, **kwargs):
+        self._answer = response
         return response
+
+    def _token_advice(self) -> str:
+        """What to do when the instance asks for a login and no token was sent."""
+        if self.token_unclaimed:
+            return (
+                f"{TOKEN_ENV} is set but is sent only to the instance it belongs to: set "
+                f"{TOKEN_INSTANCE_ENV}={self.instance} if it is this one's"
+            )
+        return (
+            f"set {TOKEN_ENV} to a token of that instance (and "
+            f"{TOKEN_INSTANCE_ENV}={self.instance})"
+        )
 
     def _error(self, exc) -> str:
         """The instance's own words: ``{"error": "..."}``."""
         if len(exc.args) > 3 and exc.args[3]:
             return str(exc.args[3])
         try:
-            return str(self._failed.json()["error"])
+            return str(self._answer.json()["error"])
         except (AttributeError, ValueError, KeyError, TypeError):
             return "no detail"
 
@@ -105,6 +127,7 @@ class MastodonSource(LiveSource):
 
     def lookup(self) -> Profile:
         account = self.api.account_lookup(acct=self.user)
+        expect_shape(isinstance(account, dict) and "id" in account, "an account")
         if account.get("suspended"):
             raise HuggingtweetsError(f"{self.acct} is suspended; its posts cannot be collected")
         acct = str(account.get("acct") or account["username"])
@@ -121,6 +144,12 @@ class MastodonSource(LiveSource):
 
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
         page = self.api.account_statuses(account_id, limit=PAGE_SIZE, max_id=cursor, since_id=since)
+        # A list, even an empty one, at the end: "{}" or a string is not "no more posts".
+        raw = self._answer.content.lstrip()[:1] if self._answer is not None else b"["
+        expect_shape(
+            raw == b"[" and all(isinstance(s, dict) and "id" in s for s in page),
+            "a list of statuses",
+        )
         following = self.api.get_pagination_info(page, "next")  # from the Link header
         next_max_id = following.get("max_id") if following else None
         posts = [self._post(status) for status in page]
@@ -158,8 +187,10 @@ class MastodonSource(LiveSource):
         import mastodon as mp
 
         where = f"{self.instance} ({self.base_url})"
+        if isinstance(exc, MalformedAnswer):
+            return Fault("transient", f"{where} sent a malformed answer ({exc})")
         if isinstance(exc, mp.MastodonRatelimitError):
-            wait = seconds_until_reset(self._failed.headers if self._failed is not None else {})
+            wait = seconds_until_reset(self._answer.headers if self._answer is not None else {})
             return Fault("rate_limit", f"rate limited by {where} (429)", wait)
         if isinstance(exc, mp.MastodonNetworkError):
             text = str(exc).lower()
@@ -171,17 +202,8 @@ class MastodonSource(LiveSource):
         if isinstance(exc, mp.MastodonUnauthorizedError):
             if self.uses_token:
                 return Fault("permanent", f"{where} refused {TOKEN_ENV} (401); set a valid token")
-            if self.token_unclaimed:
-                return Fault(
-                    "permanent",
-                    f"{where} requires an access token (401); {TOKEN_ENV} is set but is sent "
-                    f"only to the instance it belongs to: set {TOKEN_INSTANCE_ENV}={self.instance}"
-                    " if it is this one's",
-                )
             return Fault(
-                "permanent",
-                f"{where} requires an access token (401): set {TOKEN_ENV} to a token of "
-                f"that instance (and {TOKEN_INSTANCE_ENV}={self.instance})",
+                "permanent", f"{where} requires an access token (401): {self._token_advice()}"
             )
         if isinstance(exc, mp.MastodonServerError):
             return Fault("transient", f"{where} failed ({_status(exc)})")
@@ -194,8 +216,12 @@ class MastodonSource(LiveSource):
             if status == 403:
                 return Fault(
                     "permanent",
-                    f"{where} forbade the request (403: {self._error(exc)}); the instance may "
-                    f"require a login ({TOKEN_ENV}) or block this client",
+                    f"{where} forbade the request (403: {self._error(exc)}); "
+                    + (
+                        f"{TOKEN_ENV} was sent: it may lack the read scope"
+                        if self.uses_token
+                        else f"it may require a login ({self._token_advice()})"
+                    ),
                 )
             return Fault("permanent", f"{where} answered {status}: {self._error(exc)}")
         return None

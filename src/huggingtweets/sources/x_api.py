@@ -15,7 +15,17 @@ from typing import Any
 from ..errors import HuggingtweetsError
 from ..records import Account, Post
 from . import SourceOptions, register_prefix, register_spelling
-from .live import Fault, LiveSource, Page, Profile, seconds_until_reset, setting, utc_iso
+from .live import (
+    Fault,
+    LiveSource,
+    MalformedAnswer,
+    Page,
+    Profile,
+    expect_shape,
+    seconds_until_reset,
+    setting,
+    utc_iso,
+)
 
 PLATFORM = "x"
 TOKEN_ENVS = ("X_BEARER_TOKEN", "TWITTER_BEARER_TOKEN")
@@ -27,7 +37,12 @@ _PROFILE_URL_RE = re.compile(
     r"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/@?([A-Za-z0-9_]{1,15})/?(?:[?#].*)?",
     re.IGNORECASE,
 )
-TWEET_FIELDS = ["created_at", "lang", "referenced_tweets", "note_tweet", "in_reply_to_user_id"]
+TWEET_FIELDS = ["created_at", "lang", "referenced_tweets", "note_tweet"]
+# x.com/<these> are pages of the site, not accounts (no account can take these names).
+_SITE_PAGES = frozenset(
+    "home explore notifications messages settings search compose i login logout signup "
+    "tos privacy hashtag intent share jobs".split()
+)
 USER_FIELDS = [
     "name",
     "username",
@@ -40,8 +55,10 @@ USER_FIELDS = [
 
 def _bearer_token() -> str | None:
     for name in TOKEN_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
+        # A token pasted or read from a file often ends with a line break: not part of it.
+        token = os.environ.get(name, "").strip()
+        if token:
+            return token
     return None
 
 
@@ -96,9 +113,14 @@ class XApiSource(LiveSource):
                 f"collecting {spec} needs an X API bearer token: set X_BEARER_TOKEN "
                 "(or TWITTER_BEARER_TOKEN); get one at https://developer.x.com"
             )
+        import requests
         import tweepy
 
-        self.client = tweepy.Client(bearer_token=token, wait_on_rate_limit=False)
+        # The raw answer: we check it is the JSON the API documents (tweepy's own parsing
+        # reads an unexpected "{}" as a last, empty page, which would end a collection).
+        self.client = tweepy.Client(
+            bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False
+        )
         base_url = setting(self.live.x_api_url, URL_ENV, TWEEPY_HOST)
         self.client.session.mount(TWEEPY_HOST, _transport(self.live.timeout, base_url))
         tweepy_log = logging.getLogger("tweepy.client")
@@ -106,31 +128,34 @@ class XApiSource(LiveSource):
             tweepy_log.addFilter(_RedactTokens())
 
     def lookup(self) -> Profile:
-        response = self.client.get_user(username=self.username, user_fields=USER_FIELDS)
-        user = response.data
+        body = _json(self.client.get_user(username=self.username, user_fields=USER_FIELDS))
+        user = body.get("data")
         if user is None:
-            raise HuggingtweetsError(self._lookup_error(response.errors))
-        if user.protected:
+            errors = body.get("errors") or []
+            expect_shape(isinstance(errors, list), "a list of errors")
+            raise HuggingtweetsError(self._lookup_error(errors))
+        expect_shape(isinstance(user, dict) and "id" in user and "username" in user, "a user")
+        if user.get("protected"):
             raise HuggingtweetsError(
-                f"@{user.username} is a protected X account: only approved followers can read "
-                "its posts, so they cannot be collected (its owner can use their data export)"
+                f"@{user['username']} is a protected X account: only approved followers can "
+                "read its posts, so they cannot be collected (its owner can use their data export)"
             )
-        self.username = user.username  # as the account spells it, for post URLs
-        avatar = user.profile_image_url
+        self.username = user["username"]  # as the account spells it, for post URLs
+        avatar = user.get("profile_image_url")
         if avatar:  # the original's 400×400 picture instead of the 48×48 one
             avatar = avatar.replace("_normal", "_400x400")
-        metrics = user.public_metrics or {}
-        count = metrics.get("tweet_count")
+        count = (user.get("public_metrics") or {}).get("tweet_count")
         account = Account(
             platform=PLATFORM,
-            handle=user.username,
-            display_name=user.name or None,
-            avatar_url=avatar,
-            description=user.description or None,
+            handle=user["username"],
+            display_name=user.get("name") or None,
+            avatar_url=avatar or None,
+            description=user.get("description") or None,
         )
-        return Profile(account, str(user.id), min(count, MOST_RECENT) if count else None)
+        return Profile(account, str(user["id"]), min(count, MOST_RECENT) if count else None)
 
-    def _lookup_error(self, errors: list[dict]) -> str:
+    def _lookup_error(self, errors: list) -> str:
+        errors = [e for e in errors if isinstance(e, dict)]
         detail = " ".join(str(e.get("detail") or e.get("title") or "") for e in errors).strip()
         if "suspended" in detail.lower():
             return f"@{self.username} is suspended on X; its posts cannot be collected"
@@ -139,20 +164,31 @@ class XApiSource(LiveSource):
         return f"the X API did not return @{self.username}: {detail}"
 
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
-        response = self.client.get_users_tweets(
-            account_id,
-            max_results=100,
-            pagination_token=cursor,
-            since_id=since,
-            tweet_fields=TWEET_FIELDS,
+        body = _json(
+            self.client.get_users_tweets(
+                account_id,
+                max_results=100,
+                pagination_token=cursor,
+                since_id=since,
+                tweet_fields=TWEET_FIELDS,
+            )
         )
-        if response.data is None and response.errors and not response.meta:
-            detail = "; ".join(str(e.get("detail") or e.get("title")) for e in response.errors)
+        data, meta = body.get("data"), body.get("meta")
+        if data is None and body.get("errors") and not meta:
+            errors = [e for e in body["errors"] if isinstance(e, dict)]
+            detail = "; ".join(str(e.get("detail") or e.get("title")) for e in errors)
             raise HuggingtweetsError(
                 f"the X API did not return the posts of @{self.username}: {detail}"
             )
-        posts = [self._post(tweet.data) for tweet in response.data or ()]
-        return Page(posts, (response.meta or {}).get("next_token"))
+        # Every page has "meta" (result_count, next_token): without it, the end of the
+        # timeline cannot be told from an answer that lost its way.
+        expect_shape(isinstance(meta, dict), 'a page of posts with its "meta"')
+        expect_shape(
+            isinstance(data or [], list)
+            and all(isinstance(t, dict) and "id" in t and "text" in t for t in data or ()),
+            "a list of posts",
+        )
+        return Page([self._post(tweet) for tweet in data or ()], meta.get("next_token"))
 
     def _post(self, data: dict[str, Any]) -> Post:
         handle = self.options.handle or self.username
@@ -191,7 +227,11 @@ class XApiSource(LiveSource):
                 "may not include reading posts, see https://developer.x.com",
             )
         if isinstance(exc, tweepy.NotFound):
-            return Fault("permanent", f"the X API has no @{self.username} (404 Not Found)")
+            return Fault(
+                "permanent",
+                f"the X API has no @{self.username} (404 Not Found); check the spelling of the "
+                "handle, or --x-api-url if another API address is set",
+            )
         if isinstance(exc, tweepy.TwitterServerError):
             return Fault("transient", f"the X API failed ({exc.response.status_code})")
         if isinstance(exc, tweepy.HTTPException):
@@ -203,9 +243,24 @@ class XApiSource(LiveSource):
             return Fault("transient", f"the X API did not answer within {self.live.timeout:g}s")
         if isinstance(exc, requests.exceptions.JSONDecodeError):
             return Fault("transient", "the X API sent a malformed answer (not JSON)")
+        if isinstance(exc, MalformedAnswer):
+            return Fault("transient", f"the X API sent a malformed answer ({exc})")
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            return Fault(
+                "permanent",
+                f"the bearer token in {' or '.join(TOKEN_ENVS)} holds characters a request "
+                "cannot carry (a space or line break inside it?); set it to the token alone",
+            )
         if isinstance(exc, requests.exceptions.RequestException):
             return Fault("transient", f"cannot reach the X API ({type(exc).__name__})")
         return None
+
+
+def _json(response) -> dict:
+    """The body of a successful answer (tweepy has raised on error statuses already)."""
+    body = response.json()
+    expect_shape(isinstance(body, dict), "a JSON object")
+    return body
 
 
 def _detail(exc) -> str:
@@ -220,7 +275,7 @@ def _spelling(spec: str) -> str | None:
     if spec.startswith("@") and _HANDLE_RE.fullmatch(spec[1:]):
         return f"x:{spec[1:]}"
     match = _PROFILE_URL_RE.fullmatch(spec)
-    return f"x:{match[1]}" if match else None
+    return f"x:{match[1]}" if match and match[1].lower() not in _SITE_PAGES else None
 
 
 register_prefix(
