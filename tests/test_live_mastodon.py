@@ -66,6 +66,8 @@ def test_collects_statuses_with_visibility_boosts_and_text(fake, tmp_path):
         assert post["is_quote"] == ("quote" in status)
         if status["reblog"]:
             assert post["text"] == "" and post["url"] == status["reblog"]["url"]
+        elif post["visibility"] in ("followers", "direct"):
+            assert post["text"] == ""  # counted as private, its words never stored
         else:
             assert post["text"] and "<p>" not in post["text"]  # HTML made text
             assert post["url"] == status["url"]

@@ -46,6 +46,11 @@ def test_real_export_statistics_and_privacy(dealingwith, tmp_path):
     for activity in private:
         cleaned = clean_text(html_to_text(activity["object"]["content"]))
         assert cleaned not in texts, cleaned
+    # Nor anywhere else in the run directory: posts/ keeps their records, not their words.
+    written = "".join(p.read_text("utf-8") for p in run.rglob("*") if p.is_file())
+    for activity in private:
+        words = html_to_text(activity["object"]["content"])
+        assert not words or words not in written, words
     assert any(clean_text(html_to_text(a["object"]["content"])) in texts for a in unlisted)
 
 

@@ -112,6 +112,17 @@ class Account(msgspec.Struct, gc=False):
         return self.display_name or self.handle
 
 
+def without_private_text(posts: list[Post]) -> list[Post]:
+    """``posts`` with the text of private ones (followers-only, direct) emptied: what is
+    written to disk. Their records stay, for prepare to count them as private."""
+    if all(p.visibility in PUBLIC_VISIBILITIES for p in posts):
+        return posts
+    return [
+        p if p.visibility in PUBLIC_VISIBILITIES else msgspec.structs.replace(p, text="")
+        for p in posts
+    ]
+
+
 @dataclass(slots=True)
 class Collected:
     """One account and its posts, as a source delivered them."""

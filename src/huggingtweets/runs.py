@@ -13,7 +13,14 @@ from typing import IO
 
 import orjson
 
-from .records import Account, Collected, check_handle, dump_jsonl, read_posts
+from .records import (
+    Account,
+    Collected,
+    check_handle,
+    dump_jsonl,
+    read_posts,
+    without_private_text,
+)
 
 
 def current_umask() -> int:
@@ -131,10 +138,11 @@ class RunDir:
     # -- posts/ ---------------------------------------------------------------
 
     def write_collected(self, collected: Collected) -> Path:
-        """Write one account's posts and profile (atomically) and return the posts path."""
+        """Write one account's posts and profile (atomically) and return the posts path.
+        A private post's text is not written: it is never to be trained on."""
         handle = collected.account.handle
         path = self.posts_path(handle)
-        atomic_write(path, dump_jsonl(collected.posts))
+        atomic_write(path, dump_jsonl(without_private_text(collected.posts)))
         write_json(self.account_path(handle), collected.account.to_dict())
         return path
 

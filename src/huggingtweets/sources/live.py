@@ -42,7 +42,7 @@ from rich.progress import (
 
 from ..console import err_console
 from ..errors import HuggingtweetsError
-from ..records import Account, Collected, Post, dump_jsonl
+from ..records import Account, Collected, Post, dump_jsonl, without_private_text
 from ..runs import RunDir, write_json
 from . import Source, SourceOptions
 
@@ -287,10 +287,11 @@ class PostCache:
         return max(self.index, key=lambda i: (len(i), i), default=None)
 
     def append(self, posts: list[Post]) -> list[Post]:
-        """Append the posts not yet held (durably, in one write); returns those."""
+        """Append the posts not yet held (durably, in one write, private ones without
+        their text); returns those."""
         new: list[Post] = []
         ids: set[str] = set()
-        for post in posts:
+        for post in without_private_text(posts):
             if post.id not in self.index and post.id not in ids:
                 ids.add(post.id)
                 new.append(post)
