@@ -402,6 +402,16 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
 
     if repo_id is not None and not no_card:
         check_repo_id(repo_id)  # now, not after the training it would otherwise follow
+    # Options are checked first: a typo must not cost a collection or a model load.
+    report_to = [n.strip() for name in kwargs.pop("report_to") for n in name.split(",")]
+    early_stopping = kwargs.pop("early_stopping")
+    if kwargs.pop("keep_base_dropout"):
+        kwargs["dropout"] = None
+    options = TrainOptions(
+        **kwargs,
+        early_stopping_patience=early_stopping,
+        report_to=[n for n in report_to if n] or ["none"],
+    )
     if run_dir is None:
         if len(targets) != 1:
             raise HuggingtweetsError("give one RUN_DIR, or SOURCEs with --out RUN_DIR")
@@ -416,18 +426,9 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
             )
     else:
         prepared = prepare(
-            run_dir, targets, handles, PrepareOptions(seed=kwargs["seed"]), text_column
+            run_dir, targets, handles, PrepareOptions(seed=options.seed), text_column
         )
         print_prepare_result(prepared)
-    report_to = [n.strip() for name in kwargs.pop("report_to") for n in name.split(",")]
-    early_stopping = kwargs.pop("early_stopping")
-    if kwargs.pop("keep_base_dropout"):
-        kwargs["dropout"] = None
-    options = TrainOptions(
-        **kwargs,
-        early_stopping_patience=early_stopping,
-        report_to=[n for n in report_to if n] or ["none"],
-    )
     console.print(f"Training on {escape(str(run_dir))} from {escape(options.base_model)}…")
     try:
         result = train_run(run_dir, options)

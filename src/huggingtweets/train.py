@@ -102,6 +102,10 @@ class TrainOptions:
             (self.per_device_train_batch_size >= 1, "--per-device-train-batch-size must be 1+"),
             (self.gradient_accumulation_steps >= 1, "--gradient-accumulation-steps must be 1+"),
             (self.block_size is None or self.block_size >= 8, "--block-size must be 8 or more"),
+            (
+                self.max_steps == -1 or self.max_steps >= 1,
+                "--max-steps must be 1 or more (or -1: as many as the epochs take)",
+            ),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.lora_r >= 1 and self.lora_alpha >= 1, "--lora-r and --lora-alpha must be 1+"),
@@ -115,12 +119,34 @@ class TrainOptions:
                 raise HuggingtweetsError(message)
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
+        check_report_to(self.report_to)
 
     @property
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
         return TINY_LEARNING_RATE if self.base_model == "tiny" else ORIGINAL_LEARNING_RATE
+
+
+def check_report_to(names: Sequence[str]) -> None:
+    """Trackers Trainer knows and can start here, checked before anything is built."""
+    trackers = [name for name in names if name not in ("none", "all")]
+    if not trackers:
+        return
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    for name in trackers:
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(["none", "all", *INTEGRATION_TO_CALLBACK])
+            raise HuggingtweetsError(f"--report-to {name}: unknown; one of {known}")
+        if name not in get_available_reporting_integrations():
+            raise HuggingtweetsError(
+                f"--report-to {name}: its package is not installed here (pip install it, "
+                "then log in as it asks)"
+            )
 
 
 @dataclass
@@ -233,11 +259,21 @@ def resolve_precision(requested: str) -> str:
     return "fp32"
 
 
+def cpu_computes_natively(precision: str) -> bool:
+    import torch
+
+    if precision == "bf16":
+        return cpu_has_native_bf16()
+    if precision == "fp16":
+        return torch.cpu._is_amx_fp16_supported()
+    return True
+
+
 def _warn_slow_precision(precision: str) -> None:
-    if precision in ("bf16", "fp16") and _accelerator() is None and not cpu_has_native_bf16():
+    if _accelerator() is None and not cpu_computes_natively(precision):
         print(
-            f"Warning: this CPU has no native {precision} (AVX512-BF16/AMX): it is emulated, "
-            "far slower than fp32 (--precision auto picks fp32 here).",
+            f"Warning: this CPU has no native {precision} arithmetic: it is emulated, far "
+            f"slower than {resolve_precision('auto')} (what --precision auto picks here).",
             file=sys.stderr,
         )
 
@@ -386,6 +422,15 @@ def _callbacks():
             if self.requested:
                 control.should_save = True
                 control.should_training_stop = True
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            # Stopping mid-epoch ends the epoch loop, and Trainer would then evaluate (and
+            # save again) as at an epoch's end: minutes for a large model, for a user who
+            # asked to stop. The checkpoint is saved; the best one is known from the
+            # whole epochs. An interruption on an epoch's last step keeps its evaluation.
+            if self.requested and state.epoch != round(state.epoch):
+                control.should_evaluate = False
+                control.should_save = False
 
     return LossProgress(), StopOnInterrupt()
 
@@ -615,9 +660,6 @@ def _train(
         raise HuggingtweetsError(f"cannot train with these options: {first_line(exc)}") from None
 
     main_process = args.process_index == 0
-    if not options.resume and checkpoints.exists() and main_process:
-        # An earlier, abandoned run's: a Ctrl-C from here on must not point at them.
-        shutil.rmtree(checkpoints)
     if resolved is None:
         with args.main_process_first(desc="tiny base model"):
             resolved = _build_tiny(run, options, main_process)
@@ -654,9 +696,13 @@ def _train(
             processing_class=tokenizer,
             callbacks=extra,
         )
-    except (ValueError, RuntimeError, ImportError) as exc:  # --report-to X not installed ...
+    except (ValueError, RuntimeError, ImportError) as exc:  # a tracker that fails to start ...
         raise HuggingtweetsError(f"cannot set up training: {first_line(exc)}") from None
     trainer.remove_callback(ProgressCallback)  # ours shows the loss in the bar
+    if not options.resume and checkpoints.exists() and main_process:
+        # An earlier, abandoned run's (deleted only now that training can start): a Ctrl-C
+        # from here on must not point at them.
+        shutil.rmtree(checkpoints)
 
     eval_before = trainer.evaluate()["eval_loss"]
     started = time.perf_counter()
