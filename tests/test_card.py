@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import re
+import socketserver
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,6 +19,8 @@ from huggingface_hub import metadata_load
 from PIL import Image
 
 from huggingtweets.card import css_url, main_language, md_text, write_card
+from huggingtweets.language import detect_language
+from huggingtweets.preview import colour_for, fetch_avatar
 
 SEED_KEYS = {"language", "thumbnail", "tags", "widget"}
 EVIL_NAME = "</div><script>alert(1)</script>"
@@ -262,6 +266,52 @@ def test_main_language_of_the_posts():
     assert main_language(stats({}, {})) is None  # untagged files: no guess
 
 
+def japanese_lines(n: int) -> list[str]:
+    """n distinct plain Japanese posts, none of them short."""
+    when = ["今日は", "昨日は", "明日は", "週末は", "朝から", "夜に"]
+    what = [
+        "友達と公園を散歩しました",
+        "新しい本を読みました",
+        "美味しいラーメンを食べました",
+        "電車で海まで行きました",
+        "家で映画を見ました",
+        "駅前の喫茶店で仕事をしました",
+    ]
+    how = ["とても楽しかったです", "少し疲れました", "また行きたいです", "天気が良かったです"]
+    return [f"{when[i % 6]}{what[i // 6 % 6]}。{how[i // 36 % 4]}（{i}回目）" for i in range(n)]
+
+
+def test_main_language_detected_when_posts_carry_no_tags():
+    def stats(languages: dict, kept: int) -> dict:
+        return {"accounts": [{"languages": languages, "kept": kept}]}
+
+    english = sentences(50, 12)
+    japanese = japanese_lines(50)
+    assert main_language(stats({}, 50), japanese) == "ja"
+    assert main_language(stats({}, 50), english) == "en"
+    # The platform's own tags win when most kept posts carry one ...
+    assert main_language(stats({"fr": 30}, 50), english) == "fr"
+    # ... not when most carry none: the posts themselves say more.
+    assert main_language(stats({"fr": 10}, 50), english) == "en"
+    # Nothing to tell from (no text, too few letters): the tags there are, or none.
+    assert main_language(stats({"fr": 10}, 50), ["ok 👍", "@someone #yes"]) == "fr"
+    assert main_language(stats({}, 50), []) is None
+    # A bounded sample: an endless stream of posts is no endless detection.
+    assert detect_language(itertools.cycle(japanese)) == "ja"
+
+
+@pytest.mark.parametrize(("language", "lines"), [("ja", japanese_lines), ("en", sentences)])
+def test_card_language_of_a_text_file_without_tags(demo, tmp_path, language, lines):
+    source = tmp_path / "posts.txt"
+    source.write_text("\n".join(lines(500)) + "\n", "utf-8")
+    run = tmp_path / "run"
+    run_cli("prepare", source, "--handle", "someone", "--out", run)
+    assert json.loads((run / "dataset/stats.json").read_text())["accounts"][0]["languages"] == {}
+    copy_model(demo, run)
+    run_cli("card", run, "--samples", "0")
+    assert metadata_load(run / "model/README.md")["language"] == language
+
+
 def test_card_language_from_an_x_export(demo, tmp_path):
     export = _x_export(tmp_path / "ja", "tanaka", "田中", None, lang="ja")
     run = tmp_path / "run"
@@ -316,6 +366,80 @@ def test_avatar_fetched_when_reachable_initials_otherwise(demo, tmp_path, monkey
         # Two avatars of 150 px, 28 px apart, centred: their centres at x=511 and x=689.
         assert preview.convert("RGB").getpixel((511, 111)) == _Avatar.colour
         assert preview.convert("RGB").getpixel((689, 111)) != _Avatar.colour  # initials
+
+
+class _NotHTTP(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"garbage\r\n\r\n")
+
+
+def test_an_avatar_that_cannot_be_fetched_is_none(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _NotHTTP)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        for url in (
+            f"http://127.0.0.1:{port}/my avatar.png",  # http.client.InvalidURL
+            f"http://127.0.0.1:{port}/a\nb.png",  # InvalidURL too
+            "http://127.0.0.1:port/a.png",  # InvalidURL: a port that is no number
+            f"http://127.0.0.1:{port}/a.png",  # an answer that is no HTTP: BadStatusLine
+            "http://[::1/a.png",  # ValueError
+        ):
+            assert fetch_avatar(url, timeout=2) is None, url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_avatar_url_with_a_space_gets_the_initials(demo, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    requests = []
+
+    class Avatar(_Avatar):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Avatar)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    run = tmp_path / "run"
+    try:
+        run_cli("prepare", "sample:romeo", "--out", run)
+        account = run / "posts/romeo.account.json"
+        data = json.loads(account.read_text())
+        data["avatar_url"] = f"http://127.0.0.1:{server.server_address[1]}/my avatar.png"
+        account.write_text(json.dumps(data))
+        run_cli("prepare", "--out", run)
+        copy_model(demo, run)
+        run_cli("card", run, "--samples", "0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []  # a URL that cannot be sent is not sent
+    styles = [
+        a["style"]
+        for _, a in Outline(html_block(read_card(run))).tags
+        if "border-radius: 50%" in a.get("style", "")
+    ]
+    assert "/my%20avatar.png" in styles[0]  # the card links it, encoded, for the browser
+    with Image.open(run / "model/preview.png") as preview:
+        # One avatar, centred (x 525 to 675): left of its letters, the initials' disc.
+        assert preview.convert("RGB").getpixel((545, 111)) == colour_for("romeo")
+
+
+def test_an_invalid_handle_in_stats_json_is_one_clear_line(demo, tmp_path):
+    run = tmp_path / "run"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    copy_model(demo, run)
+    stats_path = run / "dataset/stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats["accounts"][0]["handle"] = "romeo\njuliet"
+    stats_path.write_text(json.dumps(stats))
+    result = run_cli("card", run, "--samples", "0", expect=2)
+    assert "stats.json" in result.stderr and "invalid handle 'romeo\\njuliet'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (run / "model/preview.png").exists()
 
 
 def test_card_errors(tmp_path, demo):

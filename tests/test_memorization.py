@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from safetensors.numpy import save
 
 from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.memorization import GUARD_FILE, MemorizationGuard, build_guard
+from huggingtweets.memorization import GUARD_FILE, CopyMatch, MemorizationGuard, build_guard
 
 POSTS = [
     "the quick brown fox jumps over the lazy dog again and again",
@@ -32,4 +34,41 @@ def test_a_damaged_guard_is_a_clear_error(tmp_path):
     assert MemorizationGuard.load(tmp_path) is None  # none saved: nothing to check against
     (tmp_path / GUARD_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(HuggingtweetsError, match="is damaged or of another version"):
+        MemorizationGuard.load(tmp_path)
+
+
+def test_words_of_japanese_are_counted_as_the_short_post_rule_counts_them(tmp_path):
+    # Each kanji or kana was one "word": this 14-character set phrase (7 words by the
+    # short-post rule) was a 14-word copy of any post that thanked someone.
+    build_guard(["先日は本当にありがとうございました。また近いうちにお会いしましょう"], tmp_path)
+    guard = MemorizationGuard.load(tmp_path)
+    assert guard.check("皆さん、本当にありがとうございました！") is None
+    # 16 characters shared (8 words): a copy, and its length said in words.
+    match = guard.check("昨日は本当にありがとうございました")
+    assert (match.kind, match.words) == ("ngram", 8)
+    match = guard.check("あれ、日は本当にありがとうございました。また近いうちに")  # 23 shared
+    assert (match.kind, match.words) == ("ngram", 11)
+    assert guard.check("先日は本当にありがとうございました。また近いうちにお会いしましょう") == (
+        CopyMatch("verbatim", 16)
+    )
+
+
+def test_english_runs_are_counted_word_by_word_as_before(tmp_path):
+    build_guard([" ".join(f"w{i}" for i in range(20))], tmp_path)
+    guard = MemorizationGuard.load(tmp_path)
+    assert guard.check("x " + " ".join(f"w{i}" for i in range(3, 10)) + " y") is None  # 7
+    assert guard.check("x " + " ".join(f"w{i}" for i in range(3, 11)) + " y") == (
+        CopyMatch("ngram", 8)
+    )
+    assert guard.check(" ".join(f"w{i}" for i in range(19))).words == 19
+
+
+def test_a_guard_of_the_previous_format_is_refused(tmp_path):
+    # Version "1" hashed runs of 8 characters of Japanese: its hashes mean something else.
+    data = save(
+        {"posts": np.zeros(1, np.uint64), "ngrams": np.zeros(1, np.uint64)},
+        metadata={"n": "8", "key": "00" * 16, "version": "1"},
+    )
+    (tmp_path / GUARD_FILE).write_bytes(data)
+    with pytest.raises(HuggingtweetsError, match=r"of another version.*format version '1'"):
         MemorizationGuard.load(tmp_path)

@@ -13,7 +13,7 @@ import html
 import math
 import re
 import urllib.parse
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,8 +24,10 @@ from markupsafe import Markup
 from .errors import HuggingtweetsError
 from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator, Sample
 from .labels import row_labels, stats_rows
+from .language import main_language
 from .memorization import GUARD_FILE
 from .preview import Person, avatar, draw_preview, initials_avatar, png_bytes
+from .records import check_handle, iter_jsonl
 from .runs import RunDir, atomic_write
 
 CARD_FILE = "README.md"
@@ -33,12 +35,6 @@ PREVIEW_FILE = "preview.png"
 LOSS_CURVE_FILE = "loss_curve.png"
 AVATAR_SLOTS = 3  # the huggingtweets avatar block has three places
 DEFAULT_CHECKED = 20  # samples drawn to measure the memorization rate
-
-# X's codes for "no language" / "only a URL, a hashtag, an emoji...", and legacy codes.
-_NO_LANGUAGE = {"und", "zxx", "mul", "mis"}
-_LEGACY_LANGUAGE = {"in": "id", "iw": "he", "ji": "yi"}
-_LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
-
 
 # -- escaping, one function per context ---------------------------------------------
 
@@ -120,28 +116,6 @@ def check_repo_id(repo_id: str) -> str:
             "digits, '-', '_' and '.'"
         ) from None
     return repo_id
-
-
-def main_language(stats: dict) -> str | None:
-    """The language most posts are tagged with (ISO 639 code), or None when no post says.
-
-    Platforms tag posts themselves (X, Mastodon, Bluesky); files and CSV exports often do
-    not, and a guess from the script alone would be wrong for most Latin-script text.
-    """
-    counts: Counter = Counter()
-    for account in stats["accounts"]:
-        for code, n in (account.get("languages") or {}).items():
-            primary = str(code).lower().replace("_", "-").split("-")[0]
-            primary = _LEGACY_LANGUAGE.get(primary, primary)
-            if (
-                _LANGUAGE_RE.fullmatch(primary)
-                and primary not in _NO_LANGUAGE
-                and not (
-                    len(primary) == 3 and primary.startswith("q")  # X's qme, qht, qam ...
-                )
-            ):
-                counts[primary] += int(n)
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def _parameters(model_dir: Path) -> int:
@@ -307,6 +281,39 @@ def _read_json(path: Path, missing: str) -> dict:
         raise HuggingtweetsError(f"{path} is not valid JSON ({exc}); run the stage again") from None
 
 
+def _check_stats(stats: object, path: Path) -> dict:
+    """``stats.json`` as the card needs it: a list of accounts with valid handles (a
+    handle lands in file names, URLs and the preview picture)."""
+    accounts = stats.get("accounts") if isinstance(stats, dict) else None
+    if not accounts or not isinstance(accounts, list):
+        raise HuggingtweetsError(f"{path} lists no accounts; run `huggingtweets prepare` again")
+    for account in accounts:
+        handle = account.get("handle") if isinstance(account, dict) else None
+        try:
+            if not isinstance(handle, str):
+                raise HuggingtweetsError(f"an account without a handle ({account!r:.60})")
+            check_handle(handle)
+        except HuggingtweetsError as exc:
+            raise HuggingtweetsError(
+                f"{path}: {exc}; fix the file or run `huggingtweets prepare` again"
+            ) from None
+    return stats
+
+
+def _kept_texts(run: RunDir) -> Iterator[str]:
+    """The kept posts' texts, each once (training rows repeat posts to balance accounts),
+    in the dataset's shuffled order: its first posts are a fair sample of all."""
+    seen: set[tuple[object, object]] = set()
+    for path in (run.train_path, run.valid_path):
+        if not path.exists():
+            continue
+        for _, row in iter_jsonl(path):
+            key = (row.get("handle"), row.get("id"))
+            if isinstance(row.get("text"), str) and key not in seen:
+                seen.add(key)
+                yield row["text"]
+
+
 def _people(stats: dict) -> list[Person]:
     return [
         Person(a["handle"], one_line(a.get("display_name") or a["handle"]), a.get("avatar_url"))
@@ -336,13 +343,13 @@ def render_card(
     repo_id: str,
     samples: CardSamples,
     avatar_urls: list[str],
+    language: str | None,
 ) -> str:
     from huggingface_hub import ModelCardData
 
     people = _people(stats)
     handles = [p.handle for p in people]
     base = base_model(metrics, model_dir)
-    language = main_language(stats)
     data = ModelCardData(
         language=language,
         thumbnail=f"https://huggingface.co/{repo_id}/resolve/main/{PREVIEW_FILE}",
@@ -398,9 +405,13 @@ def write_card(
     model already loaded from this run.
     """
     run = RunDir(Path(run_dir))
-    stats = _read_json(
+    stats = _check_stats(
+        _read_json(
+            run.stats_path,
+            f"{run.root} has no dataset: run `huggingtweets prepare SOURCE... --out {run.root}` "
+            "first",
+        ),
         run.stats_path,
-        f"{run.root} has no dataset: run `huggingtweets prepare SOURCE... --out {run.root}` first",
     )
     model_dir = run.model_dir
     if not (model_dir / "config.json").exists():
@@ -428,7 +439,13 @@ def write_card(
     atomic_write(model_dir / PREVIEW_FILE, png_bytes(picture))
 
     card = render_card(
-        stats, metrics, model_dir, repo_id=repo_id, samples=drawn, avatar_urls=avatar_urls
+        stats,
+        metrics,
+        model_dir,
+        repo_id=repo_id,
+        samples=drawn,
+        avatar_urls=avatar_urls,
+        language=main_language(stats, _kept_texts(run)),
     )
     path = model_dir / CARD_FILE
     atomic_write(path, card)

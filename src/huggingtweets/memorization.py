@@ -1,14 +1,19 @@
 """The memorization guard: does a generated post copy a training post?
 
 A sample is flagged when it reproduces a training post verbatim, or shares a run of
-``n`` or more words with one. The guard travels with the model folder without the
-training texts in clear: it stores only keyed 64-bit hashes (BLAKE2b) of each post's
-normalized text and of its word n-grams, in ``memorization_guard.safetensors``.
+``n`` or more words with one. Words are counted as the short-post rule counts them
+(``textrules``): in scripts written without spaces, two Chinese or Japanese characters
+make a word, and four Thai, Lao, Khmer, Myanmar or Tibetan code points. The guard
+travels with the model folder without the training texts in clear: it stores only keyed
+64-bit hashes (BLAKE2b) of each post's normalized text and of its runs of ``n`` words,
+in ``memorization_guard.safetensors``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import re
 import secrets
 from collections.abc import Iterable
@@ -21,15 +26,29 @@ from safetensors.numpy import load_file, save
 
 from .errors import HuggingtweetsError
 from .runs import atomic_write
-from .textrules import HAN_KANA, SOUTHEAST_ASIAN
+from .textrules import (
+    CHARS_PER_WORD_HAN_KANA,
+    CHARS_PER_WORD_SOUTHEAST_ASIAN,
+    HAN_KANA,
+    SOUTHEAST_ASIAN,
+)
 
 GUARD_FILE = "memorization_guard.safetensors"
 DEFAULT_NGRAM = 8
-FORMAT_VERSION = "1"
+# "2": a run of n words counts Han/Kana and Southeast Asian characters as fractions of a
+# word ("1" counted each character as a word); a guard of another version is refused.
+FORMAT_VERSION = "2"
 
 # A token is a word, or a single character of a script written without spaces (so that
 # a run of Japanese or Thai is compared character by character, not as one giant word).
 _TOKEN_RE = re.compile(f"[{HAN_KANA}{SOUTHEAST_ASIAN}]|[^\\W_{HAN_KANA}{SOUTHEAST_ASIAN}]+")
+_HAN_KANA_RE = re.compile(f"[{HAN_KANA}]")
+_SOUTHEAST_ASIAN_RE = re.compile(f"[{SOUTHEAST_ASIAN}]")
+# Token weights in integer units, UNITS_PER_WORD to a word: a word is UNITS_PER_WORD, a
+# Han/Kana character half of it, a Southeast Asian code point a quarter.
+UNITS_PER_WORD = math.lcm(CHARS_PER_WORD_HAN_KANA, CHARS_PER_WORD_SOUTHEAST_ASIAN)
+_HAN_KANA_UNITS = UNITS_PER_WORD // CHARS_PER_WORD_HAN_KANA
+_SOUTHEAST_ASIAN_UNITS = UNITS_PER_WORD // CHARS_PER_WORD_SOUTHEAST_ASIAN
 
 
 def tokens(text: str) -> list[str]:
@@ -37,10 +56,23 @@ def tokens(text: str) -> list[str]:
     return _TOKEN_RE.findall(text.casefold())
 
 
+def weight(token: str) -> int:
+    """A token's share of a word, in units (``UNITS_PER_WORD`` to a word)."""
+    if token.isascii():  # most tokens: no regular expression to run
+        return UNITS_PER_WORD
+    if _HAN_KANA_RE.match(token):
+        return _HAN_KANA_UNITS
+    if _SOUTHEAST_ASIAN_RE.match(token):
+        return _SOUTHEAST_ASIAN_UNITS
+    return UNITS_PER_WORD
+
+
 @dataclass(frozen=True)
 class CopyMatch:
     kind: str  # "verbatim" or "ngram"
-    words: int  # length of the longest run shared with a training post (lower bound)
+    # Length of the longest run shared with a training post (a lower bound), in words as
+    # the short-post rule counts them.
+    words: int
 
     def describe(self) -> str:
         if self.kind == "verbatim":
@@ -67,12 +99,29 @@ class MemorizationGuard:
             dtype=np.uint64,
         )
 
-    def _ngram_strings(self, words: list[str]) -> list[str]:
-        n = self.n
-        return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    def _spans(self, words: list[str], weights: list[int]) -> list[tuple[int, int]]:
+        """From each starting token, the shortest run ``words[start:end]`` of ``n`` words
+        or more: n tokens of English, 2n characters of Japanese. A start too near the end
+        to reach n words has none, so ``spans[i]`` starts at token i."""
+        need = self.n * UNITS_PER_WORD
+        spans, end, total = [], 0, 0  # total: the weight of words[start:end]
+        for start in range(len(words)):
+            while end < len(words) and total < need:
+                total += weights[end]
+                end += 1
+            if total < need:
+                break
+            spans.append((start, end))
+            total -= weights[start]
+        return spans
+
+    def _ngram_strings(self, words: list[str], spans: list[tuple[int, int]]) -> list[str]:
+        return [" ".join(words[start:end]) for start, end in spans]
 
     @classmethod
     def build(cls, texts: Iterable[str], n: int = DEFAULT_NGRAM) -> MemorizationGuard:
+        if n < 1:
+            raise ValueError(f"the run length must be 1 word or more, not {n}")
         guard = cls(np.empty(0, np.uint64), np.empty(0, np.uint64), n, secrets.token_bytes(16))
         post_keys, grams = [], []
         for text in texts:
@@ -80,25 +129,31 @@ class MemorizationGuard:
             if not words:
                 continue
             post_keys.append(" ".join(words))
-            grams.extend(guard._ngram_strings(words))
+            grams.extend(guard._ngram_strings(words, guard._spans(words, list(map(weight, words)))))
         return cls(guard._hash(post_keys), guard._hash(grams), n, guard.key)
 
     def check(self, text: str) -> CopyMatch | None:
         words = tokens(text)
         if not words:
             return None
+        weights = list(map(weight, words))
         if np.isin(self._hash([" ".join(words)]), self.posts).any():
-            return CopyMatch("verbatim", len(words))
-        hits = np.isin(self._hash(self._ngram_strings(words)), self.ngrams)
+            return CopyMatch("verbatim", max(1, sum(weights) // UNITS_PER_WORD))
+        spans = self._spans(words, weights)
+        hits = np.isin(self._hash(self._ngram_strings(words, spans)), self.ngrams)
         if not hits.any():
             return None
-        # Longest run of consecutive matching n-grams → shared words (a lower bound: the
-        # n-grams may come from different posts).
-        longest = run = 0
-        for hit in hits:
-            run = run + 1 if hit else 0
-            longest = max(longest, run)
-        return CopyMatch("ngram", longest + self.n - 1)
+        # The longest stretch covered by consecutive matching runs → shared words (a lower
+        # bound: the runs may come from different posts).
+        offsets = [0, *itertools.accumulate(weights)]  # offsets[i]: weight of words[:i]
+        longest, first = 0, None
+        for i, hit in enumerate(hits):
+            if not hit:
+                first = None
+                continue
+            first = i if first is None else first
+            longest = max(longest, offsets[spans[i][1]] - offsets[spans[first][0]])
+        return CopyMatch("ngram", longest // UNITS_PER_WORD)
 
     def save(self, model_dir: Path) -> Path:
         path = Path(model_dir) / GUARD_FILE
@@ -121,11 +176,15 @@ class MemorizationGuard:
             with safe_open(str(path), framework="numpy") as handle:
                 meta = handle.metadata() or {}
             if meta.get("version") != FORMAT_VERSION:
-                raise ValueError(f"format version {meta.get('version')!r}")
+                raise ValueError(
+                    f"format version {meta.get('version')!r}, this huggingtweets reads "
+                    f"{FORMAT_VERSION!r}"
+                )
+            n = int(meta["n"])
+            if n < 1:
+                raise ValueError(f"a run length of {n} words")
             arrays = load_file(str(path))
-            return cls(
-                arrays["posts"], arrays["ngrams"], int(meta["n"]), bytes.fromhex(meta["key"])
-            )
+            return cls(arrays["posts"], arrays["ngrams"], n, bytes.fromhex(meta["key"]))
         except (SafetensorError, KeyError, ValueError) as exc:
             raise HuggingtweetsError(
                 f"{path} is damaged or of another version ({exc}); train again, or delete it "

@@ -8,6 +8,7 @@ known and the network answers; otherwise each account gets its initials on a col
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import urllib.request
@@ -99,8 +100,10 @@ def fetch_avatar(url: str | None, timeout: float = AVATAR_FETCH_TIMEOUT_S) -> Im
         image = Image.open(io.BytesIO(data))
         image.load()
         return image.convert("RGBA")
-    except (OSError, ValueError, Image.DecompressionBombError):
-        # No network, an HTTP error, a timeout or not an image: the initials stand in.
+    except (OSError, ValueError, http.client.HTTPException, Image.DecompressionBombError):
+        # No network, an HTTP error or a timeout (OSError); a URL that cannot be sent, such
+        # as one with a space (http.client.InvalidURL, or ValueError); a broken answer
+        # (HTTPException); not an image (OSError): the initials stand in.
         return None
 
 
