@@ -763,17 +763,21 @@ def _train(
         "device": describe_device(precision),
         "options": asdict(options),
     }
-    if not trainer.is_world_process_zero():
-        return TrainResult(run, run.model_dir, metrics, main_process=False)
-
-    final = trainer.model
-    if options.lora:
-        final = final.merge_and_unload()  # a plain model: the output needs no peft
-    with replace_dir(run.model_dir) as tmp:
-        _save_model(final, tokenizer, tmp)
-        build_guard(train_texts, tmp)
-        plot_loss_curve(history, log_history, tmp / "loss_curve.png")
-    write_json(run.metrics_path, metrics)
-    if not options.keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    return TrainResult(run, run.model_dir, metrics)
+    main = trainer.is_world_process_zero()
+    if main:
+        final = trainer.model
+        if options.lora:
+            final = final.merge_and_unload()  # a plain model: the output needs no peft
+        with replace_dir(run.model_dir) as tmp:
+            _save_model(final, tokenizer, tmp)
+            build_guard(train_texts, tmp)
+            plot_loss_curve(history, log_history, tmp / "loss_curve.png")
+        write_json(run.metrics_path, metrics)
+        if not options.keep_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+    # Under torchrun every process waits for the model to be written, then leaves the
+    # process group: one that exits with it still open can abort ("terminate called
+    # without an active exception"), failing the whole launch. A no-op in one process.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.state.destroy_process_group()
+    return TrainResult(run, run.model_dir, metrics, main_process=main)
