@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from exports import sentences, tweet, write_x_export, ytd, zip_folder
+from exports import sentences, status, tweet, write_mastodon_export, write_x_export, ytd, zip_folder
 
 from huggingtweets.runs import atomic_open
 
@@ -108,10 +109,19 @@ def test_damaged_export_files_name_what_is_wrong(tmp_path, export, name, content
     fails_cleanly(tmp_path, export, "--handle", "me", says=says)
 
 
-def test_a_date_that_is_no_date(tmp_path):
+@pytest.mark.parametrize(
+    "date",
+    [
+        "yesterday",
+        "Wed Oct 19 20:07:25 +0000 20X2",  # the right length and zone, no year
+        "Wed Feb 30 20:07:25 +0000 2022",
+        "Wed Oct 19 24:07:25 +0000 2022",
+    ],
+)
+def test_a_date_that_is_no_date(tmp_path, date):
     export = write_x_export(
         tmp_path / "export",
-        [tweet(str(i), t) for i, t in enumerate(sentences(600))] + [tweet("x", "hi", "yesterday")],
+        [tweet(str(i), t) for i, t in enumerate(sentences(600))] + [tweet("x", "hi", date)],
     )
     fails_cleanly(tmp_path, export, "--handle", "me", says="data/tweets.js: unexpected date")
 
@@ -133,6 +143,66 @@ def test_invalid_json_names_file_and_position(tmp_path, export):
     fails_cleanly(tmp_path, export, "--handle", "x", says="invalid JSON in")
     result = run_cli("prepare", export, "--handle", "x", "--out", tmp_path / "r", expect=2)
     assert "data/tweets.js at line 8, column" in result.stderr
+
+
+# Text with characters of two, three and four bytes in UTF-8, before the error.
+WIDE = "Café ☕ 日本語 🙂"
+MISSING_COLON = '"note" "x"'  # a key without its ':'
+
+
+def _break_line(lines: list[str], at: int) -> tuple[int, int]:
+    """Put a key without its ':' at the end of ``lines[at]`` (a JSON field or object);
+    return the line and column (1-based, in characters) of the error."""
+    line = lines[at]
+    comma = line.endswith(",")
+    body = line.removesuffix(",")
+    if body.endswith("}"):
+        lines[at] = body[:-1] + ", " + MISSING_COLON + "}" + "," * comma
+    else:
+        lines[at] = body + ", " + MISSING_COLON + "," * comma
+    return at + 1, lines[at].index(MISSING_COLON) + len('"note" ') + 1
+
+
+def _broken_x_export(root: Path) -> tuple[Path, str, int, int]:
+    export = write_x_export(
+        root, [tweet(str(i), f"{WIDE} {t}") for i, t in enumerate(sentences(600))]
+    )
+    path = export / "data/tweets.js"
+    lines = path.read_text("utf-8").splitlines()
+    line, column = _break_line(lines, [i for i, s in enumerate(lines) if "full_text" in s][40])
+    path.write_text("\n".join(lines), "utf-8")
+    return export, "data/tweets.js", line, column
+
+
+def _broken_mastodon_export(root: Path) -> tuple[Path, str, int, int]:
+    export = write_mastodon_export(
+        root, [status(str(i), f"<p>{WIDE} {t}</p>") for i, t in enumerate(sentences(600))]
+    )
+    outbox = json.loads((export / "outbox.json").read_text("utf-8"))
+    lines = json.dumps(outbox, indent=2, ensure_ascii=False).splitlines()
+    line, column = _break_line(lines, [i for i, s in enumerate(lines) if '"content"' in s][40])
+    (export / "outbox.json").write_text("\n".join(lines), "utf-8")
+    return export, "outbox.json", line, column
+
+
+def _broken_jsonl(root: Path) -> tuple[Path, str, int, int]:
+    root.mkdir()
+    lines = [json.dumps({"text": f"{WIDE} {t}"}, ensure_ascii=False) for t in sentences(600)]
+    line, column = _break_line(lines, 40)
+    (root / "posts.jsonl").write_text("\n".join(lines), "utf-8")
+    return root / "posts.jsonl", "posts.jsonl", line, column
+
+
+@pytest.mark.parametrize("build", [_broken_x_export, _broken_mastodon_export, _broken_jsonl])
+def test_invalid_json_position_in_characters_and_the_whole_reason(tmp_path, build):
+    """Line and column count characters, not bytes (non-ASCII text precedes the error),
+    and orjson's reason is not cut at its own ':'."""
+    source, name, line, column = build(tmp_path / "source")
+    fails_cleanly(tmp_path, source, "--handle", "me", says=f"{name} at line {line}, ")
+    result = run_cli("prepare", source, "--handle", "me", "--out", tmp_path / "r", expect=2)
+    assert (
+        f"{name} at line {line}, column {column}: unexpected character, expected ':' after key"
+    ) in result.stderr
 
 
 def test_account_with_no_posts(tmp_path):
@@ -193,6 +263,28 @@ def test_a_failed_prepare_keeps_the_previous_dataset(tmp_path):
     run_cli("prepare", tmp_path / "tiny.txt", "--out", run, expect=2)
     assert {p: p.read_bytes() for p in (run / "dataset").iterdir()} == before
     assert sorted(os.listdir(run)) == ["dataset", "posts"]
+
+
+def test_a_failed_prepare_leaves_posts_as_they_were(tmp_path):
+    """The files' checks come before posts/ is written: a prepare that fails (too little
+    text here) keeps the posts of the previous, good one byte for byte."""
+    export = write_x_export(
+        tmp_path / "export",
+        [tweet(str(i), t) for i, t in enumerate(sentences(600))],
+        account={"username": "jane", "accountDisplayName": "Jane"},
+    )
+    run = tmp_path / "run"
+    run_cli("prepare", export, "--out", run)
+    before = {p.name: p.read_bytes() for p in (run / "posts").iterdir()}
+    assert set(before) == {"jane.jsonl", "jane.account.json"}
+    small = tmp_path / "small.txt"
+    small.write_text("".join(f"a short line {i}\n" for i in range(100)), "utf-8")
+    result = run_cli("prepare", small, "--handle", "jane", "--out", run, expect=2)
+    assert "fewer than the 6,000 characters" in result.stderr
+    assert {p.name: p.read_bytes() for p in (run / "posts").iterdir()} == before
+    # Into a fresh run directory, nothing at all.
+    (tmp_path / "fresh").mkdir()
+    fails_cleanly(tmp_path / "fresh", small, says="fewer than the 6,000 characters")
 
 
 def test_files_written_safely_get_the_permissions_of_a_plain_write(tmp_path):

@@ -127,3 +127,87 @@ def test_visibility_saved_with_posts_is_respected(tmp_path):
         ).read_text()
         assert "quiet post" in dataset
         assert not any(text in dataset for text in secret)
+
+
+# What a file may hold as a post's time, and the record's created_at (UTC ISO-8601).
+DATES = [
+    ("2022-10-19T20:07:25Z", "2022-10-19T20:07:25Z"),
+    ("2023-01-01", "2023-01-01T00:00:00Z"),  # a date alone: midnight UTC
+    ("2023-01-01 12:34", "2023-01-01T12:34:00Z"),  # no zone: UTC
+    ("2022-10-19T22:07:25.123+02:00", "2022-10-19T20:07:25Z"),
+    ("2022-10-19T15:07:25-0500", "2022-10-19T20:07:25Z"),
+    ("Wed Oct 19 20:07:25 +0200 2022", "2022-10-19T18:07:25Z"),  # X's own form
+    ("Wed, 19 Oct 2022 20:07:25 GMT", "2022-10-19T20:07:25Z"),  # RFC 2822
+    ("Wed, 19 Oct 2022 16:07:25 -0400", "2022-10-19T20:07:25Z"),
+    ("1666210045", "2022-10-19T20:07:25Z"),  # Unix seconds
+    ("1666210045123", "2022-10-19T20:07:25Z"),  # Unix milliseconds
+    ("01/02/2023", None),  # January 2 or February 1: not guessed
+    ("2023-02-30", None),
+    ("20230101", None),  # not a Unix time of 1970
+    ("yesterday", None),
+    ("", None),
+]
+
+
+def test_created_at_is_utc_iso_or_none_in_csv_and_jsonl(tmp_path):
+    texts = sentences(len(DATES))
+    csv_path = tmp_path / "dated.csv"
+    csv_path.write_text(
+        "id,date,text\n"
+        + "".join(
+            f'{i},"{d}","{t}"\n' for i, ((d, _), t) in enumerate(zip(DATES, texts, strict=True))
+        ),
+        "utf-8",
+    )
+    jsonl_path = tmp_path / "dated.jsonl"
+    rows = [
+        {"id": i, "created_at": d, "text": t}
+        for i, ((d, _), t) in enumerate(zip(DATES, texts, strict=True))
+    ]
+    rows += [{"id": "n1", "created_at": 1666210045, "text": "a number of seconds"}]
+    rows += [{"id": "n2", "created_at": 1666210045123, "text": "a number of milliseconds"}]
+    rows += [{"id": "n3", "created_at": True, "text": "not a time"}]
+    jsonl_path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    wanted = {str(i): iso for i, (_, iso) in enumerate(DATES)}
+    for path, extra in (
+        (csv_path, {}),
+        (jsonl_path, {"n1": DATES[0][1], "n2": DATES[0][1], "n3": None}),
+    ):
+        run = tmp_path / f"run-{path.suffix}"
+        run_cli("collect", path, "--out", run)
+        records = [
+            json.loads(line) for line in (run / "posts/dated.jsonl").read_text().splitlines()
+        ]
+        assert {r["id"]: r["created_at"] for r in records} == {**wanted, **extra}
+
+
+def test_our_own_records_with_another_time_form_are_normalized(tmp_path):
+    path = tmp_path / "records.jsonl"
+    rows = [
+        {"platform": "file", "id": str(i), "author": "me", "created_at": "2023-01-01", "text": t}
+        for i, t in enumerate(sentences(3))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    run_cli("collect", path, "--out", tmp_path / "run")
+    records = (tmp_path / "run/posts/me.jsonl").read_text().splitlines()
+    assert {json.loads(line)["created_at"] for line in records} == {"2023-01-01T00:00:00Z"}
+
+
+def test_a_handle_is_made_from_the_file_name(tmp_path):
+    path = tmp_path / "my posts (2023).csv"
+    path.write_text("text\n" + "\n".join(f'"{t}"' for t in sentences(600)), "utf-8")
+    run = tmp_path / "run"
+    run_cli("prepare", path, "--out", run)
+    assert stats(run)["handle"] == "my_posts_2023_"
+    assert (run / "posts/my_posts_2023_.jsonl").exists()
+    # Nothing usable in the name: the error says where the handle came from.
+    unusable = tmp_path / "¿¡!.txt"
+    unusable.write_text("\n".join(sentences(600)), "utf-8")
+    result = run_cli("prepare", unusable, "--out", tmp_path / "other", expect=2)
+    (line,) = result.stderr.strip().splitlines()
+    assert "file name '¿¡!.txt'" in line and "--handle" in line
+    assert not (tmp_path / "other").exists()
+    # --handle still wins, and is still checked as given.
+    run_cli("prepare", unusable, "--handle", "mine", "--out", tmp_path / "other")
+    result = run_cli("prepare", path, "--handle", "my posts", "--out", tmp_path / "x", expect=2)
+    assert "invalid handle 'my posts'" in result.stderr

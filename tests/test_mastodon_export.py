@@ -6,7 +6,7 @@ import json
 
 import orjson
 from conftest import run_cli
-from exports import PUBLIC, boost, status, write_mastodon_export
+from exports import PUBLIC, boost, sentences, status, write_mastodon_export
 
 from huggingtweets import read_source
 from huggingtweets.sources.htmltext import html_to_text
@@ -103,3 +103,27 @@ def test_zip_and_outbox_json_read_the_same(dealingwith, tmp_path):
     folder = read_source(str(dealingwith))
     assert read_source(str(archive)).posts == folder.posts
     assert read_source(str(dealingwith / "outbox.json")).account == folder.account
+
+
+def test_html_entities_are_decoded_once(tmp_path):
+    """The post reads "&amp;lt;" (its HTML: "&amp;amp;lt;"); decoding it a second time in
+    prepare made it "&lt;"."""
+    written = "To show &lt; in HTML, write &amp;lt; and more words"
+    export = write_mastodon_export(
+        tmp_path / "m",
+        [status(str(i), f"<p>{t}</p>") for i, t in enumerate(sentences(600))]
+        + [status("html", "<p>" + written.replace("&", "&amp;") + "</p>")],
+    )
+    run = tmp_path / "run"
+    run_cli("prepare", export, "--validation-split-percentage", "0", "--out", run)
+    assert written in dataset_texts(run)
+
+
+def test_times_are_utc(tmp_path):
+    activity = status("1", "<p>A post written at night in Paris</p>")
+    activity["object"]["published"] = "2023-01-02T03:04:05+01:00"
+    export = write_mastodon_export(tmp_path / "m", [activity, boost("2")])
+    run_cli("collect", export, "--out", tmp_path / "run")
+    records = (tmp_path / "run/posts/alice@example.social.jsonl").read_text().splitlines()
+    times = [json.loads(line)["created_at"] for line in records]
+    assert times == ["2023-01-02T02:04:05Z", "2023-01-02T03:04:05Z"]

@@ -26,6 +26,10 @@ def account(handle: str, texts: list[str], **flags) -> Collected:
     return Collected(Account("x", handle), posts)
 
 
+def stats_of(run) -> dict:
+    return json.loads((run / "dataset/stats.json").read_text())
+
+
 def rows(run, name: str) -> list[dict]:
     return [
         orjson.loads(line) for line in (run / f"dataset/{name}.jsonl").read_bytes().splitlines()
@@ -50,6 +54,38 @@ def test_prepare_decodes_html_entities(tmp_path):
         [account("me", texts)], tmp_path, PrepareOptions(validation_split_percentage=0)
     )
     assert "Fish & chips <3 tonight, with friends" in {r["text"] for r in rows(tmp_path, "train")}
+
+
+@pytest.mark.parametrize(
+    ("platform", "decoded"),
+    [("x", True), ("file", True), ("mastodon", False), ("bsky", False), ("sample", False)],
+)
+def test_entities_are_decoded_only_where_the_platform_sends_them(tmp_path, platform, decoded):
+    """X and plain files send "&amp;" for "&"; Mastodon's sources already turned its HTML
+    into text, and Bluesky and the sample send text as written: decoding those again
+    would change what was written."""
+    written = "Write &amp;lt; to show &lt; in HTML, or &amp; for &"
+    posts = [Post(platform, str(i), "me", None, t) for i, t in enumerate(sentences(600))]
+    posts.append(Post(platform, "entities", "me", None, written))
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(p.to_dict()) + b"\n" for p in posts))
+    run_cli("prepare", path, "--validation-split-percentage", "0", "--out", tmp_path / "run")
+    (text,) = [r["text"] for r in rows(tmp_path / "run", "train") if r["id"] == "entities"]
+    expected = "Write &lt; to show < in HTML, or & for &" if decoded else written
+    assert text == expected
+
+
+def test_reprepare_keeps_the_order_of_the_accounts(tmp_path):
+    """``prepare --out RUN`` without SOURCE keeps the previous dataset's order (it names
+    the run, the card's columns and the Hub id), then adds any others by name."""
+    run = tmp_path / "run"
+    run_cli("prepare", "sample:romeo", "sample:juliet", "--out", run)
+    run_cli("prepare", "--out", run)
+    assert [a["handle"] for a in stats_of(run)["accounts"]] == ["romeo", "juliet"]
+    run_cli("collect", "sample:nurse", "sample:benvolio", "--out", run)
+    run_cli("prepare", "--out", run, "--dedupe")
+    handles = [a["handle"] for a in stats_of(run)["accounts"]]
+    assert handles == ["romeo", "juliet", "benvolio", "nurse"]
 
 
 @given(

@@ -8,7 +8,7 @@ import re
 import orjson
 import pytest
 from conftest import run_cli
-from exports import tweet, write_x_export, ytd, zip_folder
+from exports import sentences, tweet, write_x_export, ytd, zip_folder
 
 from huggingtweets import read_source
 
@@ -213,3 +213,17 @@ def test_replies_quotes_and_protected_periods(tmp_path):
 def test_created_at_is_utc_iso(tmp_path, created):
     export = write_x_export(tmp_path / "t", [tweet("1", "some words here", created)])
     assert read_source(str(export), handle="me").posts[0].created_at == "2022-10-19T20:07:25Z"
+
+
+@pytest.mark.parametrize("name", ["Jane [/she]", "Jane [she/her]", "Jane [bold]D[/bold] :fire:"])
+def test_a_display_name_is_shown_as_written(tmp_path, name):
+    """A display name is anyone's text: brackets are not markup (which crashed on
+    "[/she]" and hid "[she/her]"), ":fire:" not an emoji code."""
+    export = write_x_export(
+        tmp_path / "export",
+        [tweet(str(i), t) for i, t in enumerate(sentences(600))],
+        account={"username": "jane", "accountDisplayName": name},
+    )
+    result = run_cli("prepare", export, "--out", tmp_path / "run")
+    header = next(line for line in result.stdout.splitlines() if "Data" in line)
+    assert name in header

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import orjson
 
 from .errors import HuggingtweetsError
 from .records import Collected
@@ -38,15 +41,33 @@ def resolve_all(
     ]
 
 
-def collect(
+@dataclass
+class Gathered:
+    """Every source's account, in the order given. Live accounts are already in posts/
+    (cached page by page as they arrived, so that a stopped run resumes); files and samples
+    are only read: ``write`` puts them there."""
+
+    run: RunDir
+    collected: list[Collected]
+    unwritten: list[Collected]
+
+    def write(self) -> None:
+        for collected in self.unwritten:
+            self.run.write_collected(collected)
+        self.unwritten = []
+
+
+def gather(
     sources: Sequence[str] | str,
     run_dir: Path | str,
     handles: Sequence[str] = (),
     text_column: str | None = None,
     live: LiveOptions | None = None,
-) -> list[Collected]:
-    """Collect each source into ``run_dir/posts/<handle>.jsonl``; returns what was collected.
-    ``live`` says how live accounts are fetched (update, rate limits, time-outs)."""
+    *,
+    write_files_first: bool = False,
+) -> Gathered:
+    """Read the files and collect the live accounts, leaving the files' posts/ to
+    ``Gathered.write`` (``write_files_first``: write them before the live accounts)."""
     if isinstance(sources, str):
         sources = [sources]
     run = RunDir(Path(run_dir))
@@ -59,17 +80,30 @@ def collect(
     for i, collected in offline.items():
         _check_new_account(collected, resolved[i].spec, seen)
         _check_not_live(run, collected.account.handle, resolved[i].spec)
-    for collected in offline.values():
-        run.write_collected(collected)
-    results = []
+    gathered = Gathered(run, [], list(offline.values()))
+    if write_files_first:
+        gathered.write()
     for i, source in enumerate(resolved):
         if i in offline:
-            results.append(offline[i])
+            gathered.collected.append(offline[i])
         else:
             collected = source.collect(run)
             _check_new_account(collected, source.spec, seen)
-            results.append(collected)
-    return results
+            gathered.collected.append(collected)
+    return gathered
+
+
+def collect(
+    sources: Sequence[str] | str,
+    run_dir: Path | str,
+    handles: Sequence[str] = (),
+    text_column: str | None = None,
+    live: LiveOptions | None = None,
+) -> list[Collected]:
+    """Collect each source into ``run_dir/posts/<handle>.jsonl``; returns what was collected.
+    ``live`` says how live accounts are fetched (update, rate limits, time-outs)."""
+    gathered = gather(sources, run_dir, handles, text_column, live, write_files_first=True)
+    return gathered.collected
 
 
 def _check_new_account(collected: Collected, spec: str, seen: dict[str, str]) -> None:
@@ -95,7 +129,8 @@ def _check_not_live(run: RunDir, handle: str, spec: str) -> None:
 
 
 def load_collected(run_dir: Path | str) -> list[Collected]:
-    """Every account already collected into ``run_dir``."""
+    """Every account already collected into ``run_dir``: those of the last dataset in its
+    order (which names the run, its columns and its Hub id), then any others by name."""
     run = RunDir(Path(run_dir))
     handles = run.collected_handles()
     if not handles:
@@ -103,4 +138,16 @@ def load_collected(run_dir: Path | str) -> list[Collected]:
             f"no collected posts in {run.posts_dir}; "
             "give a SOURCE (a file, an export or an account)"
         )
+    previous = {h: i for i, h in enumerate(_dataset_order(run))}
+    handles.sort(key=lambda h: (previous.get(h, len(previous)), h))
     return [run.read_collected(handle) for handle in handles]
+
+
+def _dataset_order(run: RunDir) -> list[str]:
+    """The handles of ``run``'s dataset/stats.json in order; none when it is missing or
+    unreadable (it only orders the accounts: their posts are all in posts/)."""
+    try:
+        stats = orjson.loads(run.stats_path.read_bytes())
+        return [str(account["handle"]) for account in stats["accounts"]]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return []

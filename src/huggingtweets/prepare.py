@@ -1,15 +1,17 @@
 """prepare: posts → a clean, split, balanced dataset and huggingtweets' statistics.
 
-Rules (the original's, by default): HTML entities decoded, URLs removed, whitespace
-collapsed; reposts dropped as ``retweets``; posts with fewer than three words free of
-``http``/``@``/``#`` dropped as ``short``. Beyond the original, private posts are always
-dropped (``private``), and opt-in filters each have their own category. Every post lands
-in exactly one category, so ``downloaded`` is always the sum of the others.
+Rules (the original's, by default): HTML entities decoded (in the text of platforms that
+send them), URLs removed, whitespace collapsed; reposts dropped as ``retweets``; posts
+with fewer than three words free of ``http``/``@``/``#`` dropped as ``short``. Beyond the
+original, private posts are always dropped (``private``), and opt-in filters each have
+their own category. Every post lands in exactly one category, so ``downloaded`` is always
+the sum of the others.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import random
 import zlib
 from collections import Counter
@@ -29,12 +31,18 @@ from .records import PUBLIC_VISIBILITIES, Collected, Post, dump_jsonl
 from .runs import RunDir, replace_dir
 
 if TYPE_CHECKING:
+    from .collect import Gathered
     from .sources.live import LiveOptions
 
 # Drop categories, in the order a post is tested against them.
 CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
 MIN_CHARS = 6_000  # the original refused to train on less text than this ...
 WARN_CHARS = 40_000  # ... and warned below this
+# The platforms whose text holds HTML entities ("&amp;"), decoded as the original decoded
+# tweets: X (export and API) and plain files. Mastodon's sources already turned its HTML
+# into text (entities included), Bluesky sends raw text and the sample is plain text:
+# decoding those again would turn a written "&amp;" into "&".
+ENTITY_PLATFORMS = frozenset({"x", "file"})
 
 
 @dataclass
@@ -100,10 +108,11 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
     keep = kept.append
     min_words = max(options.min_words, textrules.SHORT_WORDS)
     # Local names: this loop runs once per post, 100,000 times for a large export.
-    unescape, count_words, clean_text = (
-        textrules.unescape,
+    unescape, count_words, clean_text, entity_platforms = (
+        html.unescape,
         textrules.count_words,
         textrules.clean_text,
+        ENTITY_PLATFORMS,
     )
     for post in posts:
         # Never, under any option, in a dataset; an unknown visibility counts as private.
@@ -114,7 +123,9 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
         elif options.drop_replies and post.is_reply:
             replies += 1
         else:
-            text = unescape(post.text)
+            text = post.text
+            if "&" in text and post.platform in entity_platforms:  # "&" first: it is rare
+                text = unescape(text)
             words = count_words(text, stop_at=min_words)
             if words < textrules.SHORT_WORDS:
                 short += 1
@@ -333,9 +344,20 @@ def prepare_collected(
     collected: Sequence[Collected], run_dir: Path | str, options: PrepareOptions | None = None
 ) -> PrepareResult:
     """The prepare stage on accounts already in memory (posts/ is not written here)."""
-    options = options or PrepareOptions()
-    run = RunDir(Path(run_dir))
+    return _prepare(collected, RunDir(Path(run_dir)), options or PrepareOptions())
+
+
+def _prepare(
+    collected: Sequence[Collected],
+    run: RunDir,
+    options: PrepareOptions,
+    gathered: Gathered | None = None,
+) -> PrepareResult:
     stats, train_rows, valid_rows, warnings, examples = build_dataset(collected, options)
+    # Only now that every check has passed do the files' posts replace those in posts/: a
+    # prepare that fails (too little text, say) leaves posts/ as it was.
+    if gathered is not None:
+        gathered.write()
     write_dataset(run, stats, train_rows, valid_rows)
     return PrepareResult(run, stats, warnings, examples)
 
@@ -350,12 +372,13 @@ def prepare(
 ) -> PrepareResult:
     """collect (when ``sources`` are given; ``live``: a ``LiveOptions`` for live accounts)
     then prepare; without sources, prepare what ``run_dir/posts/`` already holds."""
-    from .collect import collect, load_collected
+    from .collect import gather, load_collected
 
+    options = options or PrepareOptions()
+    run = RunDir(Path(run_dir))
     if sources:
-        collected = collect(sources, run_dir, handles, text_column, live)
-    else:
-        if handles:
-            raise HuggingtweetsError("--handle needs a SOURCE to apply to")
-        collected = load_collected(run_dir)
-    return prepare_collected(collected, run_dir, options)
+        gathered = gather(sources, run_dir, handles, text_column, live)
+        return _prepare(gathered.collected, run, options, gathered)
+    if handles:
+        raise HuggingtweetsError("--handle needs a SOURCE to apply to")
+    return _prepare(load_collected(run_dir), run, options)

@@ -47,6 +47,9 @@ def check_handle(handle: str) -> str:
     return name
 
 
+# -- records -----------------------------------------------------------------------
+
+
 class Post(msgspec.Struct, gc=False):
     """One post, normalized. A msgspec Struct: created, encoded and decoded several times
     faster than a dataclass, which matters when an export holds 100,000 posts."""
@@ -55,7 +58,10 @@ class Post(msgspec.Struct, gc=False):
     id: str
     author: str
     created_at: str | None  # UTC, ISO-8601 ("2022-10-19T20:07:25Z"); None when unknown
-    text: str  # full text as published (HTML entities as the platform sent them)
+    # The text as the platform sent it: X (export and API) and plain files may hold HTML
+    # entities ("&amp;"), which prepare decodes; Mastodon's HTML is already plain text here
+    # (entities decoded once, by the source) and Bluesky sends raw text.
+    text: str
     is_repost: bool = False
     is_reply: bool = False
     is_quote: bool = False
@@ -159,7 +165,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                     "re-save it as UTF-8"
                 ) from None
             raise HuggingtweetsError(
-                f"invalid JSON in {path} at line {number}: {exc.args[0].split(':')[0]}"
+                f"invalid JSON in {path} at line {number}, column {exc.colno}: {exc.msg}"
             ) from None
         if not isinstance(row, dict):
             raise HuggingtweetsError(f"{path} line {number}: expected a JSON object")

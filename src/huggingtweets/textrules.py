@@ -6,7 +6,6 @@ the same script ranges.
 
 from __future__ import annotations
 
-import html
 import re
 
 # "http:" / "https:" up to the next whitespace, as the original removed them.
@@ -69,10 +68,6 @@ def count_words(text: str, stop_at: int | None = None) -> int:
 
 def is_short(text: str, min_words: int = SHORT_WORDS) -> bool:
     return count_words(text, stop_at=min_words) < min_words
-
-
-def unescape(text: str) -> str:
-    return html.unescape(text) if "&" in text else text
 
 
 def clean_text(text: str, allow_newlines: bool = False) -> str:

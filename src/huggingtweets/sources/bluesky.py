@@ -10,6 +10,7 @@ import re
 
 from ..errors import HuggingtweetsError
 from ..records import Account, Post
+from ..times import utc_iso
 from . import SourceOptions, register_prefix, register_spelling
 from .live import (
     Fault,
@@ -19,7 +20,6 @@ from .live import (
     Profile,
     seconds_until_reset,
     setting,
-    utc_iso,
 )
 
 PLATFORM = "bsky"

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import msgspec
 
 from ..errors import HuggingtweetsError
-from ..records import Account, Collected, Post, check_handle, iter_jsonl, visibility_from_name
+from ..records import (
+    Account,
+    Collected,
+    Post,
+    check_handle,
+    iter_jsonl,
+    visibility_from_name,
+)
+from ..times import normalize_times, utc_iso
 from .tree import decode_utf8
 
 PLATFORM = "file"
@@ -38,11 +47,15 @@ def _as_text(value: object) -> str:
 def _post(
     handle: str, number: int, post_id: object, created_at: object, text: str, visibility: object
 ) -> Post:
+    if created_at is not None and not isinstance(created_at, str):
+        # A JSON number (a Unix time) or anything else; text is left to normalize_times,
+        # which reads a whole file's times at once.
+        created_at = utc_iso(created_at)
     return Post(
         platform=PLATFORM,
         id=str(post_id) if post_id not in (None, "") else str(number),
         author=handle,
-        created_at=str(created_at) if created_at else None,
+        created_at=created_at,
         text=text,
         # The original's rule, for any file of tweets: a retweet starts with "RT @".
         is_repost=text.startswith("RT @"),
@@ -54,8 +67,22 @@ def _cell(row: list[str], at: int | None) -> str | None:
     return row[at] if at is not None and at < len(row) else None
 
 
+# What records.check_handle refuses, as runs: each becomes one "_" in a file's handle.
+_NOT_IN_HANDLE_RE = re.compile(r"[^A-Za-z0-9_.@-]+|\.\.+")
+
+
 def default_handle(path: Path, handle: str | None) -> str:
-    return check_handle(path.stem if handle is None else handle)
+    """``--handle`` when given, else one made from the file's name ("my posts.csv" ->
+    "my_posts"): a file name is not chosen as a handle, so it is made safe, not refused."""
+    if handle is not None:
+        return check_handle(handle)
+    name = _NOT_IN_HANDLE_RE.sub("_", path.stem).lstrip(".@-")[:100]
+    if not any(c.isalnum() for c in name):
+        raise HuggingtweetsError(
+            f"cannot make a handle from the file name {path.name!r} (the handle comes from "
+            "the file name when no --handle is given): pass --handle NAME"
+        )
+    return check_handle(name)
 
 
 def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collected:
@@ -99,6 +126,7 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
         raise HuggingtweetsError(
             f"{path}: malformed CSV at line {reader.line_num}: {exc}"
         ) from None
+    normalize_times(posts)
     return Collected(Account(PLATFORM, handle), posts)
 
 
@@ -121,6 +149,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
         account.handle = check_handle(account.handle if handle is None else handle)
         for post in posts:
             post.author = account.handle
+        normalize_times(posts)  # a hand-made file of records may hold other forms
         return Collected(account, posts)
     handle = default_handle(path, handle)
     posts = []
@@ -143,6 +172,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
                 row[visibility] if visibility else None,
             )
         )
+    normalize_times(posts)
     return Collected(Account(PLATFORM, handle), posts)
 
 

@@ -21,12 +21,11 @@ import contextlib
 import email.utils
 import math
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple, TypeVar
 
@@ -44,6 +43,7 @@ from ..console import err_console
 from ..errors import HuggingtweetsError
 from ..records import Account, Collected, Post, dump_jsonl, without_private_text
 from ..runs import RunDir, write_json
+from ..times import parse_time
 from . import Source, SourceOptions
 
 T = TypeVar("T")
@@ -185,39 +185,10 @@ def seconds_until_reset(headers: Mapping[str, str], now: float | None = None) ->
         if name == "retry-after":
             with contextlib.suppress(TypeError, ValueError):
                 return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-        with contextlib.suppress(ValueError):
-            return max(0.0, parse_time(value).timestamp() - now + 1)
+        when = parse_time(value)
+        if when is not None:
+            return max(0.0, when.timestamp() - now + 1)
     return None
-
-
-_ISO_RE = re.compile(
-    r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(Z|[+-]\d\d:?\d\d)?", re.IGNORECASE
-)
-
-
-def parse_time(value: str) -> datetime:
-    """An ISO-8601 time of any precision (services differ) as an aware datetime."""
-    match = _ISO_RE.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"not an ISO-8601 time: {value!r}")
-    day, clock, zone = match.groups()
-    parsed = datetime.fromisoformat(f"{day}T{clock}")
-    if not zone or zone.upper() == "Z":
-        return parsed.replace(tzinfo=timezone.utc)
-    sign = 1 if zone[0] == "+" else -1
-    digits = zone[1:].replace(":", "")
-    offset = timedelta(minutes=sign * (int(digits[:2]) * 60 + int(digits[2:])))
-    return parsed.replace(tzinfo=timezone(offset))
-
-
-def utc_iso(value: str | datetime | None) -> str | None:
-    """Any time a service sends as UTC ``YYYY-MM-DDTHH:MM:SSZ`` (None stays None)."""
-    if value is None or value == "":
-        return None
-    when = value if isinstance(value, datetime) else parse_time(str(value))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _clock(seconds: float) -> str:

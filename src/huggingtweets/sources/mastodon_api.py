@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from ..errors import HuggingtweetsError
 from ..records import Account, Post, visibility_from_name
+from ..times import utc_iso
 from . import SourceOptions, register_prefix, register_spelling
 from .htmltext import html_to_text
 from .live import (
@@ -27,7 +28,6 @@ from .live import (
     expect_shape,
     seconds_until_reset,
     setting,
-    utc_iso,
 )
 
 PLATFORM = "mastodon"

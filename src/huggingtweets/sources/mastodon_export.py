@@ -13,6 +13,7 @@ import orjson
 
 from ..errors import HuggingtweetsError
 from ..records import Account, Collected, Post, check_handle
+from ..times import utc_iso
 from .htmltext import html_to_text
 from .tree import Tree, decode_utf8
 
@@ -56,11 +57,10 @@ def _load_json(tree: Tree, name: str) -> dict:
     try:
         data = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.pos) + 1
-        column = exc.pos - (raw.rfind(b"\n", 0, exc.pos) + 1) + 1
+        # orjson counts lines and columns (1-based, in characters) on the decoded text.
         raise HuggingtweetsError(
-            f"invalid JSON in {tree.label}:{name} at line {line}, column {column}: "
-            f"{exc.msg.split(':')[0]}; the export may be damaged, download it again"
+            f"invalid JSON in {tree.label}:{name} at line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}; the export may be damaged, download it again"
         ) from None
     if not isinstance(data, dict):
         raise HuggingtweetsError(f"{tree.label}:{name}: expected a JSON object")
@@ -114,7 +114,7 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
                     platform=PLATFORM,
                     id=str(obj.get("id", "")).rstrip("/").rsplit("/", 1)[-1],
                     author=handle,
-                    created_at=_text(obj.get("published")) or _text(activity.get("published")),
+                    created_at=utc_iso(obj.get("published") or activity.get("published")),
                     text=html_to_text(_text(obj.get("content")) or ""),
                     is_reply=bool(obj.get("inReplyTo")),
                     is_quote=bool(obj.get("quoteUri") or obj.get("quoteUrl")),
@@ -132,7 +132,7 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
                     .removesuffix("/activity")
                     .rsplit("/", 1)[-1],
                     author=handle,
-                    created_at=_text(activity.get("published")),
+                    created_at=utc_iso(activity.get("published")),
                     text="",
                     is_repost=True,
                     visibility=visibility(activity, followers),

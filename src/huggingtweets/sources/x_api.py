@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import HuggingtweetsError
 from ..records import Account, Post
+from ..times import utc_iso
 from . import SourceOptions, register_prefix, register_spelling
 from .live import (
     Fault,
@@ -24,7 +25,6 @@ from .live import (
     expect_shape,
     seconds_until_reset,
     setting,
-    utc_iso,
 )
 
 PLATFORM = "x"
