@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from huggingtweets import Account, Collected, Post, PrepareOptions, prepare, prepare_collected
 from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.prepare import clean_posts
 from huggingtweets.textrules import clean_text, count_words, is_short
 
 
@@ -114,6 +115,23 @@ def test_reprepare_keeps_the_order_of_the_accounts(tmp_path):
 )
 def test_short_rule_is_exactly_the_original_for_text_with_spaces(text):
     assert is_short(text) == original_is_short(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["word", "@bob", "#tag", "http://x", "xhttp://t.co/a", "https:", "a.http:b", " ", "\n"]
+        ),
+        max_size=10,
+    ).map(" ".join)
+)
+def test_a_post_is_judged_after_its_urls_are_removed_as_the_original_judged_it(text):
+    """The original called boring_tweet on clean_tweet's output: "one xhttp://t.co/a two"
+    is "one x two" by then, three words, kept."""
+    cleaned = clean_posts([Post("x", "1", "h", None, text)], PrepareOptions())
+    assert (cleaned.counts["short"] == 1) == original_is_short(clean_text(text))
+    if cleaned.kept:
+        assert cleaned.kept[0][1] == clean_text(text)
 
 
 @pytest.mark.parametrize(

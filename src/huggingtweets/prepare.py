@@ -108,12 +108,12 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
     keep = kept.append
     min_words = max(options.min_words, textrules.SHORT_WORDS)
     # Local names: this loop runs once per post, 100,000 times for a large export.
-    unescape, count_words, clean_text, entity_platforms = (
+    unescape, clean_and_count, entity_platforms = (
         html.unescape,
-        textrules.count_words,
-        textrules.clean_text,
+        textrules.clean_and_count,
         ENTITY_PLATFORMS,
     )
+    allow_newlines = options.allow_newlines
     for post in posts:
         # Never, under any option, in a dataset; an unknown visibility counts as private.
         if post.visibility not in PUBLIC_VISIBILITIES:
@@ -126,21 +126,25 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
             text = post.text
             if "&" in text and post.platform in entity_platforms:  # "&" first: it is rare
                 text = unescape(text)
-            words = count_words(text, stop_at=min_words)
+            text, words = clean_and_count(text, allow_newlines, stop_at=min_words)
             if words < textrules.SHORT_WORDS:
                 short += 1
             elif words < min_words:
                 below_min_words += 1
             else:
-                if options.strip_mentions:
-                    stripped = textrules.strip_mentions(text)
-                    mentions += stripped != text
-                    text = stripped
-                if options.strip_hashtags:
-                    stripped = textrules.strip_hashtags(text)
-                    hashtags += stripped != text
-                    text = stripped
-                keep((post.id, clean_text(text, options.allow_newlines), post.lang))
+                if options.strip_mentions or options.strip_hashtags:
+                    edited = text
+                    if options.strip_mentions:
+                        stripped = textrules.strip_mentions(edited)
+                        mentions += stripped != edited
+                        edited = stripped
+                    if options.strip_hashtags:
+                        stripped = textrules.strip_hashtags(edited)
+                        hashtags += stripped != edited
+                        edited = stripped
+                    if edited != text:  # collapse the spaces a removed word leaves
+                        text = textrules.clean_text(edited, allow_newlines)
+                keep((post.id, text, post.lang))
     counts = {
         "private": private,
         "retweets": retweets,

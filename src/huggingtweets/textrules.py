@@ -48,8 +48,12 @@ def count_words(text: str, stop_at: int | None = None) -> int:
 
     With ``stop_at``, counting stops there: deciding "short" rarely needs the whole post.
     """
+    return _count(text.split(), stop_at)
+
+
+def _count(words: list[str], stop_at: int | None) -> int:
     count = 0
-    for word in text.split():
+    for word in words:
         if stop_at is not None and count >= stop_at:
             break
         if "@" in word or "#" in word:
@@ -78,6 +82,20 @@ def clean_text(text: str, allow_newlines: bool = False) -> str:
         return " ".join(text.split())
     lines = (" ".join(line.split()) for line in text.splitlines())
     return _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
+
+
+def clean_and_count(
+    text: str, allow_newlines: bool = False, stop_at: int | None = None
+) -> tuple[str, int]:
+    """``clean_text(text)`` and the ``count_words`` of it: the original judged a post short
+    after its URLs were removed. One split serves both (prepare runs this on every post)."""
+    if allow_newlines:
+        cleaned = clean_text(text, allow_newlines=True)
+        return cleaned, count_words(cleaned, stop_at)
+    if "http" in text:
+        text = _URL_RE.sub("", text)
+    words = text.split()
+    return " ".join(words), _count(words, stop_at)
 
 
 def strip_mentions(text: str) -> str:

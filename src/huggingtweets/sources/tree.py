@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import mmap
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -31,6 +32,10 @@ class Tree(abc.ABC):
 
     @abc.abstractmethod
     def read_bytes(self, name: str) -> bytes: ...
+
+    def read_buffer(self, name: str) -> bytearray | mmap.mmap:
+        """The file's bytes in a buffer that may be changed in place (the file is not)."""
+        return bytearray(self.read_bytes(name))
 
     def read_text(self, name: str) -> str:
         return decode_utf8(self.read_bytes(name), f"{self.label}:{name}")
@@ -62,6 +67,14 @@ class DirTree(Tree):
 
     def read_bytes(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
+
+    def read_buffer(self, name: str) -> bytearray | mmap.mmap:
+        # A private mapping: the file's pages are shared with the page cache until written
+        # to, so a 100 MB tweets.js is neither copied when read nor when split in two.
+        with (self.root / name).open("rb") as handle:
+            if not handle.seek(0, 2):
+                return bytearray()  # an empty file cannot be mapped
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
 
 
 class ZipTree(Tree):

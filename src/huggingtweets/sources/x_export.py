@@ -9,6 +9,7 @@ text in ``note-tweet.js``. ``deleted-tweets.js`` is never read: deleted posts st
 from __future__ import annotations
 
 import html
+import mmap
 import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -123,13 +124,17 @@ _NOTES_DECODER = msgspec.json.Decoder(list[_NoteEntry])
 _PROTECTED_DECODER = msgspec.json.Decoder(list[_ProtectedEntry])
 
 
-def _json_span(raw: bytes) -> tuple[int, int]:
-    """Where the JSON array starts and ends, after ``window.YTD.x.part0 =`` and before ";"."""
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+def _json_span(raw: bytes | bytearray | mmap.mmap) -> tuple[int, int]:
+    """Where the JSON array starts and ends, after ``window.YTD.x.part0 =`` and before ";"
+    (found without copying ``raw``, which may be a 100 MB mapping)."""
+    start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     prefix = _YTD_PREFIX_RE.match(raw, start)
     start = prefix.end() if prefix else start
-    end = len(raw.rstrip())
-    end -= raw.endswith(b";", 0, end)
+    end = len(raw)
+    while end > start and raw[end - 1] in b" \t\r\n\x0b\x0c":
+        end -= 1
+    if end > start and raw[end - 1] == ord(";"):
+        end -= 1
     return start, end
 
 
@@ -160,16 +165,19 @@ class _SplitFailed(Exception):
 def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
     """The posts of one tweets file. A large pretty-printed file is split in two at an
     entry boundary near its middle, and the halves are read on both cores."""
-    raw = tree.read_bytes(name)
-    start, end = _json_span(raw)
+    buffer = tree.read_buffer(name)
+    start, end = _json_span(buffer)
     middle = (start + end) // 2
-    boundary = raw.find(_ENTRY_BOUNDARY, middle, end)
+    boundary = buffer.find(_ENTRY_BOUNDARY, middle, end)
     if boundary < 0:
-        boundary = raw.rfind(_ENTRY_BOUNDARY, start, middle)
+        boundary = buffer.rfind(_ENTRY_BOUNDARY, start, middle)
     if boundary >= 0 and end - start > 1_000_000:
+        # "…}," + "\n  {…" becomes "…}]" + "[  {…": two arrays, split in place.
         comma = boundary + 4
+        buffer[comma : comma + 2] = b"]["
+        view = memoryview(buffer)
 
-        def half(body: bytes) -> list[Post]:
+        def half(body: memoryview) -> list[Post]:
             try:
                 entries = _TWEETS_DECODER.decode(body)
             except (msgspec.DecodeError, UnicodeDecodeError):
@@ -178,8 +186,8 @@ def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
 
         try:
             head, tail = split_in_two(
-                lambda: half(raw[start:comma] + b"]"),
-                lambda: half(b"[" + raw[comma + 1 : end]),
+                lambda: half(view[start : comma + 1]),
+                lambda: half(view[comma + 1 : end]),
                 list[Post],
                 size=(end - start) // 500,
             )
