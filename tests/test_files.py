@@ -211,3 +211,15 @@ def test_a_handle_is_made_from_the_file_name(tmp_path):
     run_cli("prepare", unusable, "--handle", "mine", "--out", tmp_path / "other")
     result = run_cli("prepare", path, "--handle", "my posts", "--out", tmp_path / "x", expect=2)
     assert "invalid handle 'my posts'" in result.stderr
+
+
+def test_every_speaker_the_sample_lists_can_be_collected(tmp_path):
+    """`huggingtweets samples` lists handles made from the speakers' names ("SENATORS, &C"
+    included): each is a valid handle, and collecting it works."""
+    from huggingtweets.records import check_handle
+    from huggingtweets.sources.sample import speakers
+
+    for handle in speakers():
+        assert check_handle(handle) == handle
+    run_cli("collect", "sample:senators_c", "--out", tmp_path)
+    assert (tmp_path / "posts" / "senators_c.jsonl").read_text("utf-8").count("\n") == 2

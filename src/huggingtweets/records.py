@@ -36,6 +36,17 @@ def visibility_from_name(name: object) -> str:
 _HANDLE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,99}")
 
 
+# What check_handle refuses, as runs: each becomes one "_" in a handle made from a name.
+_NOT_IN_HANDLE_RE = re.compile(r"[^A-Za-z0-9_.@-]+|\.\.+")
+
+
+def make_handle(name: str) -> str | None:
+    """A safe handle made from a name that was not chosen as one (a file's, a speaker's):
+    "my posts (2023)" -> "my_posts_2023_"; None when no letter or digit is left."""
+    handle = _NOT_IN_HANDLE_RE.sub("_", name).lstrip(".@-_")[:100]
+    return handle if any(c.isalnum() for c in handle) else None
+
+
 def check_handle(handle: str) -> str:
     """Return ``handle`` without a leading "@", or raise if it is unsafe as a file name."""
     name = handle[1:] if handle.startswith("@") else handle

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 import msgspec
@@ -16,6 +15,7 @@ from ..records import (
     Post,
     check_handle,
     iter_jsonl,
+    make_handle,
     visibility_from_name,
 )
 from ..times import normalize_times, utc_iso
@@ -67,17 +67,13 @@ def _cell(row: list[str], at: int | None) -> str | None:
     return row[at] if at is not None and at < len(row) else None
 
 
-# What records.check_handle refuses, as runs: each becomes one "_" in a file's handle.
-_NOT_IN_HANDLE_RE = re.compile(r"[^A-Za-z0-9_.@-]+|\.\.+")
-
-
 def default_handle(path: Path, handle: str | None) -> str:
     """``--handle`` when given, else one made from the file's name ("my posts.csv" ->
     "my_posts"): a file name is not chosen as a handle, so it is made safe, not refused."""
     if handle is not None:
         return check_handle(handle)
-    name = _NOT_IN_HANDLE_RE.sub("_", path.stem).lstrip(".@-")[:100]
-    if not any(c.isalnum() for c in name):
+    name = make_handle(path.stem)
+    if name is None:
         raise HuggingtweetsError(
             f"cannot make a handle from the file name {path.name!r} (the handle comes from "
             "the file name when no --handle is given): pass --handle NAME"

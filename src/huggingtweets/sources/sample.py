@@ -8,7 +8,7 @@ from functools import cache
 from importlib.resources import files
 
 from ..errors import HuggingtweetsError
-from ..records import Account, Collected, Post, check_handle
+from ..records import Account, Collected, Post, check_handle, make_handle
 
 PLATFORM = "sample"
 RESOURCE = "tinyshakespeare.txt.gz"
@@ -28,7 +28,8 @@ def speeches() -> tuple[tuple[str, str], ...]:
 
 
 def speaker_handle(speaker: str) -> str:
-    return speaker.lower().replace(" ", "_")
+    """ "KING RICHARD III" -> "king_richard_iii", "SENATORS, &C" -> "senators_c"."""
+    return make_handle(speaker.lower()) or "speaker"
 
 
 def speakers() -> Counter:
