@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import HuggingtweetsError
 from ..records import Collected, check_handle
@@ -25,12 +25,22 @@ from .tree import DirTree, open_tree
 if TYPE_CHECKING:
     from .live import LiveOptions
 
+T = TypeVar("T")
+
 
 @dataclass
 class SourceOptions:
     handle: str | None = None  # overrides (or supplies) the account's handle
     text_column: str | None = None  # CSV / JSONL: which field holds the text
-    live: LiveOptions | None = None  # live accounts: --update, --no-wait, time-outs, URLs
+    live: LiveOptions | None = None  # live accounts: --update, --no-wait, time-outs
+    # The options that sources declare for themselves (register_options), by class: a
+    # source reads its own with ``options.get(ItsOptions)``.
+    extra: dict[type, Any] = field(default_factory=dict)
+
+    def get(self, cls: type[T]) -> T:
+        """This source kind's own options: those given, else the class's defaults."""
+        value = self.extra.get(cls)
+        return value if value is not None else cls()
 
 
 class Source(abc.ABC):
@@ -133,6 +143,21 @@ def register_prefix(prefix: str, factory: SourceFactory, form: str) -> None:
     """``prefix`` such as ``"bsky:"``; ``form`` is how the help and errors show it."""
     _PREFIXES[prefix] = factory
     _FORMS.append(form)
+
+
+_OPTION_CLASSES: list[type] = []
+
+
+def register_options(cls: type) -> None:
+    """An options dataclass (fields declared with ``options.option``) that a kind of source
+    reads through ``SourceOptions.get(cls)``; the CLI offers its fields as flags on
+    ``collect``, ``prepare`` and ``train``, so a new platform needs no edit elsewhere."""
+    if cls not in _OPTION_CLASSES:
+        _OPTION_CLASSES.append(cls)
+
+
+def source_option_classes() -> list[type]:
+    return list(_OPTION_CLASSES)
 
 
 def register_spelling(normalize: Callable[[str], str | None]) -> None:

@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple, TypeVar
@@ -41,6 +41,7 @@ from rich.progress import (
 
 from ..console import err_console
 from ..errors import HuggingtweetsError
+from ..options import check_options, option
 from ..records import Account, Collected, Post, dump_jsonl, without_private_text
 from ..runs import RunDir, write_json
 from ..times import parse_time
@@ -67,23 +68,58 @@ def _default_backoff_base() -> float:
 
 @dataclass
 class LiveOptions:
-    """How live accounts are fetched (``collect`` / ``prepare`` options)."""
+    """How live accounts are fetched (``collect`` / ``prepare`` / ``train`` options)."""
 
-    update: bool = False  # fetch only posts newer than the newest collected one
-    wait: bool = True  # on a rate limit, wait for the reset; False: stop, resumably
-    timeout: float = 30.0  # seconds, for every request
-    retries: int = 5  # retries of one request after a transient fault
-    backoff_base: float = field(default_factory=_default_backoff_base)  # first retry delay
-    backoff_max: float = 60.0  # the longest delay between retries
-    x_api_url: str | None = None  # default: $HUGGINGTWEETS_X_API_URL or api.twitter.com
-    bsky_service: str | None = None  # default: $HUGGINGTWEETS_BSKY_SERVICE or the AppView
-    mastodon_url: str | None = None  # default: $HUGGINGTWEETS_MASTODON_URL or https://INSTANCE
+    update: bool = option(
+        False, help="Live accounts: fetch only posts newer than the newest one collected."
+    )
+    wait: bool = option(
+        True,
+        flag="--no-wait",
+        help="Live accounts: on a rate limit, stop (run again later to continue) instead of "
+        "waiting for the reset.",
+    )
+    timeout: float = option(
+        30.0,
+        min=0,
+        min_open=True,
+        metavar="SECONDS",
+        help="Live accounts: time-out of every request.",
+    )
+    retries: int = option(
+        5,
+        min=0,
+        max=100,
+        help="Live accounts: retries of a request after a 5xx, time-out or dropped connection "
+        "(exponential back-off).",
+    )
+    backoff_base: float = option(
+        default_factory=_default_backoff_base,
+        min=0,
+        cli=False,
+        help="The first retry's delay in seconds (env HUGGINGTWEETS_BACKOFF_BASE).",
+    )
+    backoff_max: float = option(60.0, min=0, cli=False, help="The longest delay between retries.")
+    x_api_url: str | None = option(
+        None,
+        metavar="URL",
+        help="X API base URL [env HUGGINGTWEETS_X_API_URL; default https://api.twitter.com].",
+    )
+    bsky_service: str | None = option(
+        None,
+        metavar="URL",
+        help="Bluesky AppView [env HUGGINGTWEETS_BSKY_SERVICE; default "
+        "https://public.api.bsky.app].",
+    )
+    mastodon_url: str | None = option(
+        None,
+        metavar="URL",
+        help="Mastodon API base URL when it is not https://INSTANCE "
+        "[env HUGGINGTWEETS_MASTODON_URL].",
+    )
 
     def __post_init__(self) -> None:
-        if not self.timeout > 0:
-            raise HuggingtweetsError("--timeout must be more than 0 seconds")
-        if self.retries < 0:
-            raise HuggingtweetsError("--retries must be 0 or more")
+        check_options(self)
 
 
 def setting(value: str | None, env: str, default: str) -> str:
