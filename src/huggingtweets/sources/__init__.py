@@ -23,6 +23,7 @@ from . import files, mastodon_export, sample, x_export
 from .tree import DirTree, open_tree
 
 if TYPE_CHECKING:
+    from ..events import Reporter
     from .live import LiveOptions
 
 T = TypeVar("T")
@@ -56,9 +57,11 @@ class Source(abc.ABC):
     def read(self) -> Collected:
         """The account and all its posts, in memory."""
 
-    def collect(self, run: RunDir) -> Collected:
-        """Collect into ``run``'s posts/ folder. Live sources override this to cache
-        page by page and resume; a file is simply read and written atomically."""
+    def collect(self, run: RunDir, reporter: Reporter | None = None) -> Collected:
+        """Collect into ``run``'s posts/ folder, reporting progress to ``reporter`` (stage
+        ``"collect"``). Live sources override this to cache page by page and resume (and
+        stop between pages when the reporter is cancelled); a file is simply read and
+        written atomically."""
         collected = self.read()
         run.write_collected(collected)
         return collected
