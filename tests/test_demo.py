@@ -62,7 +62,7 @@ def test_generate_after_the_demo_as_its_last_line_says(demo):
 
 def test_demo_rejects_non_positive_epochs(tmp_path):
     result = run_cli("demo", "--out", tmp_path / "d", "--epochs", "0", expect=2)
-    assert "--epochs must be above 0" in result.stderr
+    assert "must be above 0" in result.stderr
     assert not (tmp_path / "d").exists()
 
 

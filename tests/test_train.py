@@ -448,20 +448,21 @@ def test_options_out_of_range(prepared):
     assert "--num-train-epochs" in result.stderr
     result = run_cli("train", prepared, "--precision", "fp8", expect=2)
     assert "--precision" in result.stderr
+    # Refused by its choices, before anything is loaded (and before prepare, with SOURCEs).
     result = run_cli(
         "train", prepared, "--lr-scheduler-type", "sideways", "--base-model", "tiny", expect=2
     )
-    assert "sideways is not a valid SchedulerType" in result.stderr
+    assert "'sideways' is not one of" in result.stderr and "cosine" in result.stderr
     result = run_cli("train", prepared, "--base-model", "tiny", "--report-to", "nosuch", expect=2)
     assert "--report-to nosuch: unknown; one of none, all," in result.stderr
     result = run_cli("train", prepared, "--max-steps", -5, expect=2)
     assert "--max-steps must be 1 or more" in result.stderr
-    with pytest.raises(HuggingtweetsError, match="--dropout must be in"):
+    with pytest.raises(HuggingtweetsError, match=r"dropout must be >=0, <1 \(got 1\)"):
         TrainOptions(dropout=1.0)
     result = run_cli("train", prepared, "sample:romeo", expect=2)
     assert "give one RUN_DIR, or SOURCEs with --out RUN_DIR" in result.stderr
     result = run_cli("train", prepared, "--text-column", "body", expect=2)
-    assert "--text-column apply to SOURCEs" in result.stderr
+    assert "--text-column and the live options apply to SOURCEs" in result.stderr
     # Refused before training, not after it, when the card would be written.
     result = run_cli("train", prepared, "--base-model", "tiny", "--repo-id", "no good!", expect=2)
     assert "not a valid Hugging Face model id" in result.stderr

@@ -2,20 +2,28 @@
 
 The pipeline, stage by stage (each reads and writes the run directory)::
 
-    from huggingtweets import collect, prepare, PrepareOptions
-    prepare("runs/rj", ["sample:romeo", "sample:juliet"])
+    from huggingtweets import make_bot, prepare, train, TrainOptions, Reporter
+    prepare("runs/rj", ["sample:romeo", "sample:juliet"])        # collect + prepare
+    train("runs/rj", TrainOptions(base_model="tiny"), reporter=Reporter(print))
+    make_bot("runs/rj2", ["sample:romeo"], train=TrainOptions(base_model="tiny"))  # all
+
+Progress comes as events (``Reporter(listener)``), ``reporter.cancel()`` stops a run at
+its next safe point, and every option is a field of the stages' option dataclasses.
 """
 
 __version__ = "0.1.0"
 
 from .card import write_card
-from .collect import collect, load_collected
+from .collect import Collection, collect, load_collected
 from .demo import run_demo
 from .errors import HuggingtweetsError
+from .events import Cancelled, Event, Reporter
 from .generate import GenerateOptions, Generation, Generator, Sample, generate
 from .models import load_causal_lm, load_tokenizer
+from .options import OptionError, options_from_dict, options_to_dict
+from .pipeline import BotResult, make_bot
 from .prepare import PrepareOptions, PrepareResult, prepare, prepare_collected
-from .records import Account, Collected, Post
+from .records import Account, AccountPosts, Collected, Post
 from .runs import RunDir
 from .sources import Source, SourceOptions, read_source, resolve
 from .sources.live import LiveOptions
@@ -23,15 +31,22 @@ from .train import TrainingInterrupted, TrainOptions, TrainResult, train
 
 __all__ = [
     "Account",
+    "AccountPosts",
+    "BotResult",
+    "Cancelled",
     "Collected",
+    "Collection",
+    "Event",
     "GenerateOptions",
     "Generation",
     "Generator",
     "HuggingtweetsError",
     "LiveOptions",
+    "OptionError",
     "Post",
     "PrepareOptions",
     "PrepareResult",
+    "Reporter",
     "RunDir",
     "Sample",
     "Source",
@@ -44,6 +59,9 @@ __all__ = [
     "load_causal_lm",
     "load_collected",
     "load_tokenizer",
+    "make_bot",
+    "options_from_dict",
+    "options_to_dict",
     "prepare",
     "prepare_collected",
     "read_source",

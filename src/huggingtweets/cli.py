@@ -1,32 +1,59 @@
-"""The ``huggingtweets`` command: a thin layer over the Python API."""
+"""The ``huggingtweets`` command: a thin layer over the Python API.
+
+Every option comes from a field of the stages' option dataclasses (cli_options.py); the
+work is the library's (pipeline.py and the stages); here are only the words and the
+drawing of progress events (console.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from . import __version__
-from .console import console, err_console, stats_table, warn
+from .cli_options import FLAGS, config_option, dataclass_options
+from .console import EventRenderer, console, err_console, stats_table, warn
 from .errors import HuggingtweetsError
-from .prepare import PrepareOptions, prepare
-from .sources import accepted_forms
+from .events import Reporter, cancel_on_sigint
+from .options import OptionError
+from .prepare import PrepareOptions
+from .sources import SourceOptions, accepted_forms, source_option_classes
+from .sources.live import LiveOptions
+from .train import TrainOptions
+
+
+def _redact(text: str) -> str:
+    from .secrets import redact
+
+    return redact(text)
+
+
+def _error_line(exc: HuggingtweetsError) -> str:
+    if isinstance(exc, OptionError):
+        flag = FLAGS.get(exc.name, exc.name)
+        return f"{flag} {exc.problem}"
+    return str(exc)
 
 
 class _Group(click.Group):
-    """Turns the errors a user can act on into one line and an exit code, no traceback."""
+    """Turns the errors a user can act on into one line and an exit code, no traceback.
+    Whatever is printed has every configured secret (tokens) blanked out."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except HuggingtweetsError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(_redact(f"Error: {_error_line(exc)}"), err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or a cancelled run (events.Cancelled)
             click.echo(
                 "Interrupted: nothing half-written was kept; run the command again to continue.",
                 err=True,
@@ -38,7 +65,7 @@ class _Group(click.Group):
                 message = f"the disk is full ({where}); free some space and run again"
             else:
                 message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
-            click.echo(f"Error: {message}", err=True)
+            click.echo(_redact(f"Error: {message}"), err=True)
             ctx.exit(1)
 
 
@@ -53,8 +80,33 @@ def cli() -> None:
     """
 
 
+@contextlib.contextmanager
+def _reporting(on_cancel: str | None = None) -> Iterator[Reporter]:
+    """A reporter drawn on the terminal; Ctrl-C asks cooperative work (training, live
+    collection) to stop at a safe point, and a second Ctrl-C stops at once."""
+    renderer = EventRenderer()
+    reporter = Reporter(renderer)
+
+    def said() -> None:
+        err_console.print(
+            on_cancel or "\nStopping at the next safe point (Ctrl-C again to stop now)...",
+            markup=False,
+        )
+
+    try:
+        with cancel_on_sigint(reporter, said):
+            yield reporter
+    finally:
+        renderer.close()
+
+
 def _source_help() -> str:
     return "SOURCE is one of: " + "; ".join(accepted_forms()) + "."
+
+
+def _with_source_help(command: click.Command) -> click.Command:
+    command.help = inspect.cleandoc(command.help or "") + "\n\n" + _source_help()
+    return command
 
 
 _run_dir = click.option(
@@ -72,94 +124,51 @@ _handle = click.option(
     help="The account's handle, for sources that do not name it "
     "(repeat: one per source, in order).",
 )
-_text_column = click.option(
-    "--text-column",
-    metavar="NAME",
-    help="CSV/JSONL: the field holding the text "
-    "(default: the first of text, full_text, content, tweet).",
-)
-
-_LIVE_OPTIONS = [
-    click.option(
-        "--update",
-        is_flag=True,
-        help="Live accounts: fetch only posts newer than the newest one collected.",
-    ),
-    click.option(
-        "--no-wait",
-        is_flag=True,
-        help="Live accounts: on a rate limit, stop (run again later to continue) "
-        "instead of waiting for the reset.",
-    ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=30.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="Live accounts: time-out of every request.",
-    ),
-    click.option(
-        "--retries",
-        type=click.IntRange(min=0),
-        default=5,
-        show_default=True,
-        help="Live accounts: retries of a request after a 5xx, time-out or dropped "
-        "connection (exponential back-off).",
-    ),
-    click.option(
-        "--x-api-url",
-        metavar="URL",
-        help="X API base URL [env HUGGINGTWEETS_X_API_URL; default https://api.twitter.com].",
-    ),
-    click.option(
-        "--bsky-service",
-        metavar="URL",
-        help="Bluesky AppView [env HUGGINGTWEETS_BSKY_SERVICE; default "
-        "https://public.api.bsky.app].",
-    ),
-    click.option(
-        "--mastodon-url",
-        metavar="URL",
-        help="Mastodon API base URL when it is not https://INSTANCE "
-        "[env HUGGINGTWEETS_MASTODON_URL].",
-    ),
-]
 
 
-def _live_options(command):
-    """Adds the live-account options; the command receives them as one ``live`` argument
-    (a LiveOptions). Put it nearest the function, below the other decorators."""
+def _source_options(command):
+    """--text-column, the live options and every platform's own options (each source kind
+    declares them: sources.register_options); the command receives one SourceOptions."""
+    extra_classes = source_option_classes()
 
     @functools.wraps(command)
-    def with_live(
-        *args, update, no_wait, timeout, retries, x_api_url, bsky_service, mastodon_url, **kwargs
-    ):
-        from .sources.live import LiveOptions
-
-        live = LiveOptions(
-            update=update,
-            wait=not no_wait,
-            timeout=timeout,
-            retries=retries,
-            x_api_url=x_api_url,
-            bsky_service=bsky_service,
-            mastodon_url=mastodon_url,
+    def with_sources(*args, text_column, live_options, **kwargs):
+        extra = {cls: kwargs.pop(f"extra_{cls.__name__}") for cls in extra_classes}
+        if text_column is not None and not text_column.strip():
+            raise OptionError("text_column", "is empty: name the field that holds the text")
+        kwargs["source_options"] = SourceOptions(
+            text_column=text_column, live=live_options, extra=extra
         )
-        return command(*args, live=live, **kwargs)
+        return command(*args, **kwargs)
 
-    for option in reversed(_LIVE_OPTIONS):
-        with_live = option(with_live)
-    return with_live
+    decorated = with_sources
+    for cls in reversed(extra_classes):
+        decorated = dataclass_options(cls, f"extra_{cls.__name__}")(decorated)
+    decorated = dataclass_options(LiveOptions, "live_options")(decorated)
+    FLAGS.setdefault("text_column", "--text-column")
+    return click.option(
+        "--text-column",
+        metavar="NAME",
+        help="CSV/JSONL: the field holding the text "
+        "(default: the first of text, full_text, content, tweet).",
+    )(decorated)
+
+
+def _sources_given(options: SourceOptions) -> bool:
+    """Whether any source option differs from its default (they need SOURCEs)."""
+    return (
+        options.text_column is not None
+        or options.live != LiveOptions()
+        or any(value != type(value)() for value in options.extra.values())
+    )
 
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @_run_dir
 @_handle
-@_text_column
-@_live_options
-def collect(sources, run_dir, handles, text_column, live):
+@_source_options
+def collect(sources, run_dir, handles, source_options):
     """Collect posts into RUN_DIR/posts/<handle>.jsonl (one normalized record a line).
 
     Live accounts are fetched page by page into RUN_DIR/posts/ as they arrive: an
@@ -178,65 +187,29 @@ def collect(sources, run_dir, handles, text_column, live):
       X_BEARER_TOKEN=... huggingtweets collect x:dril --out runs/dril
       huggingtweets collect x:dril --update --out runs/dril
     """
-    from .collect import collect as collect_sources
+    from .collect import collect as collect_stage
 
-    for collected in collect_sources(sources, run_dir, handles, text_column, live):
+    with _reporting() as reporter:
+        collection = collect_stage(run_dir, sources, handles, source_options, reporter=reporter)
+    for account_posts in collection.accounts:
+        handle = account_posts.account.handle
         console.print(
-            f"@{escape(collected.account.handle)}: {len(collected.posts):,} posts → "
-            f"{escape(str(Path(run_dir) / 'posts' / (collected.account.handle + '.jsonl')))}"
+            f"@{escape(handle)}: {len(account_posts.posts):,} posts → "
+            f"{escape(str(collection.run.posts_path(handle)))}",
+            soft_wrap=True,
         )
 
 
-collect.help = inspect.cleandoc(collect.help or "") + "\n\n" + _source_help()
+_with_source_help(collect)
 
 
-@cli.command()
+@cli.command("prepare")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @_run_dir
 @_handle
-@_text_column
-@click.option("--allow-newlines", is_flag=True, help="Keep line breaks inside posts.")
-@click.option("--drop-replies", is_flag=True, help="Drop replies (counted as 'replies').")
-@click.option("--dedupe", is_flag=True, help="Drop repeated posts (counted as 'duplicates').")
-@click.option("--strip-mentions", is_flag=True, help="Remove @mentions from the text.")
-@click.option("--strip-hashtags", is_flag=True, help="Remove #hashtags from the text.")
-@click.option(
-    "--min-words",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Drop posts with fewer words (counted as 'below_min_words'; 3 always applies).",
-)
-@click.option(
-    "--validation-split-percentage",
-    type=click.FloatRange(0, 100, max_open=True),
-    default=10.0,
-    show_default=True,
-    help="Share of each account held out for evaluation.",
-)
-@click.option(
-    "--seed", type=int, default=42, show_default=True, help="Seed of the split and sampling."
-)
-@click.option(
-    "--no-balance", is_flag=True, help="Do not oversample smaller accounts up to the largest one."
-)
-@_live_options
-def prepare_cmd(
-    sources,
-    run_dir,
-    handles,
-    text_column,
-    live,
-    allow_newlines,
-    drop_replies,
-    dedupe,
-    strip_mentions,
-    strip_hashtags,
-    min_words,
-    validation_split_percentage,
-    seed,
-    no_balance,
-):
+@dataclass_options(PrepareOptions, "options")
+@_source_options
+def prepare_cmd(sources, run_dir, handles, options, source_options):
     """Clean posts into a dataset: RUN_DIR/dataset/{train,valid}.jsonl and stats.json.
 
     Collects SOURCEs first; without SOURCE, uses what RUN_DIR/posts/ holds.
@@ -248,29 +221,21 @@ def prepare_cmd(
       huggingtweets prepare export.zip --handle me --dedupe --out runs/me
       huggingtweets prepare --out runs/me          # re-prepare collected posts
     """
-    options = PrepareOptions(
-        allow_newlines=allow_newlines,
-        drop_replies=drop_replies,
-        dedupe=dedupe,
-        strip_mentions=strip_mentions,
-        strip_hashtags=strip_hashtags,
-        min_words=min_words,
-        validation_split_percentage=validation_split_percentage,
-        seed=seed,
-        balance=not no_balance,
-    )
-    result = prepare(run_dir, sources, handles, options, text_column, live)
+    from .prepare import prepare
+
+    if not sources and _sources_given(source_options):
+        raise HuggingtweetsError("--text-column and the live options apply to SOURCEs: give some")
+    with _reporting() as reporter:
+        result = prepare(run_dir, sources, handles, options, source_options, reporter=reporter)
     print_prepare_result(result)
 
 
-prepare_cmd.help = inspect.cleandoc(prepare_cmd.help or "") + "\n\n" + _source_help()
-cli.add_command(prepare_cmd, name="prepare")
+_with_source_help(prepare_cmd)
 
 
 def print_prepare_result(result) -> None:
+    """The table and a few kept posts (the warnings were shown as events)."""
     console.print(stats_table(result.stats))
-    for message in result.warnings:
-        warn(escape(message))
     console.print("\n[bold]A few kept posts:[/bold]")
     for handle, text in result.examples:
         console.print(f"  @{escape(handle)}: {escape(text)}", soft_wrap=True)
@@ -285,85 +250,17 @@ def print_prepare_result(result) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="With SOURCEs: the run directory to prepare them into, then train.",
 )
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where model/ and metrics.json go [default: the run directory; e.g. "
+    "RUN_DIR/trials/2 to keep several models of one dataset].",
+)
 @_handle
-@_text_column
-@click.option(
-    "--base-model",
-    default="gpt2",
-    show_default=True,
-    metavar="ID|PATH|tiny",
-    help="A Hugging Face causal LM id, a local model folder, or 'tiny' (built offline "
-    "from the run's own posts).",
-)
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Allow a base whose weights are only in pickle form (*.bin, *.pt): they can run code.",
-)
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="[default: 1.372e-4, the original's; 1e-3 for tiny]",
-)
-@click.option(
-    "--num-train-epochs",
-    type=click.FloatRange(min=0, min_open=True),
-    default=4.0,
-    show_default=True,
-)
-@click.option(
-    "--max-steps",
-    type=int,
-    default=-1,
-    help="Stop after this many optimizer steps (overrides the epochs when > 0).",
-)
-@click.option("--lr-scheduler-type", default="cosine", show_default=True)
-@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--per-device-train-batch-size", type=click.IntRange(min=1), default=4, show_default=True
-)
-@click.option(
-    "--gradient-accumulation-steps", type=click.IntRange(min=1), default=1, show_default=True
-)
-@click.option(
-    "--block-size",
-    type=click.IntRange(min=8),
-    help="Tokens per training block [default: 256, or the model's context if shorter].",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    default="auto",
-    show_default=True,
-    help="auto: bf16 where the hardware computes it natively (recent GPUs, CPUs with "
-    "AVX512-BF16/AMX), fp16 on older GPUs, else fp32.",
-)
-@click.option(
-    "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Dropout while training (attention dropout halves the speed on a CPU).",
-)
-@click.option("--keep-base-dropout", is_flag=True, help="Keep the base model's own dropout.")
-@click.option("--lora", is_flag=True, help="Train LoRA adapters (peft), merged on save.")
-@click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option(
-    "--early-stopping",
-    "early_stopping",
-    type=click.IntRange(min=1),
-    is_flag=False,
-    flag_value=2,
-    default=None,
-    metavar="[PATIENCE]",
-    help="Stop when the validation loss has not improved for PATIENCE epochs (default 2).",
-)
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
-)
-@click.option("--keep-checkpoints", is_flag=True, help="Keep RUN_DIR/checkpoints/ after success.")
+@config_option(TrainOptions, PrepareOptions, LiveOptions, *source_option_classes())
+@dataclass_options(TrainOptions, "options")
+@dataclass_options(PrepareOptions, "prepare_options", exclude=("seed",))
+@_source_options
 @click.option(
     "--no-card", is_flag=True, help="Do not write the model card (`huggingtweets card` later)."
 )
@@ -372,20 +269,24 @@ def print_prepare_result(result) -> None:
     metavar="OWNER/NAME",
     help="The Hub id the card's snippet names [default: huggingtweets/<handles>].",
 )
-@click.option(
-    "--report-to",
-    "report_to",
-    multiple=True,
-    metavar="NAME",
-    help="Where Trainer reports: none (default), wandb, tensorboard, mlflow ... (repeat).",
-)
-def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
+def train(
+    targets,
+    run_dir,
+    output_dir,
+    handles,
+    options,
+    prepare_options,
+    source_options,
+    no_card,
+    repo_id,
+):
     """Fine-tune a language model on a prepared run: RUN_DIR/model/ and metrics.json.
 
-    With SOURCEs and --out, runs prepare first. The defaults are the original
-    huggingtweets' recipe (gpt2, learning rate 1.372e-4, 4 epochs, cosine, AdamW); the
-    best epoch by validation loss is kept. Ctrl-C stops after a checkpoint: continue
-    with --resume.
+    With SOURCEs and --out, runs prepare first (with the prepare and source options
+    given here). The defaults are the original huggingtweets' recipe (gpt2, learning rate
+    1.372e-4, 4 epochs, cosine, AdamW); the best epoch by validation loss is kept. Ctrl-C
+    stops after a checkpoint: continue with --resume. --config FILE takes any of these
+    options from YAML or JSON (field names: num_train_epochs, lora, dedupe ...).
 
     \b
     Examples:
@@ -393,76 +294,97 @@ def train(targets, run_dir, handles, text_column, no_card, repo_id, **kwargs):
       huggingtweets train runs/me --base-model tiny       # offline, seconds
       huggingtweets train sample:romeo sample:juliet --out runs/rj --base-model tiny
       huggingtweets train runs/me --base-model ./my-model --lora --precision bf16
+      huggingtweets train runs/me --config sweep-3.yaml --output-dir runs/me/trials/3
       huggingtweets train runs/me --resume
       accelerate launch -m huggingtweets train runs/me --report-to wandb
     """
-    from .card import check_repo_id
-    from .train import TrainingInterrupted, TrainOptions
-    from .train import train as train_run
+    from .pipeline import make_bot
+    from .train import TrainingInterrupted
 
-    if repo_id is not None and not no_card:
-        check_repo_id(repo_id)  # now, not after the training it would otherwise follow
-    # Options are checked first: a typo must not cost a collection or a model load.
-    report_to = [n.strip() for name in kwargs.pop("report_to") for n in name.split(",")]
-    early_stopping = kwargs.pop("early_stopping")
-    if kwargs.pop("keep_base_dropout"):
-        kwargs["dropout"] = None
-    options = TrainOptions(
-        **kwargs,
-        early_stopping_patience=early_stopping,
-        report_to=[n for n in report_to if n] or ["none"],
-    )
+    sources: tuple[str, ...] = ()
+    prepare_options = replace(prepare_options, seed=options.seed)
     if run_dir is None:
         if len(targets) != 1:
             raise HuggingtweetsError("give one RUN_DIR, or SOURCEs with --out RUN_DIR")
-        if handles or text_column:
+        if handles or _sources_given(source_options):
             raise HuggingtweetsError(
-                "--handle and --text-column apply to SOURCEs: give them with --out RUN_DIR"
+                "--handle, --text-column and the live options apply to SOURCEs: give them "
+                "with --out RUN_DIR"
+            )
+        if prepare_options != PrepareOptions(seed=options.seed):
+            raise HuggingtweetsError(
+                "prepare options apply to SOURCEs: give them with --out RUN_DIR, or run "
+                "`huggingtweets prepare --out RUN_DIR ...` first"
             )
         run_dir = Path(targets[0])
         if not run_dir.is_dir():
             raise HuggingtweetsError(
                 f"no run directory {run_dir}: to train on a SOURCE, add --out RUN_DIR"
             )
+        source_options = None
     else:
-        prepared = prepare(
-            run_dir, targets, handles, PrepareOptions(seed=options.seed), text_column
-        )
-        print_prepare_result(prepared)
-    console.print(f"Training on {escape(str(run_dir))} from {escape(options.base_model)}…")
+        sources = targets
     try:
-        result = train_run(run_dir, options)
+        with _reporting(
+            "\nStopping after this step and saving a checkpoint (Ctrl-C again to stop now)..."
+        ) as reporter:
+            reporter.listeners.append(_print_stage_results)
+            result = make_bot(
+                run_dir,
+                sources,
+                handles,
+                prepare_options=prepare_options if sources else None,
+                source_options=source_options,
+                train=options,
+                card=not no_card,
+                repo_id=repo_id,
+                output_dir=output_dir,
+                reporter=reporter,
+            )
     except TrainingInterrupted as stop:
         where = f"last checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
+        output = output_dir or run_dir
         click.echo(
-            f"Interrupted ({where}); {run_dir / 'model'} was not touched. To continue, run "
-            "the same command again with --resume (without it, training starts over).",
+            f"Interrupted ({where}); {Path(output) / 'model'} was not touched. To continue, "
+            "run the same command again with --resume (without it, training starts over).",
             err=True,
         )
         raise SystemExit(130) from None
-    if not result.main_process:  # accelerate launch / torchrun: the first process reports
+    if not result.trained.main_process:  # accelerate launch / torchrun: the first reports
         return
-    m = result.metrics
+    _print_training(result.trained.metrics)
+    if result.card is not None:
+        console.print(
+            f"Model card written to {escape(str(result.card))} (+ preview.png)", soft_wrap=True
+        )
+    console.print(
+        f"Model written to {escape(str(result.trained.model_dir))}. Next:", soft_wrap=True
+    )
+    target = result.trained.model_dir if output_dir else run_dir
+    console.print(
+        f'  huggingtweets generate {escape(str(target))} "My dream is" -n 5', soft_wrap=True
+    )
+
+
+def _print_stage_results(event) -> None:
+    """After prepare: its table and examples, before training starts."""
+    if event.stage == "prepare" and event.kind == "end" and "stats" in event.data:
+        console.print(stats_table(event.data["stats"]))
+
+
+def _print_training(m: dict) -> None:
     console.print(
         f"Validation loss {m['eval_loss_before']:.4f} → {m['eval_loss_after']:.4f}, "
         f"perplexity {m['perplexity_before']:,.2f} → {m['perplexity_after']:,.2f} "
-        f"(best epoch {m['best_epoch']:g})"
+        f"(best epoch {m['best_epoch']:g} of {m.get('epochs_run', 0):g} run)"
     )
     console.print(
         f"{m['timings']['train_seconds']:.0f} s, {m['timings']['tokens_per_second']:,.0f} "
         f"tokens/s on {escape(m['device'])}"
     )
-    if not no_card:
-        from .card import write_card
 
-        card_path = write_card(run_dir, repo_id=repo_id)
-        console.print(
-            f"Model card written to {escape(str(card_path))} (+ preview.png)", soft_wrap=True
-        )
-    console.print(f"Model written to {escape(str(result.model_dir))}. Next:", soft_wrap=True)
-    console.print(
-        f'  huggingtweets generate {escape(str(run_dir))} "My dream is" -n 5', soft_wrap=True
-    )
+
+_with_source_help(train)
 
 
 @cli.command()
@@ -487,52 +409,25 @@ def samples(top):
         console.print(f"sample:{handle}  ({count} speeches)")
 
 
+def _generate_options(command):
+    """GenerateOptions' fields as flags (their help and bounds are on the fields)."""
+    from .generate import GenerateOptions
+
+    return dataclass_options(GenerateOptions, "options")(command)
+
+
 @cli.command()
 @click.argument("model_or_run", metavar="MODEL_OR_RUN")
-@click.argument("prompt", default="My dream is")
-@click.option("-n", "--num", "num", type=int, default=5, show_default=True, help="How many posts.")
-@click.option("--seed", type=int, help="Seed for reproducible samples (default: a fresh one).")
-@click.option("--top-p", type=float, help="Nucleus sampling mass (model's setting, else 0.95).")
-@click.option("--temperature", type=float, help="Sampling temperature (model's, else 1.0).")
-@click.option("--max-length", type=int, help="Max tokens, prompt included (model's, else 160).")
-@click.option("--min-length", type=int, help="Min tokens, prompt included (model's, else 10).")
-@click.option("--allow-newlines", is_flag=True, help="Keep whole samples, not their first line.")
-@click.option(
-    "--no-copies",
-    is_flag=True,
-    help="Draw again samples the memorization guard flags as copies of training posts.",
-)
-@click.option(
-    "--retries",
-    type=int,
-    default=5,
-    show_default=True,
-    help="With --no-copies: how many rounds of drawing again.",
-)
+@click.argument("prompt", required=False)
+@_generate_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (samples, seed...).")
-@click.option(
-    "--trust-pickle", is_flag=True, help="Allow weights in pickle form (can run arbitrary code)."
-)
-def generate(
-    model_or_run,
-    prompt,
-    num,
-    seed,
-    top_p,
-    temperature,
-    max_length,
-    min_length,
-    allow_newlines,
-    no_copies,
-    retries,
-    as_json,
-    trust_pickle,
-):
+def generate(model_or_run, prompt, options, as_json):
     """Write posts that start with PROMPT, from a run directory, model folder or Hub id.
 
     The original huggingtweets' settings: "<|endoftext|>" before the prompt, top-p 0.95,
     temperature 1, 10 to 160 tokens, first line only. Each sample is checked by the
     memorization guard saved beside the model; copies of training posts are marked.
+    Without PROMPT: "My dream is" in the model's language (from its card).
 
     \b
     Examples:
@@ -543,49 +438,45 @@ def generate(
     """
     import orjson
 
-    from .generate import GenerateOptions, Generator, check_prompt
+    from .generate import Generator, check_prompt
 
-    options = GenerateOptions(
-        num_return_sequences=num,
-        max_length=max_length,
-        min_length=min_length,
-        top_p=top_p,
-        temperature=temperature,
-        seed=seed,
-        allow_newlines=allow_newlines,
-        no_copies=no_copies,
-        retries=retries,
-        trust_pickle=trust_pickle,
-    )
-    check_prompt(prompt)
+    if prompt is not None:
+        check_prompt(prompt)
     with err_console.status("Loading the model…"):
-        generator = Generator.load(model_or_run, trust_pickle=trust_pickle)
+        generator = Generator.load(model_or_run, trust_pickle=options.trust_pickle)
+    if prompt is None:
+        prompt = _default_prompt(generator)
+    num = options.num_return_sequences
     with err_console.status(f"Writing {num} post{'s' if num > 1 else ''}…"):
         result = generator.generate(prompt, options)
     if as_json:
         click.echo(orjson.dumps(result.to_dict()).decode())
         return
     _print_samples(result)
-    _print_guard_summary(result, no_copies)
+    _print_guard_summary(result, options.no_copies)
+
+
+def _default_prompt(generator) -> str:
+    """ "My dream is" in the language the model's card declares, where one is known."""
+    from .generate import DEFAULT_PROMPT
+
+    try:
+        from .language import default_prompt
+    except ImportError:  # pragma: no cover - language.default_prompt lands with issue 13
+        return DEFAULT_PROMPT
+    return default_prompt(getattr(generator, "language", None))
+
+
+def _card_options(command):
+    from .card import CardOptions
+
+    return dataclass_options(CardOptions, "options")(command)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--samples",
-    type=int,
-    default=5,
-    show_default=True,
-    help="Sample generations shown on the card (0: none, the model is not loaded).",
-)
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the samples.")
-@click.option(
-    "--repo-id",
-    metavar="OWNER/NAME",
-    help="The model's Hub id, for the how-to-use snippet and picture links "
-    "(default: huggingtweets/<handles joined by ->).",
-)
-def card(run_dir, samples, seed, repo_id):
+@_card_options
+def card(run_dir, options):
     """Write the model card RUN_DIR/model/README.md and its picture preview.png.
 
     The huggingtweets layout: avatars, "🤖 AI BOT 🤖" (or CYBORG for several accounts),
@@ -599,10 +490,8 @@ def card(run_dir, samples, seed, repo_id):
     """
     from .card import write_card
 
-    if samples < 0:
-        raise HuggingtweetsError(f"--samples must be 0 or more (got {samples})")
     with err_console.status("Writing the model card…"):
-        path = write_card(run_dir, samples=samples, seed=seed, repo_id=repo_id)
+        path = write_card(run_dir, options)
     console.print(f"Model card written to {escape(str(path))}", soft_wrap=True)
     console.print(f"Preview picture: {escape(str(path.with_name('preview.png')))}", soft_wrap=True)
 
@@ -646,34 +535,37 @@ def demo(run_dir, epochs, seed):
     from .demo import DEMO_EPOCHS, DEMO_SAMPLES, DEMO_SOURCES, run_demo
 
     epochs = DEMO_EPOCHS if epochs is None else epochs
-    if epochs <= 0:
-        raise HuggingtweetsError(f"--epochs must be above 0 (got {epochs})")
     started = time.perf_counter()
-    console.rule(f"[bold]1/4 prepare[/bold]  {' '.join(DEMO_SOURCES)}")
+    headers = {
+        "prepare": f"[bold]1/4 prepare[/bold]  {' '.join(DEMO_SOURCES)}",
+        "train": f"[bold]2/4 train[/bold]  the tiny model, up to {epochs:g} epochs",
+        "card": "[bold]3/4 card[/bold]",
+        "generate": f"[bold]4/4 generate[/bold]  {DEMO_SAMPLES} posts for “My dream is”",
+    }
 
-    def on_stage(name, result):
-        if name == "prepare":
-            console.print(stats_table(result.stats))
-            console.rule(f"[bold]2/4 train[/bold]  the tiny model, up to {epochs:g} epochs")
-        elif name == "train":
-            m = result.metrics
+    def show(event) -> None:
+        if event.kind == "start" and event.stage in headers:
+            console.rule(headers.pop(event.stage))
+        elif event.kind == "end" and event.stage == "prepare" and "stats" in event.data:
+            console.print(stats_table(event.data["stats"]))
+        elif event.kind == "end" and event.stage == "card" and "path" in event.data:
             console.print(
-                f"Validation loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} "
-                f"(perplexity {m['perplexity_before']:,.0f} → {m['perplexity_after']:,.1f}), "
-                f"best epoch {m['best_epoch']:g} of {m.get('epochs_run', epochs):g} run, "
-                f"{m['timings']['train_seconds']:.0f} s on {escape(m['device'])}",
+                f"Model card written to {escape(str(event.data['path']))} (+ preview.png)",
                 soft_wrap=True,
             )
-            console.rule("[bold]3/4 card[/bold]")
-        elif name == "card":
-            console.print(
-                f"Model card written to {escape(str(result))} (+ preview.png)", soft_wrap=True
-            )
-            console.rule(f"[bold]4/4 generate[/bold]  {DEMO_SAMPLES} posts for “My dream is”")
-        elif name == "generate":
-            _print_samples(result)
 
-    result = run_demo(run_dir, epochs=epochs, seed=seed, on_stage=on_stage)
+    with _reporting() as reporter:
+        reporter.listeners.insert(0, show)
+        result = run_demo(run_dir, epochs=epochs, seed=seed, reporter=reporter)
+    m = result.metrics
+    console.print(
+        f"Validation loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} "
+        f"(perplexity {m['perplexity_before']:,.0f} → {m['perplexity_after']:,.1f}), "
+        f"best epoch {m['best_epoch']:g} of {m.get('epochs_run', epochs):g} run, "
+        f"{m['timings']['train_seconds']:.0f} s on {escape(m['device'])}",
+        soft_wrap=True,
+    )
+    _print_samples(result.generation)
     elapsed = time.perf_counter() - started
     console.rule()
     where = escape(str(result.run_dir))

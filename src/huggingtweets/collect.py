@@ -1,115 +1,146 @@
-"""collect: read or fetch each source's posts into the run directory's posts/ folder."""
+"""collect: read or fetch each source's posts into the run directory's posts/ folder.
+
+One vocabulary: to *collect* is to read files or fetch live accounts; what one account
+yields is an :class:`~huggingtweets.records.AccountPosts`; what a call yields is a
+:class:`Collection`. Live accounts are written to posts/ page by page as they arrive (so
+that a stopped run resumes); files are read whole first and written only when the caller
+says so — ``prepare`` writes them together with the dataset, so that both change or
+neither does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from .errors import HuggingtweetsError
-from .records import Collected
-from .runs import RunDir
+from .events import Reporter, reporter_or_silent
+from .options import OptionError
+from .records import AccountPosts
+from .runs import RunDir, Staging, check_writable_dir
 from .sources import FileSource, SampleSource, Source, SourceOptions, resolve
 
+STAGE = "collect"
+MAX_ACCOUNTS = 3  # the original's limit, and the card's three avatars
 OFFLINE_SOURCES = (FileSource, SampleSource)
-
-if TYPE_CHECKING:
-    from .sources.live import LiveOptions
 
 
 def resolve_all(
     sources: Sequence[str],
     handles: Sequence[str] = (),
-    text_column: str | None = None,
-    live: LiveOptions | None = None,
+    options: SourceOptions | None = None,
 ) -> list[Source]:
     """Resolve every spec first, so that a typo fails before anything is written.
     ``handles`` apply to the sources in order."""
+    options = options or SourceOptions()
+    if not sources:
+        raise HuggingtweetsError("no SOURCE given: name a file, an export or an account")
+    if len(sources) > MAX_ACCOUNTS:
+        raise HuggingtweetsError(
+            f"{len(sources)} sources given: a bot is made of 1 to {MAX_ACCOUNTS} accounts "
+            "(the original's limit); make one run per group of three at most"
+        )
     if len(handles) > len(sources):
         raise HuggingtweetsError(
             f"{len(handles)} --handle values for {len(sources)} sources; "
             "give at most one per source"
         )
-    return [
-        resolve(
-            spec, SourceOptions(handles[i] if i < len(handles) else None, text_column, live=live)
-        )
+    resolved = [
+        resolve(spec, replace(options, handle=handles[i] if i < len(handles) else None))
         for i, spec in enumerate(sources)
     ]
+    if options.live is not None and options.live.update:
+        offline = [s.spec for s in resolved if isinstance(s, OFFLINE_SOURCES)]
+        if offline:
+            raise OptionError(
+                "update",
+                f"applies to live accounts only; {offline[0]} is read whole every time",
+            )
+    return resolved
 
 
 @dataclass
-class Gathered:
-    """Every source's account, in the order given. Live accounts are already in posts/
-    (cached page by page as they arrived, so that a stopped run resumes); files and samples
-    are only read: ``write`` puts them there."""
+class Collection:
+    """Every source's account, in the order given. ``pending``: the files' accounts, read
+    but not yet in posts/ (:meth:`write` or :meth:`stage` puts them there)."""
 
     run: RunDir
-    collected: list[Collected]
-    unwritten: list[Collected]
+    accounts: list[AccountPosts]
+    pending: list[AccountPosts] = field(default_factory=list)
+
+    def stage(self, staging: Staging) -> None:
+        """Write the pending accounts under temporary names, renamed on ``staging.commit``."""
+        for account_posts in self.pending:
+            self.run.write_collected(account_posts, staging)
+        self.pending = []
 
     def write(self) -> None:
-        for collected in self.unwritten:
-            self.run.write_collected(collected)
-        self.unwritten = []
-
-
-def gather(
-    sources: Sequence[str] | str,
-    run_dir: Path | str,
-    handles: Sequence[str] = (),
-    text_column: str | None = None,
-    live: LiveOptions | None = None,
-    *,
-    write_files_first: bool = False,
-) -> Gathered:
-    """Read the files and collect the live accounts, leaving the files' posts/ to
-    ``Gathered.write`` (``write_files_first``: write them before the live accounts)."""
-    if isinstance(sources, str):
-        sources = [sources]
-    run = RunDir(Path(run_dir))
-    resolved = resolve_all(sources, handles, text_column, live)
-    # Files are read whole before anything is written, so that a bad second file or an
-    # account given twice leaves the run directory untouched. Live accounts are cached
-    # as they arrive (their own collect), so they come after.
-    offline = {i: s.read() for i, s in enumerate(resolved) if isinstance(s, OFFLINE_SOURCES)}
-    seen: dict[str, str] = {}
-    for i, collected in offline.items():
-        _check_new_account(collected, resolved[i].spec, seen)
-        _check_not_live(run, collected.account.handle, resolved[i].spec)
-    gathered = Gathered(run, [], list(offline.values()))
-    if write_files_first:
-        gathered.write()
-    for i, source in enumerate(resolved):
-        if i in offline:
-            gathered.collected.append(offline[i])
-        else:
-            collected = source.collect(run)
-            _check_new_account(collected, source.spec, seen)
-            gathered.collected.append(collected)
-    return gathered
+        staging = Staging()
+        try:
+            self.stage(staging)
+            staging.commit()
+        finally:
+            staging.discard()
 
 
 def collect(
+    run_dir: Path | str | RunDir,
     sources: Sequence[str] | str,
-    run_dir: Path | str,
     handles: Sequence[str] = (),
-    text_column: str | None = None,
-    live: LiveOptions | None = None,
-) -> list[Collected]:
-    """Collect each source into ``run_dir/posts/<handle>.jsonl``; returns what was collected.
-    ``live`` says how live accounts are fetched (update, rate limits, time-outs)."""
-    gathered = gather(sources, run_dir, handles, text_column, live, write_files_first=True)
-    return gathered.collected
+    options: SourceOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
+    write_files: bool = True,
+) -> Collection:
+    """Collect each source into ``run_dir/posts/<handle>.jsonl``.
+
+    ``options``: the text column, live options (update, rate limits, time-outs) and the
+    platforms' own. ``write_files=False`` leaves the files' posts pending (see
+    :class:`Collection`). Progress goes to ``reporter`` (stage "collect").
+    """
+    if isinstance(sources, str):
+        sources = [sources]
+    reporter = reporter_or_silent(reporter)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    resolved = resolve_all(sources, handles, options)
+    # Files are read whole before anything is written, so that a bad second file or an
+    # account given twice leaves the run directory untouched. Live accounts are cached
+    # as they arrive (their own collect), so they come after.
+    offline: dict[int, AccountPosts] = {}
+    for i, source in enumerate(resolved):
+        if isinstance(source, OFFLINE_SOURCES):
+            reporter.raise_if_cancelled()
+            offline[i] = source.read()
+    seen: dict[str, str] = {}
+    for i, account_posts in offline.items():
+        _check_new_account(account_posts, resolved[i].spec, seen)
+        _check_not_live(run, account_posts.account.handle, resolved[i].spec)
+    # Only now is the run directory made (and only when something is written now): a
+    # source that cannot be read, or a prepare that fails, leaves none.
+    if write_files or len(offline) < len(resolved):
+        check_writable_dir(run.root)
+        run.remove_stale_temporaries()
+    collection = Collection(run, [], list(offline.values()))
+    if write_files:
+        collection.write()
+    for i, source in enumerate(resolved):
+        if i in offline:
+            account_posts = offline[i]
+        else:
+            reporter.raise_if_cancelled()
+            account_posts = source.collect(run, reporter)
+            _check_new_account(account_posts, source.spec, seen)
+        collection.accounts.append(account_posts)
+    return collection
 
 
-def _check_new_account(collected: Collected, spec: str, seen: dict[str, str]) -> None:
-    if not collected.posts:
+def _check_new_account(account_posts: AccountPosts, spec: str, seen: dict[str, str]) -> None:
+    if not account_posts.posts:
         raise HuggingtweetsError(f"no posts found in {spec}")
-    handle = collected.account.handle
+    handle = account_posts.account.handle
     if handle in seen:
         raise HuggingtweetsError(
             f"account {handle!r} is given twice ({seen[handle]} and {spec}); pass each account "
@@ -128,10 +159,10 @@ def _check_not_live(run: RunDir, handle: str, spec: str) -> None:
         )
 
 
-def load_collected(run_dir: Path | str) -> list[Collected]:
+def load_collected(run_dir: Path | str | RunDir) -> list[AccountPosts]:
     """Every account already collected into ``run_dir``: those of the last dataset in its
     order (which names the run, its columns and its Hub id), then any others by name."""
-    run = RunDir(Path(run_dir))
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     handles = run.collected_handles()
     if not handles:
         raise HuggingtweetsError(

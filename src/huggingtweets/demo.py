@@ -9,15 +9,17 @@ for a small model trained from scratch on ~13,000 tokens.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from .errors import HuggingtweetsError
+from .events import Reporter, reporter_or_silent
 from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator
+from .options import OptionError
 from .runs import RunDir
 
 DEMO_SOURCES = ("sample:romeo", "sample:juliet")
@@ -65,47 +67,50 @@ def run_demo(
     *,
     epochs: float = DEMO_EPOCHS,
     seed: int = 42,
-    on_stage: Callable[[str, object], None] | None = None,
+    reporter: Reporter | None = None,
 ) -> DemoResult:
-    """prepare → train → card → generate into ``out``; ``on_stage(name, result)`` is called
-    after each stage (the CLI prints there)."""
+    """prepare → train → card → generate into ``out``, through the same pipeline as
+    ``train SOURCE... --out``; every stage reports to ``reporter``."""
     from .card import write_card
-    from .prepare import PrepareOptions, prepare
-    from .train import TrainOptions, train
+    from .pipeline import make_bot
+    from .prepare import PrepareOptions
+    from .train import TrainOptions
 
-    def done(name: str, result: object) -> None:
-        timings[name] = time.perf_counter() - started
-        if on_stage is not None:
-            on_stage(name, result)
-
+    reporter = reporter_or_silent(reporter)
     out = Path(out)
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise OptionError("epochs", f"must be above 0 (got {epochs:g})")
     check_out_dir(out)
     timings: dict[str, float] = {}
-
     started = time.perf_counter()
-    prepared = prepare(out, DEMO_SOURCES, options=PrepareOptions(seed=seed))
-    done("prepare", prepared)
-
-    started = time.perf_counter()
-    trained = train(
+    bot = make_bot(
         out,
-        TrainOptions(
+        DEMO_SOURCES,
+        prepare_options=PrepareOptions(seed=seed),
+        train=TrainOptions(
             base_model="tiny",
             num_train_epochs=epochs,
             early_stopping_patience=DEMO_PATIENCE,
             seed=seed,
         ),
+        card=False,  # written below with the generator loaded once for card and samples
+        reporter=reporter,
     )
-    done("train", trained)
+    timings["prepare_and_train"] = time.perf_counter() - started
+    assert bot.prepared is not None  # sources were given
 
     started = time.perf_counter()
+    reporter.start("card", "writing the model card")
     generator = Generator.load(out)
     card = write_card(out, seed=seed, generator=generator)
-    done("card", card)
+    reporter.end("card", f"model card written to {card}", path=str(card))
+    timings["card"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    reporter.start("generate", f"{DEMO_SAMPLES} posts for {DEFAULT_PROMPT!r}")
     generation = generator.generate(
         DEFAULT_PROMPT, GenerateOptions(num_return_sequences=DEMO_SAMPLES, seed=seed)
     )
-    done("generate", generation)
-    return DemoResult(out, prepared.stats, trained.metrics, card, generation, timings)
+    reporter.end("generate", generation=generation.to_dict())
+    timings["generate"] = time.perf_counter() - started
+    return DemoResult(out, bot.prepared.stats, bot.trained.metrics, card, generation, timings)

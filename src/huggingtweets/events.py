@@ -59,6 +59,7 @@ class Reporter:
         # Any object with is_set()/set() works, e.g. a multiprocessing.Event for a worker.
         self.cancel_event = cancel_event if cancel_event is not None else threading.Event()
         self._started: dict[str, tuple[float, int]] = {}
+        self._cooperating = 0
 
     # -- sending --------------------------------------------------------------
 
@@ -119,9 +120,48 @@ class Reporter:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    @contextlib.contextmanager
+    def cooperative(self) -> Iterator[None]:
+        """Marks a stretch of work that checks for cancellation itself and stops at a safe
+        point (training, a live collection). Elsewhere a Ctrl-C handler may simply raise
+        KeyboardInterrupt: every write is atomic, so nothing half-written is kept."""
+        self._cooperating += 1
+        try:
+            yield
+        finally:
+            self._cooperating -= 1
+
+    @property
+    def cooperating(self) -> bool:
+        return self._cooperating > 0
+
     def raise_if_cancelled(self) -> None:
         if self.cancelled:
             raise Cancelled()
+
+
+@contextlib.contextmanager
+def cancel_on_sigint(reporter: Reporter, on_request: Callable[[], None] | None = None):
+    """For command-line programs: Ctrl-C during cooperative work asks it to stop at a safe
+    point (``on_request`` is told); a second Ctrl-C, or one elsewhere, interrupts at once."""
+    import signal
+
+    def handler(signum, frame):
+        if reporter.cancelled or not reporter.cooperating:
+            raise KeyboardInterrupt
+        reporter.cancel()
+        if on_request is not None:
+            on_request()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def reporter_or_silent(reporter: Reporter | None) -> Reporter:

@@ -112,9 +112,13 @@ class OptionSpec:
     def range_text(self) -> str | None:
         if self.min is None and self.max is None:
             return None
-        low = "" if self.min is None else f"{'>' if self.min_open else '>='}{self.min:g}"
-        high = "" if self.max is None else f"{'<' if self.max_open else '<='}{self.max:g}"
+        low = "" if self.min is None else f"{'>' if self.min_open else '>='}{_number(self.min)}"
+        high = "" if self.max is None else f"{'<' if self.max_open else '<='}{_number(self.max)}"
         return ", ".join(part for part in (low, high) if part)
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _kind(annotation: Any) -> tuple[type, bool]:
@@ -197,7 +201,7 @@ def check_value(spec: OptionSpec, value: Any) -> Any:
         below = spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min)
         above = spec.max is not None and (value >= spec.max if spec.max_open else value > spec.max)
         if below or above:
-            raise OptionError(spec.name, f"must be {spec.range_text()} (got {value:g})")
+            raise OptionError(spec.name, f"must be {spec.range_text()} (got {_number(value)})")
     return value
 
 

@@ -26,13 +26,17 @@ import orjson
 
 from . import textrules
 from .errors import HuggingtweetsError
+from .events import Reporter, reporter_or_silent
+from .options import MAX_SEED, check_options, option
 from .parallel import split_in_two
-from .records import PUBLIC_VISIBILITIES, Collected, Post, dump_jsonl
-from .runs import RunDir, replace_dir
+from .records import PUBLIC_VISIBILITIES, AccountPosts, Post, dump_jsonl
+from .runs import RunDir, Staging, check_writable_dir, replace_dir
 
 if TYPE_CHECKING:
-    from .collect import Gathered
-    from .sources.live import LiveOptions
+    from .collect import Collection
+    from .sources import SourceOptions
+
+STAGE = "prepare"
 
 # Drop categories, in the order a post is tested against them.
 CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
@@ -47,28 +51,36 @@ ENTITY_PLATFORMS = frozenset({"x", "file"})
 
 @dataclass
 class PrepareOptions:
-    allow_newlines: bool = False
-    drop_replies: bool = False
-    dedupe: bool = False
-    strip_mentions: bool = False
-    strip_hashtags: bool = False
-    min_words: int = 0  # beyond the original's 3; posts with 3..N-1 words: below_min_words
-    validation_split_percentage: float = 10.0
-    seed: int = 42
-    balance: bool = True  # oversample smaller accounts to the largest one's length
+    allow_newlines: bool = option(False, help="Keep line breaks inside posts.")
+    drop_replies: bool = option(False, help="Drop replies (counted as 'replies').")
+    dedupe: bool = option(False, help="Drop repeated posts (counted as 'duplicates').")
+    strip_mentions: bool = option(False, help="Remove @mentions from the text.")
+    strip_hashtags: bool = option(False, help="Remove #hashtags from the text.")
+    min_words: int = option(
+        0,
+        min=0,
+        max=10_000,
+        help="Drop posts with fewer words (counted as 'below_min_words'; 3 always applies).",
+    )
+    validation_split_percentage: float = option(
+        10.0, min=0, max=100, max_open=True, help="Share of each account held out for evaluation."
+    )
+    seed: int = option(42, min=0, max=MAX_SEED, help="Seed of the split and sampling.")
+    balance: bool = option(
+        True,
+        flag="--no-balance",
+        help="Do not oversample smaller accounts up to the largest one.",
+    )
 
     def __post_init__(self) -> None:
-        if not 0 <= self.validation_split_percentage < 100:
-            raise HuggingtweetsError("--validation-split-percentage must be in [0, 100)")
-        if self.min_words < 0:
-            raise HuggingtweetsError("--min-words must be 0 or more")
+        check_options(self)
 
 
 @dataclass
 class AccountDataset:
     """One account's cleaned posts and the count of every category."""
 
-    collected: Collected
+    collected: AccountPosts
     counts: Counter
     kept: list[tuple[str, str]]  # (post id, cleaned text)
     edits: Counter = field(default_factory=Counter)
@@ -160,7 +172,7 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
     return CleanedPosts(counts, kept, edits)
 
 
-def clean_account(collected: Collected, options: PrepareOptions) -> AccountDataset:
+def clean_account(collected: AccountPosts, options: PrepareOptions) -> AccountDataset:
     posts = collected.posts
     half = len(posts) // 2
     head, tail = split_in_two(
@@ -265,7 +277,7 @@ def _account_stats(data: AccountDataset, n_train: int, n_valid: int, train_rows:
     }
 
 
-def build_dataset(collected: Sequence[Collected], options: PrepareOptions):
+def build_dataset(collected: Sequence[AccountPosts], options: PrepareOptions):
     """Clean, check, split and balance.
 
     Returns (stats, train rows, valid rows, warnings, a few kept posts as examples).
@@ -337,52 +349,88 @@ def _examples(datasets: list[AccountDataset], seed: int, total: int = 8) -> list
     return turns[:total]
 
 
-def write_dataset(run: RunDir, stats: dict, train_rows: list, valid_rows: list) -> None:
+def write_dataset(
+    run: RunDir, stats: dict, train_rows: list, valid_rows: list, staging: Staging | None = None
+) -> None:
+    """dataset/ swapped in whole; ``staging`` (posts/ files) committed just before, so that
+    posts/ and dataset/ change together or, on any failure before, neither changes."""
     with replace_dir(run.dataset_dir) as tmp:
         (tmp / "train.jsonl").write_bytes(dump_jsonl(train_rows))
         (tmp / "valid.jsonl").write_bytes(dump_jsonl(valid_rows))
         (tmp / "stats.json").write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
+        if staging is not None:
+            staging.commit()
 
 
 def prepare_collected(
-    collected: Sequence[Collected], run_dir: Path | str, options: PrepareOptions | None = None
+    collected: Sequence[AccountPosts],
+    run_dir: Path | str,
+    options: PrepareOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
 ) -> PrepareResult:
     """The prepare stage on accounts already in memory (posts/ is not written here)."""
-    return _prepare(collected, RunDir(Path(run_dir)), options or PrepareOptions())
+    return _prepare(
+        collected, RunDir(Path(run_dir)), options or PrepareOptions(), reporter_or_silent(reporter)
+    )
 
 
 def _prepare(
-    collected: Sequence[Collected],
+    collected: Sequence[AccountPosts],
     run: RunDir,
     options: PrepareOptions,
-    gathered: Gathered | None = None,
+    reporter: Reporter,
+    collection: Collection | None = None,
 ) -> PrepareResult:
+    from .collect import MAX_ACCOUNTS
+
+    if len(collected) > MAX_ACCOUNTS:
+        raise HuggingtweetsError(
+            f"{len(collected)} accounts in {run.posts_dir}: a bot is made of 1 to "
+            f"{MAX_ACCOUNTS} accounts; remove the others from posts/ or use another --out"
+        )
+    reporter.start(STAGE, "cleaning, splitting, balancing")
     stats, train_rows, valid_rows, warnings, examples = build_dataset(collected, options)
-    # Only now that every check has passed do the files' posts replace those in posts/: a
-    # prepare that fails (too little text, say) leaves posts/ as it was.
-    if gathered is not None:
-        gathered.write()
-    write_dataset(run, stats, train_rows, valid_rows)
+    reporter.raise_if_cancelled()
+    for message in warnings:
+        reporter.warning(STAGE, message)
+    # Only now that every check has passed do the files' posts replace those in posts/,
+    # together with the dataset: a prepare that fails (too little text, a full disk)
+    # leaves both as they were.
+    check_writable_dir(run.root)
+    run.remove_stale_temporaries()
+    staging = Staging()
+    try:
+        if collection is not None:
+            collection.stage(staging)
+        write_dataset(run, stats, train_rows, valid_rows, staging)
+    finally:
+        staging.discard()
+    reporter.end(STAGE, f"dataset written to {run.dataset_dir}", stats=stats)
     return PrepareResult(run, stats, warnings, examples)
 
 
 def prepare(
-    run_dir: Path | str,
+    run_dir: Path | str | RunDir,
     sources: Sequence[str] = (),
     handles: Sequence[str] = (),
     options: PrepareOptions | None = None,
-    text_column: str | None = None,
-    live: LiveOptions | None = None,
+    source_options: SourceOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
 ) -> PrepareResult:
-    """collect (when ``sources`` are given; ``live``: a ``LiveOptions`` for live accounts)
+    """collect (when ``sources`` are given; ``source_options``: text column, live options)
     then prepare; without sources, prepare what ``run_dir/posts/`` already holds."""
-    from .collect import gather, load_collected
+    from .collect import collect, load_collected
 
     options = options or PrepareOptions()
-    run = RunDir(Path(run_dir))
+    reporter = reporter_or_silent(reporter)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     if sources:
-        gathered = gather(sources, run_dir, handles, text_column, live)
-        return _prepare(gathered.collected, run, options, gathered)
+        collection = collect(
+            run, sources, handles, source_options, reporter=reporter, write_files=False
+        )
+        return _prepare(collection.accounts, run, options, reporter, collection)
     if handles:
         raise HuggingtweetsError("--handle needs a SOURCE to apply to")
-    return _prepare(load_collected(run_dir), run, options)
+    return _prepare(load_collected(run), run, options, reporter)

@@ -141,11 +141,15 @@ def without_private_text(posts: list[Post]) -> list[Post]:
 
 
 @dataclass(slots=True)
-class Collected:
+class AccountPosts:
     """One account and its posts, as a source delivered them."""
 
     account: Account
     posts: list[Post]
+
+
+# The earlier name, kept so that scripts written against it go on working.
+Collected = AccountPosts
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -1,0 +1,99 @@
+"""The whole flow in one place: (collect →) prepare → train → card.
+
+The CLI's ``train SOURCE... --out``, the demo, the web app and a user's script all call
+:func:`make_bot`; none of them strings the stages together itself. Options are data (the
+stages' dataclasses), progress goes to one :class:`~huggingtweets.events.Reporter`, and
+``reporter.cancel()`` stops the run at its next safe point.
+
+    from huggingtweets import make_bot, TrainOptions
+    make_bot("runs/rj", ["sample:romeo", "sample:juliet"], train=TrainOptions(base_model="tiny"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HuggingtweetsError
+from .events import Reporter, reporter_or_silent
+from .prepare import PrepareOptions, PrepareResult, prepare
+from .runs import RunDir
+from .sources import SourceOptions
+from .train import TrainOptions, TrainResult
+from .train import train as train_stage
+
+
+@dataclass
+class BotResult:
+    run: RunDir
+    prepared: PrepareResult | None  # None: trained on the dataset already in the run
+    trained: TrainResult
+    card: Path | None  # None: no card asked for, or not the main process
+
+
+def make_bot(
+    run_dir: Path | str,
+    sources: Sequence[str] = (),
+    handles: Sequence[str] = (),
+    *,
+    prepare_options: PrepareOptions | None = None,
+    source_options: SourceOptions | None = None,
+    train: TrainOptions | None = None,
+    card: bool = True,
+    repo_id: str | None = None,
+    output_dir: Path | str | None = None,
+    reporter: Reporter | None = None,
+) -> BotResult:
+    """Prepare ``sources`` into ``run_dir`` (or use its dataset when none are given),
+    fine-tune, and write the model card.
+
+    ``output_dir``: where model/ and metrics.json go (default ``run_dir``; a sweep gives
+    each trial its own, e.g. RUN_DIR/trials/3). Every option is checked before anything is
+    collected, built or deleted: a typo must not cost a collection or a model load.
+    """
+    from .card import check_repo_id
+
+    reporter = reporter_or_silent(reporter)
+    train_options = train or TrainOptions()
+    if repo_id is not None and card:
+        check_repo_id(repo_id)
+    run = RunDir(Path(run_dir)).with_output(output_dir)
+    prepared = None
+    if sources:
+        # The split and oversampling follow the training seed unless told otherwise.
+        prepare_options = prepare_options or PrepareOptions(seed=train_options.seed)
+        with _main_process_first() as main:
+            if main:  # under torchrun, one process prepares; the others wait for it
+                prepared = prepare(
+                    run, sources, handles, prepare_options, source_options, reporter=reporter
+                )
+    elif handles or source_options is not None:
+        raise HuggingtweetsError("handles and source options apply to SOURCEs: give some")
+    elif not run.root.is_dir():
+        raise HuggingtweetsError(f"no run directory {run.root}: give SOURCEs to prepare into it")
+    trained = train_stage(run, train_options, reporter=reporter)
+    card_path = None
+    if card and trained.main_process:
+        from .card import write_card
+
+        with reporter.stage("card", "writing the model card"):
+            card_path = write_card(run, repo_id=repo_id)
+    return BotResult(run, prepared, trained, card_path)
+
+
+@contextlib.contextmanager
+def _main_process_first() -> Iterator[bool]:
+    """Under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1) the main process runs the
+    block first and the others wait for it; alone, the block simply runs. Yields whether
+    this is the main process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield True
+        return
+    from accelerate import PartialState
+
+    state = PartialState()  # joins the process group Trainer will use
+    with state.main_process_first():
+        yield state.is_main_process
