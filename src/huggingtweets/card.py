@@ -24,7 +24,7 @@ from markupsafe import Markup
 from .errors import HuggingtweetsError
 from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator, Sample
 from .labels import row_labels, stats_rows
-from .language import main_language
+from .language import default_prompt, main_language
 from .memorization import GUARD_FILE
 from .preview import Person, avatar, draw_preview, initials_avatar, png_bytes
 from .records import check_handle, iter_jsonl
@@ -243,13 +243,15 @@ class CardSamples:
     ngram: int | None = None  # the memorization guard's run length, when it checked
 
 
-def draw_samples(generator: Generator, shown: int, checked: int, seed: int) -> CardSamples:
+def draw_samples(
+    generator: Generator, shown: int, checked: int, seed: int, prompt: str = DEFAULT_PROMPT
+) -> CardSamples:
     """``checked`` samples measure the memorization rate; the card shows ``shown`` of them,
     those the guard did not flag first (flagged ones are marked if they must be shown)."""
     if shown <= 0:
         return CardSamples([], None)
     options = GenerateOptions(num_return_sequences=max(shown, checked), seed=seed)
-    generation = generator.generate(DEFAULT_PROMPT, options)
+    generation = generator.generate(prompt, options)
     ordered = sorted(generation.samples, key=lambda s: s.flagged)  # stable: unflagged first
     ngram = generator.guard.n if generator.guard is not None else None
     return CardSamples(ordered[:shown], generation, ngram)
@@ -354,7 +356,7 @@ def render_card(
         language=language,
         thumbnail=f"https://huggingface.co/{repo_id}/resolve/main/{PREVIEW_FILE}",
         tags=["huggingtweets"],
-        widget=[{"text": DEFAULT_PROMPT}],
+        widget=[{"text": default_prompt(language)}],
         # The Hub validates base_model against its models: only a Hub base is named.
         base_model=base.name if base.kind == "hub" else None,
         pipeline_tag="text-generation",
@@ -382,7 +384,7 @@ def render_card(
         facts=fact_lines(metrics),
         loss_curve=(model_dir / LOSS_CURVE_FILE).exists(),
         shown=samples.shown,
-        prompt=DEFAULT_PROMPT,
+        prompt=default_prompt(language),
         seed=samples.generation.seed if samples.generation else None,
         memorization=memorization_summary(samples),
         repo_id=repo_id,
@@ -424,8 +426,11 @@ def write_card(
 
     if samples > 0 and generator is None:
         generator = Generator.load(model_dir)
+    language = main_language(stats, _kept_texts(run))  # the samples' prompt follows it
     drawn = (
-        draw_samples(generator, samples, checked, seed) if samples > 0 else CardSamples([], None)
+        draw_samples(generator, samples, checked, seed, default_prompt(language))
+        if samples > 0
+        else CardSamples([], None)
     )
 
     people = _people(stats)[:AVATAR_SLOTS]
@@ -435,7 +440,9 @@ def write_card(
     preview_post = (
         max(candidates, key=lambda s: min(len(s.text.split()), 40)).text if candidates else None
     )
-    picture = draw_preview(_people(stats), preview_post, avatars=[avatar(p, 150) for p in people])
+    picture = draw_preview(
+        _people(stats), preview_post, avatars=[avatar(p, 150) for p in people], language=language
+    )
     atomic_write(model_dir / PREVIEW_FILE, png_bytes(picture))
 
     card = render_card(
@@ -445,7 +452,7 @@ def write_card(
         repo_id=repo_id,
         samples=drawn,
         avatar_urls=avatar_urls,
-        language=main_language(stats, _kept_texts(run)),
+        language=language,
     )
     path = model_dir / CARD_FILE
     atomic_write(path, card)

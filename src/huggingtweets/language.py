@@ -77,3 +77,41 @@ def main_language(stats: dict, texts: Iterable[str] = ()) -> str | None:
     if detected is not None:
         return detected
     return tagged.most_common(1)[0][0] if tagged else None
+
+
+# "My dream is", the original's prompt, as a post in each language would start it. Only
+# languages where the phrase is natural; any other language keeps the English prompt.
+ENGLISH_PROMPT = "My dream is"
+_PROMPTS = {
+    "ja": "私の夢は",
+    "zh": "我的梦想是",
+    "zh-hant": "我的夢想是",
+    "ko": "내 꿈은",
+    "de": "Mein Traum ist",
+    "fr": "Mon rêve est",
+    "es": "Mi sueño es",
+    "it": "Il mio sogno è",
+    "pt": "Meu sonho é",
+    "pt-pt": "O meu sonho é",
+    "nl": "Mijn droom is",
+    "sv": "Min dröm är",
+    "da": "Min drøm er",
+    "nb": "Min drøm er",
+    "no": "Min drøm er",
+    "fi": "Unelmani on",
+    "pl": "Moim marzeniem jest",
+    "ca": "El meu somni és",
+}
+
+
+def default_prompt(language: str | None) -> str:
+    """The start of a post for the card's widget and samples, and generate's default:
+    "My dream is" in the posts' main language (``language``: an ISO 639 code or a tag
+    such as "pt-PT" or "zh-Hant"); English, and languages not listed, "My dream is"."""
+    tag = (language or "").strip().lower().replace("_", "-")
+    primary = tag.split("-")[0]
+    if primary == "zh" and any(part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
+        return _PROMPTS["zh-hant"]
+    if tag in ("pt-pt", "pt-ao", "pt-mz"):
+        return _PROMPTS["pt-pt"]
+    return _PROMPTS.get(primary, ENGLISH_PROMPT)
