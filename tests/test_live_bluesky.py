@@ -1,4 +1,5 @@
-"""Bluesky accounts: the real CLI and the atproto SDK against a fake AppView on 127.0.0.1."""
+"""Bluesky accounts: the Bluesky source and the atproto SDK against a fake AppView on
+127.0.0.1, through the library, its progress read from its events."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import json
 import time
 
 import pytest
-from conftest import run_cli
 from fakes import (
     Fault,
+    collect_live,
     dropped,
     live_env,  # noqa: F401 (autouse fixture)
     malformed,
@@ -20,6 +21,8 @@ from fakes import (
 )
 from fakes.bluesky import FakeBluesky
 
+from huggingtweets.sources.bluesky import BlueskyOptions
+
 HANDLE = "juliet.test"
 
 
@@ -30,10 +33,8 @@ def fake():
         yield server
 
 
-def collect(fake, out, *args, expect=0, source=f"bsky:{HANDLE}"):
-    return run_cli(
-        "collect", source, "--out", out, "--bsky-service", fake.url, *args, expect=expect
-    )
+def collect(fake, out, *, source=f"bsky:{HANDLE}", **kwargs):
+    return collect_live(source, out, BlueskyOptions(bsky_service=fake.url), **kwargs)
 
 
 def feed_requests(fake):
@@ -50,7 +51,10 @@ def feed_ids(fake) -> list[str]:
 
 def test_collects_the_author_feed_with_flags_and_profile(fake, tmp_path):
     result = collect(fake, tmp_path)
-    assert f"@{HANDLE}: 36 posts" in result.stdout
+    assert result.of("end")[0].message == f"@{HANDLE}: 36 new posts fetched from Bluesky"
+    assert [e.step for e in result.of("progress")] == [0, 10, 20, 30, 36, 36]
+    assert {e.total for e in result.of("progress")} == {36}
+    assert {e.data["account"] for e in result.events} == {HANDLE}
     posts = posts_in(tmp_path, HANDLE)
     assert [p["id"] for p in posts] == feed_ids(fake)
     items = dict(zip(feed_ids(fake), fake.feeds[fake.did(HANDLE)], strict=True))
@@ -89,30 +93,30 @@ def test_other_spellings_record_the_resolved_handle(fake, tmp_path, spec):
 
 
 def test_unknown_suspended_and_withheld_accounts(fake, tmp_path):
-    result = collect(fake, tmp_path, source="bsky:nobody.test", expect=2)
-    assert "no Bluesky account nobody.test; check the handle" in result.stderr
+    result = collect(fake, tmp_path, source="bsky:nobody.test", fails=True)
+    assert "no Bluesky account nobody.test; check the handle" in result.error
     fake.errors["tybalt.test"] = ("AccountTakedown", "Account has been suspended")
-    result = collect(fake, tmp_path, source="bsky:tybalt.test", expect=2)
-    assert "tybalt.test is suspended on Bluesky" in result.stderr
+    result = collect(fake, tmp_path, source="bsky:tybalt.test", fails=True)
+    assert "tybalt.test is suspended on Bluesky" in result.error
     fake.add_account("rosaline.test", 5, labels=("!no-unauthenticated",))
-    result = collect(fake, tmp_path, source="bsky:rosaline.test", expect=2)
-    assert "asks Bluesky not to show its posts to logged-out readers" in result.stderr
+    result = collect(fake, tmp_path, source="bsky:rosaline.test", fails=True)
+    assert "asks Bluesky not to show its posts to logged-out readers" in result.error
     assert feed_requests(fake) == []
     assert len(fake.requests) == 3  # one each: permanent errors are not retried
 
 
 def test_an_appview_that_wants_a_login_fails_at_once(fake, tmp_path):
     fake.fail("getProfile", Fault(401, {}, b'{"error": "AuthMissing", "message": "login"}'))
-    result = collect(fake, tmp_path, expect=2)
-    assert "refused to answer without a login" in result.stderr
-    assert "--bsky-service" in result.stderr
+    result = collect(fake, tmp_path, fails=True)
+    assert "refused to answer without a login (AuthMissing login)" in result.error
+    assert "--bsky-service" in result.error
     assert len(fake.requests) == 1
 
 
 def test_not_an_xrpc_service(fake, tmp_path):
     fake.fail("getAuthorFeed", Fault(404, {}, b"{}"))
-    result = collect(fake, tmp_path, expect=2)
-    assert "answered 404: is it a Bluesky AppView?" in result.stderr
+    result = collect(fake, tmp_path, fails=True)
+    assert "answered 404: is it a Bluesky AppView?" in result.error
     assert len(feed_requests(fake)) == 1
 
 
@@ -121,7 +125,8 @@ def test_rate_limit_waits_for_the_reset(fake, tmp_path):
     started = time.monotonic()
     result = collect(fake, tmp_path)
     assert time.monotonic() - started >= 1.0
-    assert "(429): waiting" in result.stderr
+    (warning,) = result.of("warning")
+    assert f"rate limited by Bluesky ({fake.url}) (429): waiting" in warning.message
     requests = feed_requests(fake)
     assert requests[1].query == requests[2].query
     assert [p["id"] for p in posts_in(tmp_path, HANDLE)] == feed_ids(fake)
@@ -129,9 +134,9 @@ def test_rate_limit_waits_for_the_reset(fake, tmp_path):
 
 def test_no_wait_stops_and_resumes_from_the_cursor(fake, tmp_path):
     fake.fail("getAuthorFeed", None, None, rate_limited("ratelimit-reset", 900))
-    result = collect(fake, tmp_path, "--no-wait", expect=2)
-    assert "stopped (--no-wait)" in result.stderr
-    assert "in 15m" in result.stderr  # the time left until the reset
+    result = collect(fake, tmp_path, wait=False, fails=True)
+    assert "stopped (--no-wait)" in result.error
+    assert "in 15m" in result.error  # the time left until the reset
     assert len(posts_in(tmp_path, HANDLE)) == 20
     cursor = feed_requests(fake)[-1].query["cursor"]
     before = len(feed_requests(fake))
@@ -153,8 +158,9 @@ def test_no_wait_stops_and_resumes_from_the_cursor(fake, tmp_path):
 )
 def test_transient_faults_are_retried(fake, tmp_path, fault, message):
     fake.fail("getAuthorFeed", None, fault)
-    result = collect(fake, tmp_path, "--timeout", "0.4")
-    assert message in result.stderr and "retry 1 of 5" in result.stderr
+    result = collect(fake, tmp_path, timeout=0.4)
+    (warning,) = result.of("warning")
+    assert message in warning.message and "retry 1 of 5" in warning.message
     requests = feed_requests(fake)
     assert requests[1].query == requests[2].query
     assert [p["id"] for p in posts_in(tmp_path, HANDLE)] == feed_ids(fake)
@@ -164,26 +170,36 @@ def test_update_stops_at_the_posts_collected_before(fake, tmp_path):
     collect(fake, tmp_path)
     fake.add_posts(HANDLE, 3)
     before = len(feed_requests(fake))
-    result = collect(fake, tmp_path, "--update")
+    result = collect(fake, tmp_path, update=True)
     update = feed_requests(fake)[before:]
     assert len(update) == 1 and "cursor" not in update[0].query  # the newest page only
-    assert "3 new posts" in result.stderr
+    assert result.of("end")[0].data["fetched"] == 3
     ids = [p["id"] for p in posts_in(tmp_path, HANDLE)]
     assert sorted(ids) == sorted(feed_ids(fake)) and len(set(ids)) == 39
 
     fake.add_posts(HANDLE, 15)  # more than a page: the walk goes on until old posts
     before = len(feed_requests(fake))
-    collect(fake, tmp_path, "--update")
+    collect(fake, tmp_path, update=True)
     assert len(feed_requests(fake)) - before == 2
     ids = [p["id"] for p in posts_in(tmp_path, HANDLE)]
     assert sorted(ids) == sorted(feed_ids(fake)) and len(set(ids)) == 54
 
 
-def test_prepare_statistics_add_up(fake, tmp_path):
+def test_prepare_statistics_are_exactly_those_of_the_fake(fake, tmp_path):
+    from huggingtweets.prepare import prepare
+
     fake.add_posts(HANDLE, 60)
-    run_cli("prepare", f"bsky:{HANDLE}", "--out", tmp_path, "--bsky-service", fake.url)
+    collect(fake, tmp_path)
+    prepare(tmp_path)
     account = stats_add_up(tmp_path)
+    # The fake's feed comes in turn: a repost, a reply, a quote and a "yes!" (too short)
+    # among every eight items; nothing else is dropped.
+    feed = fake.feeds[fake.did(HANDLE)]
+    reposts = sum("reason" in item for item in feed)
+    short = sum(item["post"]["record"]["text"] == "yes!" for item in feed)
+    assert (reposts, short) == (12, 12)
+    assert account["platform"] == "bsky"
     assert account["downloaded"] == 96
-    assert account["retweets"] == sum(p["is_repost"] for p in posts_in(tmp_path, HANDLE))
-    assert account["short"] >= 10  # the "yes!" posts
-    assert account["platform"] == "bsky" and account["kept"] > 50
+    assert account["retweets"] == reposts
+    assert account["short"] == short
+    assert account["kept"] == 96 - reposts - short

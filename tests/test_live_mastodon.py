@@ -1,4 +1,5 @@
-"""Mastodon accounts: the real CLI and Mastodon.py against a fake instance on 127.0.0.1."""
+"""Mastodon accounts: the Mastodon source and Mastodon.py against a fake instance on
+127.0.0.1, through the library, its progress read from its events."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 import time
 
 import pytest
-from conftest import run_cli
 from fakes import (
     Fault,
+    collect_live,
     dropped,
     live_env,  # noqa: F401 (autouse fixture)
     malformed,
@@ -20,6 +21,8 @@ from fakes import (
     stats_add_up,
 )
 from fakes.mastodon import FakeMastodon
+
+from huggingtweets.sources.mastodon_api import MastodonOptions
 
 HANDLE = "mercutio@social.example"
 TOKEN = "masto-test-token-81d2e7"
@@ -32,10 +35,8 @@ def fake():
         yield server
 
 
-def collect(fake, out, *args, expect=0, source=f"mastodon:@{HANDLE}"):
-    return run_cli(
-        "collect", source, "--out", out, "--mastodon-url", fake.url, *args, expect=expect
-    )
+def collect(fake, out, *, source=f"mastodon:@{HANDLE}", **kwargs):
+    return collect_live(source, out, MastodonOptions(mastodon_url=fake.url), **kwargs)
 
 
 def status_requests(fake):
@@ -48,7 +49,11 @@ def fake_ids(fake) -> list[str]:
 
 def test_collects_statuses_with_visibility_boosts_and_text(fake, tmp_path):
     result = collect(fake, tmp_path)
-    assert f"@{HANDLE}: 36 posts" in result.stdout
+    end = result.of("end")[0]
+    assert end.message == f"@{HANDLE}: 36 new posts fetched from social.example"
+    assert [e.step for e in result.of("progress")] == [0, 10, 20, 30, 36, 36, 36]
+    assert {e.total for e in result.of("progress")} == {36}
+    assert {e.data["account"] for e in result.events} == {HANDLE}
     posts = posts_in(tmp_path, HANDLE)
     assert [p["id"] for p in posts] == fake_ids(fake)
     statuses = {s["id"]: s for s in fake.statuses["100"]}
@@ -96,48 +101,48 @@ def test_other_spellings(fake, tmp_path, spec):
 
 def test_an_instance_that_requires_a_token(fake, tmp_path, monkeypatch):
     fake.require_token = TOKEN
-    result = collect(fake, tmp_path / "a", expect=2)
-    assert "requires an access token (401): set MASTODON_ACCESS_TOKEN" in result.stderr
+    result = collect(fake, tmp_path / "a", fails=True)
+    assert "requires an access token (401): set MASTODON_ACCESS_TOKEN" in result.error
     assert len(fake.requests) == 1
 
     monkeypatch.setenv("MASTODON_ACCESS_TOKEN", TOKEN)
-    result = collect(fake, tmp_path / "b", expect=2)  # whose token is it? not sent anywhere
+    result = collect(fake, tmp_path / "b", fails=True)  # whose token is it? not sent anywhere
     assert "authorization" not in fake.requests[-1].headers
-    assert "set MASTODON_INSTANCE=social.example if it is this one's" in result.stderr
+    assert "set MASTODON_INSTANCE=social.example if it is this one's" in result.error
     monkeypatch.setenv("MASTODON_INSTANCE", "elsewhere.example")  # not this instance's token
-    collect(fake, tmp_path / "b", expect=2)
+    collect(fake, tmp_path / "b", fails=True)
     assert "authorization" not in fake.requests[-1].headers  # never sent to another instance
 
     monkeypatch.setenv("MASTODON_INSTANCE", "social.example")
     ok = collect(fake, tmp_path / "c")
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
     assert len(posts_in(tmp_path / "c", HANDLE)) == 36
-    for text in (ok.output,):
-        assert TOKEN not in text
+    assert TOKEN not in ok.everything()
     for path in (p for p in tmp_path.rglob("*") if p.is_file()):
         assert TOKEN.encode() not in path.read_bytes(), path
 
     fake.require_token = "another"
-    result = collect(fake, tmp_path / "d", expect=2)
-    assert "refused MASTODON_ACCESS_TOKEN (401)" in result.stderr
-    assert TOKEN not in result.output
+    result = collect(fake, tmp_path / "d", fails=True)
+    assert "refused MASTODON_ACCESS_TOKEN (401)" in result.error
+    assert TOKEN not in result.everything()
 
 
 def test_unknown_gone_and_suspended_accounts(fake, tmp_path):
-    result = collect(fake, tmp_path, source="@nobody@social.example", expect=2)
-    assert "no account @nobody@social.example" in result.stderr
+    result = collect(fake, tmp_path, source="@nobody@social.example", fails=True)
+    assert "no account @nobody@social.example" in result.error
     fake.add_account("tybalt", 3, suspended=True)
-    result = collect(fake, tmp_path, source="@tybalt@social.example", expect=2)
-    assert "@tybalt@social.example is suspended" in result.stderr
+    result = collect(fake, tmp_path, source="@tybalt@social.example", fails=True)
+    assert "@tybalt@social.example is suspended" in result.error
     fake.fail("lookup", Fault(410, {}, b'{"error": "Gone"}'))
-    result = collect(fake, tmp_path, expect=2)
-    assert "is gone (suspended or deleted)" in result.stderr
+    result = collect(fake, tmp_path, fails=True)
+    assert "is gone (suspended or deleted)" in result.error
     assert status_requests(fake) == []
 
 
 def test_forbidden_fails_at_once(fake, tmp_path):
     fake.fail("/statuses", Fault(403, {}, b'{"error": "This action is not allowed"}'))
-    result = collect(fake, tmp_path, expect=2)
-    assert "forbade the request (403: This action is not allowed)" in result.stderr
+    result = collect(fake, tmp_path, fails=True)
+    assert "forbade the request (403: This action is not allowed)" in result.error
     assert len(status_requests(fake)) == 1
 
 
@@ -147,7 +152,8 @@ def test_rate_limit_waits_for_the_reset(fake, tmp_path, header):
     started = time.monotonic()
     result = collect(fake, tmp_path)
     assert time.monotonic() - started >= 1.0
-    assert "(429): waiting" in result.stderr
+    (warning,) = result.of("warning")
+    assert "(429): waiting" in warning.message
     requests = status_requests(fake)
     assert requests[1].query == requests[2].query
     assert [p["id"] for p in posts_in(tmp_path, HANDLE)] == fake_ids(fake)
@@ -155,8 +161,8 @@ def test_rate_limit_waits_for_the_reset(fake, tmp_path, header):
 
 def test_no_wait_stops_and_resumes_from_max_id(fake, tmp_path):
     fake.fail("/statuses", None, rate_limited("Retry-After", 300))
-    result = collect(fake, tmp_path, "--no-wait", expect=2)
-    assert "stopped (--no-wait) with the limit resetting in 5m00s" in result.stderr
+    result = collect(fake, tmp_path, wait=False, fails=True)
+    assert "stopped (--no-wait) with the limit resetting in 5m00s" in result.error
     assert len(posts_in(tmp_path, HANDLE)) == 10
     max_id = status_requests(fake)[-1].query["max_id"]
     before = len(status_requests(fake))
@@ -178,8 +184,9 @@ def test_no_wait_stops_and_resumes_from_max_id(fake, tmp_path):
 )
 def test_transient_faults_are_retried(fake, tmp_path, fault, message):
     fake.fail("/statuses", None, fault)
-    result = collect(fake, tmp_path, "--timeout", "0.4")
-    assert message in result.stderr and "retry 1 of 5" in result.stderr
+    result = collect(fake, tmp_path, timeout=0.4)
+    (warning,) = result.of("warning")
+    assert message in warning.message and "retry 1 of 5" in warning.message
     requests = status_requests(fake)
     assert requests[1].query == requests[2].query
     assert [p["id"] for p in posts_in(tmp_path, HANDLE)] == fake_ids(fake)
@@ -190,25 +197,40 @@ def test_update_asks_only_for_newer_statuses(fake, tmp_path):
     newest = fake_ids(fake)[0]
     fake.add_statuses("mercutio", 14)
     before = len(status_requests(fake))
-    result = collect(fake, tmp_path, "--update")
+    result = collect(fake, tmp_path, update=True)
     update = status_requests(fake)[before:]
     assert all(r.query["since_id"] == newest for r in update)
     assert len(update) == 3  # two pages of new statuses, then an empty one
-    assert "14 new posts" in result.stderr
+    assert result.of("end")[0].data["fetched"] == 14
     ids = [p["id"] for p in posts_in(tmp_path, HANDLE)]
     assert sorted(ids) == sorted(fake_ids(fake)) and len(set(ids)) == 50
 
 
-def test_prepare_keeps_no_private_post_and_statistics_add_up(fake, tmp_path):
+def test_prepare_keeps_no_private_post_and_statistics_are_exactly_those_of_the_fake(fake, tmp_path):
+    from huggingtweets.prepare import prepare
+
     fake.add_statuses("mercutio", 70)
-    run_cli("prepare", f"@{HANDLE}", "--out", tmp_path, "--mastodon-url", fake.url)
+    collect(fake, tmp_path)
+    prepare(tmp_path)
     account = stats_add_up(tmp_path)
     posts = posts_in(tmp_path, HANDLE)
-    assert account["downloaded"] == 106
-    assert account["private"] == sum(p["visibility"] in ("followers", "direct") for p in posts)
-    assert account["private"] > 20
     private_ids = {p["id"] for p in posts if p["visibility"] in ("followers", "direct")}
     for name in ("train.jsonl", "valid.jsonl"):
         rows = (tmp_path / "dataset" / name).read_text().splitlines()
         assert not private_ids & {json.loads(row)["id"] for row in rows}
-    assert account["platform"] == "mastodon" and account["kept"] > 30
+    # From the fake's own statuses: each visibility in turn (two of seven private), and
+    # among every nine a boost, a reply, a quote and a "ha!" (too short). Each post counts
+    # once, private first, then boosts, then short ones.
+    statuses = fake.statuses["100"]
+    private = sum(s["visibility"] in ("private", "direct") for s in statuses)
+    public = [s for s in statuses if s["visibility"] not in ("private", "direct")]
+    boosts = sum(s["reblog"] is not None for s in public)
+    short = sum(s["content"] == "<p>ha!</p>" for s in public)
+    assert (private, boosts, short) == (30, 10, 8)
+    assert len(private_ids) == private
+    assert account["platform"] == "mastodon"
+    assert account["downloaded"] == 106
+    assert account["private"] == private
+    assert account["retweets"] == boosts
+    assert account["short"] == short
+    assert account["kept"] == 106 - private - boosts - short

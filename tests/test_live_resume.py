@@ -1,5 +1,6 @@
-"""What the live sources share: nothing fetched is lost across crashes, Ctrl-C and torn
-writes; specs that are not accounts nor files are refused in one line."""
+"""What the live sources share: nothing fetched is lost across crashes, Ctrl-C, a cancelled
+reporter and torn writes; a re-run resumes to the exact full count; specs that are not
+accounts nor files are refused in one line."""
 
 from __future__ import annotations
 
@@ -9,72 +10,27 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from conftest import run_cli
 from fakes import (
     Fault,
+    cancel_after_posts,
+    collect_live,
     live_env,  # noqa: F401 (autouse fixture)
     posts_in,
+    rate_limited,
+    server_error,
+    slow,
 )
-from fakes.bluesky import FakeBluesky
-from fakes.mastodon import FakeMastodon
+from fakes.platforms import TOKEN, Platform, platform_fixture  # noqa: F401 (fixture)
 from fakes.x_api import FakeX
 
-TOKEN = "x-test-token-resume"
-
-
-class Platform:
-    """One fake service with an account of 55 posts (six pages of ten)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        if name == "x":
-            self.server, self.spec, self.handle = FakeX(TOKEN), "x:romeo", "romeo"
-            self.server.add_user("romeo", 55)
-            self.pages, self.cursor = "/tweets", "pagination_token"
-            self.options = ["--x-api-url", self.server.url]
-        elif name == "bsky":
-            self.server, self.spec, self.handle = FakeBluesky(), "bsky:juliet.test", "juliet.test"
-            self.server.add_account("juliet.test", 55)
-            self.pages, self.cursor = "getAuthorFeed", "cursor"
-            self.options = ["--bsky-service", self.server.url]
-        else:
-            self.server = FakeMastodon("social.example")
-            self.spec, self.handle = "@mercutio@social.example", "mercutio@social.example"
-            self.server.add_account("mercutio", 55)
-            self.pages, self.cursor = "/statuses", "max_id"
-            self.options = ["--mastodon-url", self.server.url]
-
-    def add(self, count: int) -> None:
-        if self.name == "x":
-            self.server.add_posts("romeo", count)
-        elif self.name == "bsky":
-            self.server.add_posts("juliet.test", count)
-        else:
-            self.server.add_statuses("mercutio", count)
-
-    def ids(self) -> list[str]:
-        if self.name == "x":
-            return self.server.all_ids("romeo")
-        if self.name == "bsky":
-            feed = self.server.feeds[self.server.did("juliet.test")]
-            return [(i.get("reason") or i["post"])["uri"].rsplit("/", 1)[-1] for i in feed]
-        return [s["id"] for s in self.server.statuses["100"]]
-
-    def page_requests(self):
-        return self.server.seen(self.pages)
-
-    def argv(self, out, *extra) -> list[str]:
-        return ["collect", self.spec, "--out", str(out), *self.options, *extra]
-
-
-@pytest.fixture(params=["x", "bsky", "mastodon"])
-def platform(request, monkeypatch):
-    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
-    platform = Platform(request.param)
-    with platform.server:
-        yield platform
+from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.events import Reporter
+from huggingtweets.sources import resolve
+from huggingtweets.sources.x_api import XApiOptions
 
 
 def run_killed_at_page(platform: Platform, out, page: int, sig: int) -> subprocess.CompletedProcess:
@@ -110,9 +66,10 @@ def test_killed_after_the_third_page_the_same_command_finishes_the_job(platform,
     assert state["backfill"] == {"cursor": fourth, "done": False}
 
     before = len(platform.page_requests())
-    run_cli(*platform.argv(tmp_path))
+    result = platform.collect(tmp_path)
     resumed = platform.page_requests()[before:]
     assert resumed[0].query[platform.cursor] == fourth  # not from the newest page again
+    assert result.of("end")[0].data == {"account": platform.handle, "fetched": 25, "posts": 55}
     ids = [p["id"] for p in posts_in(tmp_path, platform.handle)]
     assert ids == platform.ids()  # all, once each, newest first
 
@@ -120,10 +77,82 @@ def test_killed_after_the_third_page_the_same_command_finishes_the_job(platform,
 def test_ctrl_c_stops_cleanly_and_the_same_command_continues(platform, tmp_path):
     stopped = run_killed_at_page(platform, tmp_path, page=3, sig=signal.SIGINT)
     assert stopped.returncode == 130, stopped.stderr
-    assert "Interrupted" in stopped.stderr and "run the command again" in stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert len(posts_in(tmp_path, platform.handle)) == 20
-    run_cli(*platform.argv(tmp_path))
+    platform.collect(tmp_path)
+    assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
+
+
+def test_a_cancelled_reporter_stops_between_pages_and_a_rerun_resumes(platform, tmp_path):
+    """A web app's "stop": the reporter is cancelled (here by a listener, once two pages
+    are in); no further page is asked for, the two are kept, and the same collection run
+    again continues from the third page to exactly every post."""
+    result = platform.collect(tmp_path, listener=cancel_after_posts(20))
+    assert result.cancelled and not result.of("end")
+    assert len(platform.page_requests()) == 2
+    assert len(posts_in(tmp_path, platform.handle)) == 20
+    third = json.loads((tmp_path / "posts" / f"{platform.handle}.state.json").read_text())
+    assert third["backfill"]["cursor"] is not None
+
+    before = len(platform.page_requests())
+    result = platform.collect(tmp_path)
+    assert platform.page_requests()[before].query[platform.cursor] == third["backfill"]["cursor"]
+    assert result.of("end")[0].data["fetched"] == 35
+    assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
+    assert len(platform.ids()) == 55
+
+
+def _cancel_on(words: str):
+    """A listener that cancels when an event says ``words``; returns it and when."""
+    when: dict[str, float] = {}
+
+    def listener(event, reporter) -> None:
+        if words in event.message and "at" not in when:
+            when["at"] = time.monotonic()
+            reporter.cancel()
+
+    return listener, when
+
+
+@pytest.mark.parametrize(
+    ("fault", "words", "options"),
+    [
+        (rate_limited("retry-after", 600), "waiting", {}),
+        (server_error(503), "retry 1 of", {"backoff_base": 60.0}),
+    ],
+    ids=["rate-limit-wait", "retry-back-off"],
+)
+def test_a_cancel_during_a_wait_stops_within_a_second(platform, tmp_path, fault, words, options):
+    platform.server.fail(platform.pages, None, fault)
+    listener, when = _cancel_on(words)
+    result = platform.collect(tmp_path, listener=listener, **options)
+    stopped = time.monotonic()
+    assert result.cancelled
+    assert stopped - when["at"] < 1.0
+    assert len(posts_in(tmp_path, platform.handle)) == 10
+    platform.collect(tmp_path)
+    assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
+
+
+def test_a_cancel_during_a_slow_request_stops_within_a_second(platform, tmp_path):
+    """The request in flight is abandoned (it ends by its own time-out); its page will be
+    asked for again."""
+    platform.server.fail(platform.pages, None, slow(5))
+    reporter = Reporter()
+
+    def cancel_once_asked() -> None:
+        while len(platform.page_requests()) < 2:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        reporter.cancel()
+
+    threading.Thread(target=cancel_once_asked, daemon=True).start()
+    started = time.monotonic()
+    result = platform.collect(tmp_path, reporter=reporter, timeout=10)
+    assert result.cancelled
+    assert time.monotonic() - started < 1.5
+    assert len(posts_in(tmp_path, platform.handle)) == 10
+    platform.collect(tmp_path)
     assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
 
 
@@ -134,8 +163,9 @@ def test_an_answer_of_another_shape_is_retried_not_taken_for_the_end(platform, t
     if platform.name == "mastodon" and body == b"[]":
         pytest.skip("an empty list is how Mastodon documents the end of a timeline")
     platform.server.fail(platform.pages, None, Fault(200, {}, body), Fault(200, {}, body))
-    result = run_cli(*platform.argv(tmp_path))
-    assert "malformed answer" in result.stderr
+    result = platform.collect(tmp_path)
+    warnings = result.of("warning")
+    assert len(warnings) == 2 and all("malformed answer" in w.message for w in warnings)
     assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
 
 
@@ -146,8 +176,7 @@ def test_a_rate_limit_reset_already_past_backs_off_instead_of_hammering(
     once: each wait is at least the back-off delay, which doubles."""
     past = {"Retry-After": "0", "x-rate-limit-reset": "1000000000", "ratelimit-reset": "0"}
     platform.server.fail(platform.pages, *[Fault(429, past)] * 3)
-    monkeypatch.setenv("HUGGINGTWEETS_BACKOFF_BASE", "0.1")
-    run_cli(*platform.argv(tmp_path))
+    platform.collect(tmp_path, backoff_base=0.1)
     page_requests = platform.page_requests()
     first, second, third, fourth = (r.at for r in page_requests[:4])
     assert second - first >= 0.1 and third - second >= 0.2 and fourth - third >= 0.4
@@ -157,30 +186,36 @@ def test_a_rate_limit_reset_already_past_backs_off_instead_of_hammering(
 def test_a_torn_last_line_is_cut_off_and_fetched_again(platform, tmp_path):
     """A crash in mid-write of page three: four of its records made it to the disk, and
     half of the fifth; the state still points at page three."""
-    run_cli(*platform.argv(tmp_path / "whole"))
+    platform.collect(tmp_path / "whole")
     whole = (tmp_path / "whole" / "posts" / f"{platform.handle}.jsonl").read_bytes()
     page_three = whole.splitlines(keepends=True)[20:25]
 
     platform.server.fail(platform.pages, None, None, Fault(503))
-    run_cli(*platform.argv(tmp_path, "--retries", "0"), expect=2)
+    platform.collect(tmp_path, retries=0, fails=True)
     path = tmp_path / "posts" / f"{platform.handle}.jsonl"
     assert len(path.read_bytes().splitlines()) == 20
-    with open(path, "ab") as torn:
-        torn.write(b"".join(page_three[:4]) + page_three[4][: len(page_three[4]) // 2])
+    torn = b"".join(page_three[:4]) + page_three[4][: len(page_three[4]) // 2]
+    with open(path, "ab") as handle:
+        handle.write(torn)
 
-    result = run_cli(*platform.argv(tmp_path))
-    assert "cut off a last line left incomplete" in result.stderr
+    result = platform.collect(tmp_path)
+    (warning,) = result.of("warning")
+    assert warning.message == (
+        f"cut off a last line left incomplete by an interrupted run "
+        f"({len(page_three[4]) // 2} bytes) in {path}"
+    )
+    assert result.of("end")[0].data["fetched"] == 55 - 24
     assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
 
 
 def test_an_interrupted_update_resumes(platform, tmp_path):
-    run_cli(*platform.argv(tmp_path))
+    platform.collect(tmp_path)
     platform.add(25)
     platform.server.fail(platform.pages, None, Fault(503))
-    run_cli(*platform.argv(tmp_path, "--update", "--retries", "0"), expect=2)
+    platform.collect(tmp_path, update=True, retries=0, fails=True)
     state = json.loads((tmp_path / "posts" / f"{platform.handle}.state.json").read_text())
     assert state["update"]["cursor"] is not None
-    run_cli(*platform.argv(tmp_path))  # the same command, even without --update
+    platform.collect(tmp_path)  # the same collection, even without update
     ids = [p["id"] for p in posts_in(tmp_path, platform.handle)]
     assert sorted(ids) == sorted(platform.ids()) and len(set(ids)) == 80
     assert (
@@ -208,45 +243,45 @@ def test_an_interrupted_update_resumes(platform, tmp_path):
     ],
 )
 def test_what_is_not_an_account_nor_a_file_is_refused_in_one_line(tmp_path, spec, words):
-    result = run_cli("collect", spec, "--out", tmp_path, expect=2)
-    assert words in result.stderr
-    assert result.stderr.count("\n") == 1
+    with pytest.raises(HuggingtweetsError) as error:
+        resolve(spec)
+    message = str(error.value)
+    assert words in message
+    assert "\n" not in message
     if "is neither" in words:
         for form in ("x:HANDLE", "bsky:HANDLE", "mastodon:@USER@INSTANCE", "X export"):
-            assert form in result.stderr
-    assert not tmp_path.joinpath("posts").exists()
+            assert form in message
 
 
 def test_a_handle_taken_over_by_another_account_is_not_mixed_in(tmp_path, monkeypatch):
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     with FakeX(TOKEN) as fake:
         fake.add_user("romeo", 12)
-        run_cli("collect", "x:romeo", "--out", tmp_path, "--x-api-url", fake.url)
+        options = XApiOptions(x_api_url=fake.url)
+        collect_live("x:romeo", tmp_path, options)
         fake.users["romeo"]["id"] = "4242"  # the handle now belongs to someone else
         fake.timelines["4242"] = fake.timelines.pop("1000")
-        result = run_cli(
-            "collect", "x:romeo", "--update", "--out", tmp_path, "--x-api-url", fake.url, expect=2
-        )
-    assert "holds posts of another account (id 1000)" in result.stderr
+        result = collect_live("x:romeo", tmp_path, options, update=True, fails=True)
+    assert "holds posts of another account (id 1000)" in result.error
     assert len(posts_in(tmp_path, "romeo")) == 12
 
 
 def test_an_export_then_update_fetches_only_newer_posts(tmp_path, monkeypatch):
-    """Posts already there from the same platform (say, an export) are kept: --update
-    adds what is newer, without duplicates."""
+    """Posts already there from the same platform (say, an export) are kept: update adds
+    what is newer, without duplicates."""
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     with FakeX(TOKEN) as fake:
         fake.add_user("romeo", 20)
-        run_cli("collect", "x:romeo", "--out", tmp_path / "api", "--x-api-url", fake.url)
+        options = XApiOptions(x_api_url=fake.url)
+        collect_live("x:romeo", tmp_path / "api", options)
         posts = tmp_path / "export" / "posts"
         posts.mkdir(parents=True)
         (posts / "romeo.jsonl").write_bytes((tmp_path / "api/posts/romeo.jsonl").read_bytes())
         fake.add_posts("romeo", 5)
         before = len(fake.seen("/tweets"))
-        run_cli(
-            "collect", "x:romeo", "--update", "--out", tmp_path / "export", "--x-api-url", fake.url
-        )
+        result = collect_live("x:romeo", tmp_path / "export", options, update=True)
         assert len(fake.seen("/tweets")) == before + 1
+        assert result.of("end")[0].data["fetched"] == 5
         ids = [p["id"] for p in posts_in(tmp_path / "export", "romeo")]
         assert sorted(ids) == sorted(fake.all_ids("romeo")) and len(set(ids)) == 25
 
@@ -255,7 +290,7 @@ def test_a_file_does_not_replace_posts_fetched_from_a_live_account(tmp_path, mon
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     with FakeX(TOKEN) as fake:
         fake.add_user("romeo", 12)
-        run_cli("collect", "x:romeo", "--out", tmp_path, "--x-api-url", fake.url)
+        collect_live("x:romeo", tmp_path, XApiOptions(x_api_url=fake.url))
     fetched = (tmp_path / "posts/romeo.jsonl").read_bytes()
     other = tmp_path / "other.txt"
     other.write_text("a post written somewhere else entirely\n")

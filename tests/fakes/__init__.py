@@ -3,24 +3,35 @@
 The live sources run their real client libraries (tweepy, atproto, Mastodon.py) against
 them. A test scripts faults for the next requests to a path (a 429 with a reset header, a
 5xx, a body that is not JSON, an answer slower than the client's time-out, a dropped
-connection, or a callback such as killing the client) and reads back every request the
-server received.
+connection, an endless or compressed body, an answer made from the request itself such as
+one that echoes its token, or a callback such as killing the client) and reads back every
+request the server received. ``collect_live`` runs a live source through the library and
+keeps its events.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import math
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.events import Cancelled, Event, Reporter
+from huggingtweets.runs import RunDir
+from huggingtweets.sources import SourceOptions, resolve
+from huggingtweets.sources.live import LiveOptions
 from huggingtweets.sources.sample import speeches
 
 
@@ -41,10 +52,13 @@ class Fault:
 
     status: int | None = None
     headers: dict[str, str] | Callable[[], dict[str, str]] = field(default_factory=dict)
-    body: bytes = b"{}"
+    # The body, or chunks sent as they are made, with no Content-Length (an endless body).
+    body: bytes | Callable[[], Iterator[bytes]] = b"{}"
     delay: float = 0.0  # seconds before answering (longer than the client's time-out)
     drop: bool = False  # close the connection without an answer
     call: Callable[[], None] | None = None  # run this first (e.g. kill the client)
+    # An answer made from the request (a page of one's making, an echo of the token).
+    respond: Callable[[Seen], Answer] | None = None
 
 
 def rate_limited(header: str, seconds: float) -> Fault:
@@ -81,6 +95,36 @@ def slow(seconds: float) -> Fault:
 
 def dropped() -> Fault:
     return Fault(drop=True)
+
+
+def endless(chunk: bytes = b"[" + b" " * 65535) -> Fault:
+    """A 200 whose body never ends."""
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            yield chunk
+
+    return Fault(200, {}, chunks)
+
+
+def gzip_bomb(megabytes: int) -> Fault:
+    """A 200 whose small gzip'd body inflates to ``megabytes`` MB of spaces."""
+    return Fault(200, {"Content-Encoding": "gzip"}, _gzipped_spaces(megabytes))
+
+
+@functools.cache
+def _gzipped_spaces(megabytes: int) -> bytes:
+    return gzip.compress(b" " * (megabytes * 2**20), 9)
+
+
+def echo_token(status: int, shape: Callable[[str], object]) -> Fault:
+    """An error answer that repeats the request's bearer token (as a careless proxy or
+    server may): ``shape(authorization header)`` is the JSON body."""
+
+    def respond(seen: Seen) -> Answer:
+        return status, {}, json.dumps(shape(seen.headers.get("authorization", ""))).encode()
+
+    return Fault(respond=respond)
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -148,19 +192,29 @@ class FakeServer:
             handler.close_connection = True
             return
         time.sleep(fault.delay)
-        if fault.status is not None:
+        if fault.respond is not None:
+            status, headers, body = fault.respond(seen)
+        elif fault.status is not None:
             headers = fault.headers() if callable(fault.headers) else fault.headers
             status, body = fault.status, fault.body
         else:
             status, headers, body = self.handle(seen)
+        sent = {"Content-Type": "application/json; charset=utf-8"}
+        if not callable(body):
+            sent["Content-Length"] = str(len(body))
+        given = {name.lower() for name in headers}
+        sent = {k: v for k, v in sent.items() if k.lower() not in given} | dict(headers)
         try:
             handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(body)))
-            for name, value in headers.items():
+            for name, value in sent.items():
                 handler.send_header(name, value)
             handler.end_headers()
-            handler.wfile.write(body)
+            if callable(body):  # sent until the client hangs up (HTTP/1.0: no length)
+                handler.close_connection = True
+                for chunk in body():
+                    handler.wfile.write(chunk)
+            else:
+                handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out)
             handler.close_connection = True
 
@@ -193,15 +247,24 @@ TOKEN_ENVS = (
     "TWITTER_BEARER_TOKEN",
     "MASTODON_ACCESS_TOKEN",
     "MASTODON_INSTANCE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "WANDB_API_KEY",
 )
 URL_ENVS = ("HUGGINGTWEETS_X_API_URL", "HUGGINGTWEETS_BSKY_SERVICE", "HUGGINGTWEETS_MASTODON_URL")
 
 
 @pytest.fixture(autouse=True)
-def live_env(monkeypatch):
-    """No tokens or service URLs from the machine; retries back off in milliseconds."""
+def live_env(monkeypatch, tmp_path_factory):
+    """No tokens or service URLs from the machine (nor its Hugging Face login); retries
+    back off in milliseconds. Writes are not flushed to the disk itself (fsync): that
+    guards against a power cut, which no test makes, and took half of each test's time
+    (a killed process loses nothing the kernel has; the kill tests run in subprocesses
+    with the real fsync)."""
     for name in TOKEN_ENVS + URL_ENVS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path_factory.mktemp("hf") / "token"))
     monkeypatch.setenv("HUGGINGTWEETS_BACKOFF_BASE", "0.01")
     for name in ("NO_PROXY", "no_proxy"):  # the fakes are local, whatever proxy is set
         monkeypatch.setenv(name, "127.0.0.1,localhost")
@@ -213,3 +276,78 @@ def stats_add_up(run_dir) -> dict:
     (account,) = stats["accounts"]
     assert account["downloaded"] == sum(account[c] for c in stats["categories"])
     return account
+
+
+# -- running a live source through the library, with its events ---------------------
+
+
+@dataclass
+class Outcome:
+    """What one collection did: its events, its error (one line) or what it collected."""
+
+    events: list[Event]
+    error: str | None = None
+    collected: Any = None
+    cancelled: bool = False
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    @property
+    def text(self) -> str:
+        """Every event's message, then the error: what a user would read."""
+        lines = [e.message for e in self.events if e.message]
+        return "\n".join([*lines, self.error or ""])
+
+    def everything(self) -> str:
+        """All of it, data included (to look for what must never be there)."""
+        return "\n".join([*(repr(e.to_dict()) for e in self.events), self.error or ""])
+
+
+def collect_live(
+    spec: str,
+    out,
+    *extra: object,
+    handle: str | None = None,
+    fails: bool = False,
+    listener: Callable[[Event, Reporter], None] | None = None,
+    reporter: Reporter | None = None,
+    **live: Any,
+) -> Outcome:
+    """Collect ``spec`` into ``out`` through the library (``resolve`` and the source's
+    ``collect``), with ``LiveOptions(**live)`` and the platforms' options ``extra``.
+    ``fails``: a HuggingtweetsError is expected (else none may be raised); a cancelled
+    collection returns ``cancelled=True``. ``listener(event, reporter)`` sees each event."""
+    events: list[Event] = []
+    reporter = reporter or Reporter()
+
+    def record(event: Event) -> None:
+        events.append(event)
+        if listener is not None:
+            listener(event, reporter)
+
+    reporter.listeners.append(record)
+    options = SourceOptions(
+        handle=handle, live=LiveOptions(**live), extra={type(o): o for o in extra}
+    )
+    try:
+        collected = resolve(spec, options).collect(RunDir(out), reporter)
+    except HuggingtweetsError as exc:
+        if not fails:
+            raise
+        assert "\n" not in str(exc), f"not one line: {exc}"
+        return Outcome(events, str(exc))
+    except Cancelled:
+        return Outcome(events, cancelled=True)
+    assert not fails, "expected an error"
+    return Outcome(events, collected=collected)
+
+
+def cancel_after_posts(count: int) -> Callable[[Event, Reporter], None]:
+    """A listener that cancels the collection once ``count`` posts are in."""
+
+    def listener(event: Event, reporter: Reporter) -> None:
+        if event.kind == "progress" and (event.step or 0) >= count:
+            reporter.cancel()
+
+    return listener

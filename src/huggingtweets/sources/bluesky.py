@@ -7,31 +7,61 @@ The author feed (posts, replies and reposts) is read newest first, 100 a page, b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..errors import HuggingtweetsError
+from ..options import check_options, option
 from ..records import Account, Post
 from ..times import utc_iso
-from . import SourceOptions, register_prefix, register_spelling
+from . import SourceOptions, register_options, register_prefix, register_spelling
 from .live import (
     Fault,
     LiveSource,
     MalformedAnswer,
     Page,
     Profile,
+    bounded_httpx_hook,
+    check_url_option,
+    count_or_none,
+    expect_shape,
+    find_cause,
+    parsing,
     seconds_until_reset,
-    setting,
+    server_text,
+    service_url,
+    shown,
 )
 
 PLATFORM = "bsky"
 SERVICE_ENV = "HUGGINGTWEETS_BSKY_SERVICE"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 REPOST = "app.bsky.feed.defs#reasonRepost"
+MAX_HANDLE = 253  # a handle is a domain name
 NO_UNAUTHENTICATED = "!no-unauthenticated"  # "do not show my posts to logged-out readers"
 _HANDLE_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 _DID_RE = re.compile(r"did:(?:plc|web):[A-Za-z0-9._:%-]{1,2000}")
 _PROFILE_URL_RE = re.compile(r"https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)/?(?:[?#].*)?")
+
+
+@dataclass
+class BlueskyOptions:
+    """Which Bluesky AppView answers (``SourceOptions.get(BlueskyOptions)``)."""
+
+    bsky_service: str | None = option(
+        None,
+        metavar="URL",
+        help="Bluesky AppView [env HUGGINGTWEETS_BSKY_SERVICE; default "
+        "https://public.api.bsky.app].",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        check_url_option(self, "bsky_service")
+
+
+register_options(BlueskyOptions)
 
 
 def _actor(text: str) -> str | None:
@@ -41,7 +71,7 @@ def _actor(text: str) -> str | None:
     if match:
         text = match[1]
     text = text.removeprefix("@")
-    if _DID_RE.fullmatch(text) or _HANDLE_RE.fullmatch(text):
+    if _DID_RE.fullmatch(text) or (len(text) <= MAX_HANDLE and _HANDLE_RE.fullmatch(text)):
         return text
     return None
 
@@ -55,15 +85,22 @@ class BlueskySource(LiveSource):
         actor = _actor(spec.split(":", 1)[1])
         if actor is None:
             raise HuggingtweetsError(
-                f"{spec!r}: expected bsky:HANDLE (such as name.bsky.social) or bsky:DID"
+                f"{shown(spec)}: expected bsky:HANDLE (such as name.bsky.social) or bsky:DID"
             )
         self.actor = actor
-        self.service_url = setting(self.live.bsky_service, SERVICE_ENV, PUBLIC_APPVIEW)
+        self.service_url = service_url(
+            options.get(BlueskyOptions).bsky_service, SERVICE_ENV, PUBLIC_APPVIEW
+        )
         from atproto import Client
         from atproto_client.request import Request
 
-        # The SDK's Request passes its arguments to httpx.Client: one time-out for all.
-        self.client = Client(base_url=self.service_url, request=Request(timeout=self.live.timeout))
+        # The SDK's Request passes its arguments to httpx.Client: one time-out for all, and
+        # a hook that reads every answer with a bound on its size and time.
+        request = Request(
+            timeout=self.live.timeout,
+            event_hooks={"response": [bounded_httpx_hook(self.deadline)]},
+        )
+        self.client = Client(base_url=self.service_url, request=request)
         self.handle = actor
 
     def _ask(self, method, **params):
@@ -75,10 +112,18 @@ class BlueskySource(LiveSource):
         except AtProtocolError:
             raise
         except ValueError as exc:  # pydantic's JSON parser, before any model is built
-            raise MalformedAnswer(str(exc).splitlines()[0]) from exc
+            raise MalformedAnswer(server_text(str(exc).splitlines()[0])) from exc
 
     def lookup(self) -> Profile:
         profile = self._ask(self.client.get_profile, actor=self.actor)
+        with parsing("a profile"):
+            return self._profile(profile)
+
+    def _profile(self, profile) -> Profile:
+        expect_shape(
+            isinstance(profile.did, str) and _DID_RE.fullmatch(profile.did) is not None,
+            "a profile with a DID (did:plc:... or did:web:...)",
+        )
         labels = {label.val for label in profile.labels or ()}
         if NO_UNAUTHENTICATED in labels:
             raise HuggingtweetsError(
@@ -93,7 +138,7 @@ class BlueskySource(LiveSource):
             avatar_url=profile.avatar or None,
             description=profile.description or None,
         )
-        return Profile(account, profile.did, profile.posts_count or None)
+        return Profile(account, profile.did, count_or_none(profile.posts_count))
 
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
         # The feed has no "since": an update stops where it meets posts collected before.
@@ -104,7 +149,8 @@ class BlueskySource(LiveSource):
             limit=100,
             filter="posts_with_replies",
         )
-        posts = [self._post(item) for item in response.feed]
+        with parsing("a feed"):
+            posts = [self._post(item) for item in response.feed]
         return Page(posts, response.cursor or None)
 
     def _post(self, item) -> Post:
@@ -147,8 +193,12 @@ class BlueskySource(LiveSource):
         from atproto_client import exceptions as atx
 
         where = f"Bluesky ({self.service_url})"
-        if isinstance(exc, MalformedAnswer | atx.ModelError):
-            return Fault("transient", f"{where} sent a malformed answer ({exc})")
+        malformed = find_cause(exc, MalformedAnswer)
+        if malformed is not None or isinstance(exc, atx.ModelError):
+            detail = server_text(
+                str(malformed or exc).splitlines()[0] if str(malformed or exc) else ""
+            )
+            return Fault("transient", f"{where} sent a malformed answer ({detail})")
         if isinstance(exc, atx.RateLimitExceededError):
             headers = exc.response.headers if exc.response else {}
             return Fault(
@@ -163,8 +213,8 @@ class BlueskySource(LiveSource):
         if isinstance(exc, atx.UnauthorizedError):
             return Fault(
                 "permanent",
-                f"{where} refused to answer without a login ({exc}); use the public AppView "
-                f"{PUBLIC_APPVIEW} (--bsky-service)",
+                f"{where} refused to answer without a login ({_words(exc)}); use the public "
+                f"AppView {PUBLIC_APPVIEW} (--bsky-service)",
             )
         if isinstance(exc, atx.BadRequestError):
             return Fault("permanent", self._bad_request(exc))
@@ -178,7 +228,7 @@ class BlueskySource(LiveSource):
                     f"{where} answered 404: is it a Bluesky AppView? (--bsky-service, "
                     f"default {PUBLIC_APPVIEW})",
                 )
-            return Fault("permanent", f"{where} answered {exc}")
+            return Fault("permanent", f"{where} answered {status}: {_words(exc)}")
         if isinstance(exc, httpx.TransportError):  # what the SDK passes on unwrapped,
             # such as a connection closed without an answer
             return Fault("transient", f"{where} cannot be reached ({type(exc).__name__})")
@@ -186,8 +236,8 @@ class BlueskySource(LiveSource):
 
     def _bad_request(self, exc) -> str:
         content = exc.response.content if exc.response else None
-        error = getattr(content, "error", "") or ""
-        message = getattr(content, "message", "") or ""
+        error = server_text(getattr(content, "error", "") or "", 80)
+        message = server_text(getattr(content, "message", "") or "")
         if error == "AccountTakedown" or "suspended" in message.lower():
             return f"{self.actor} is suspended on Bluesky; its posts cannot be collected"
         if error == "AccountDeactivated":
@@ -195,6 +245,16 @@ class BlueskySource(LiveSource):
         if "not found" in message.lower() or error in ("ProfileNotFound", "NotFound"):
             return f"no Bluesky account {self.actor}; check the handle (such as name.bsky.social)"
         return f"Bluesky refused the request for {self.actor}: {error} {message}".strip()
+
+
+def _words(exc) -> str:
+    """The AppView's own words from an XRPC error, as one bounded, redacted line."""
+    content = exc.response.content if getattr(exc, "response", None) else None
+    error = getattr(content, "error", None)
+    message = getattr(content, "message", None)
+    if error or message:
+        return server_text(" ".join(str(w) for w in (error, message) if w))
+    return "no detail"
 
 
 def _quotes_a_post(embed) -> bool:

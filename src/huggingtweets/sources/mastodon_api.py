@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from ..errors import HuggingtweetsError
+from ..options import check_options, option
 from ..records import Account, Post, visibility_from_name
 from ..times import utc_iso
-from . import SourceOptions, register_prefix, register_spelling
+from . import SourceOptions, register_options, register_prefix, register_spelling
 from .htmltext import html_to_text
 from .live import (
     Fault,
@@ -25,9 +28,16 @@ from .live import (
     MalformedAnswer,
     Page,
     Profile,
+    bounded_adapter,
+    check_url_option,
+    count_or_none,
     expect_shape,
+    find_cause,
+    parsing,
     seconds_until_reset,
-    setting,
+    server_text,
+    service_url,
+    shown,
 )
 
 PLATFORM = "mastodon"
@@ -40,6 +50,26 @@ _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}"
 _ACCT_RE = re.compile(rf"@?({_USER})@({_HOST})")
 _PROFILE_URL_RE = re.compile(rf"https?://({_HOST})/@({_USER})(?:@({_HOST}))?/?(?:[?#].*)?")
 _NOT_MASTODON = ("x.com", "twitter.com", "bsky.app")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # snowflakes; Pleroma's flake ids
+
+
+@dataclass
+class MastodonOptions:
+    """Where a Mastodon instance's API is (``SourceOptions.get(MastodonOptions)``)."""
+
+    mastodon_url: str | None = option(
+        None,
+        metavar="URL",
+        help="Mastodon API base URL when it is not https://INSTANCE "
+        "[env HUGGINGTWEETS_MASTODON_URL].",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        check_url_option(self, "mastodon_url")
+
+
+register_options(MastodonOptions)
 
 
 def _parse_acct(text: str) -> tuple[str, str] | None:
@@ -64,19 +94,24 @@ class MastodonSource(LiveSource):
         parsed = _parse_acct(spec.split(":", 1)[1])
         if parsed is None:
             raise HuggingtweetsError(
-                f"{spec!r}: expected mastodon:@USER@INSTANCE (such as @Gargron@mastodon.social)"
+                f"{shown(spec)}: expected mastodon:@USER@INSTANCE "
+                "(such as @Gargron@mastodon.social)"
             )
         self.user, self.instance = parsed
         self.handle = f"{self.user}@{self.instance}"
         self.service = self.instance
-        self.base_url = setting(self.live.mastodon_url, URL_ENV, f"https://{self.instance}")
+        self.base_url = service_url(
+            options.get(MastodonOptions).mastodon_url, URL_ENV, f"https://{self.instance}"
+        )
         token = os.environ.get(TOKEN_ENV) or None
         token_instance = (os.environ.get(TOKEN_INSTANCE_ENV) or "").strip().lower()
         self.token_unclaimed = token is not None and not token_instance
         if token_instance not in (self.instance, urlparse(self.base_url).netloc.lower()):
             token = None  # not this instance's token: never send it here
         self.uses_token = token is not None
-        self._answer = None  # the last HTTP answer, as requests received it
+        # The last HTTP answer, as requests received it, per thread (each request runs in
+        # a thread of its own; one abandoned at a time-out must not answer for the next).
+        self._local = threading.local()
 
         import requests
         from mastodon import Mastodon
@@ -87,6 +122,9 @@ class MastodonSource(LiveSource):
         # an empty list): keep the last answer (requests' documented response hook) to
         # read the reset time, the instance's words and the body's real shape from.
         session.hooks["response"].append(self._remember)
+        adapter = bounded_adapter(self.live.timeout, self.deadline)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         self.api = Mastodon(
             api_base_url=self.base_url,
             access_token=token,
@@ -97,8 +135,12 @@ class MastodonSource(LiveSource):
         )
 
     def _remember(self, response, *args, **kwargs):
-        self._answer = response
+        self._local.answer = response
         return response
+
+    @property
+    def _answer(self):
+        return getattr(self._local, "answer", None)
 
     def _token_advice(self) -> str:
         """What to do when the instance asks for a login and no token was sent."""
@@ -113,11 +155,11 @@ class MastodonSource(LiveSource):
         )
 
     def _error(self, exc) -> str:
-        """The instance's own words: ``{"error": "..."}``."""
+        """The instance's own words (``{"error": "..."}``) as one bounded, redacted line."""
         if len(exc.args) > 3 and exc.args[3]:
-            return str(exc.args[3])
+            return server_text(exc.args[3])
         try:
-            return str(self._answer.json()["error"])
+            return server_text(self._answer.json()["error"])
         except (AttributeError, ValueError, KeyError, TypeError):
             return "no detail"
 
@@ -127,20 +169,28 @@ class MastodonSource(LiveSource):
 
     def lookup(self) -> Profile:
         account = self.api.account_lookup(acct=self.user)
-        expect_shape(isinstance(account, dict) and "id" in account, "an account")
+        with parsing("an account"):
+            return self._profile(account)
+
+    def _profile(self, account) -> Profile:
+        expect_shape(
+            isinstance(account, dict) and _ID_RE.fullmatch(str(account.get("id"))) is not None,
+            "an account with an id",
+        )
         if account.get("suspended"):
             raise HuggingtweetsError(f"{self.acct} is suspended; its posts cannot be collected")
         acct = str(account.get("acct") or account["username"])
         handle = acct if "@" in acct else f"{acct}@{self.instance}"
         self.handle = handle
+        note = account.get("note")
         profile = Account(
             platform=PLATFORM,
             handle=handle,
-            display_name=account.get("display_name") or None,
-            avatar_url=account.get("avatar") or None,
-            description=html_to_text(account["note"]) if account.get("note") else None,
+            display_name=_text(account.get("display_name")),
+            avatar_url=_text(account.get("avatar")),
+            description=html_to_text(note) if isinstance(note, str) and note else None,
         )
-        return Profile(profile, str(account["id"]), account.get("statuses_count") or None)
+        return Profile(profile, str(account["id"]), count_or_none(account.get("statuses_count")))
 
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
         page = self.api.account_statuses(account_id, limit=PAGE_SIZE, max_id=cursor, since_id=since)
@@ -152,8 +202,9 @@ class MastodonSource(LiveSource):
         )
         following = self.api.get_pagination_info(page, "next")  # from the Link header
         next_max_id = following.get("max_id") if following else None
-        posts = [self._post(status) for status in page]
-        return Page(posts, str(next_max_id) if next_max_id is not None else None)
+        with parsing("a status"):
+            posts = [self._post(status) for status in page]
+        return Page(posts, str(next_max_id) if next_max_id not in (None, "") else None)
 
     def _post(self, status) -> Post:
         handle = self.options.handle or self.handle
@@ -168,27 +219,30 @@ class MastodonSource(LiveSource):
                 text="",  # as for exports: a boost's text is someone else's
                 is_repost=True,
                 visibility=visibility,
-                url=reblog.get("url") or reblog.get("uri"),
+                url=_text(reblog.get("url") or reblog.get("uri"))
+                if isinstance(reblog, dict)
+                else None,
             )
         return Post(
             platform=PLATFORM,
             id=str(status["id"]),
             author=handle,
             created_at=utc_iso(status.get("created_at")),
-            text=html_to_text(status.get("content") or ""),
+            text=html_to_text(_text(status.get("content")) or ""),
             is_reply=status.get("in_reply_to_id") is not None,
             is_quote=bool(status.get("quote")),
             visibility=visibility,
-            lang=status.get("language") or None,
-            url=status.get("url") or status.get("uri"),
+            lang=_text(status.get("language")),
+            url=_text(status.get("url") or status.get("uri")),
         )
 
     def classify(self, exc: Exception) -> Fault | None:
         import mastodon as mp
 
         where = f"{self.instance} ({self.base_url})"
-        if isinstance(exc, MalformedAnswer):
-            return Fault("transient", f"{where} sent a malformed answer ({exc})")
+        malformed = find_cause(exc, MalformedAnswer)
+        if malformed is not None:
+            return Fault("transient", f"{where} sent a malformed answer ({malformed})")
         if isinstance(exc, mp.MastodonRatelimitError):
             wait = seconds_until_reset(self._answer.headers if self._answer is not None else {})
             return Fault("rate_limit", f"rate limited by {where} (429)", wait)
@@ -225,6 +279,11 @@ class MastodonSource(LiveSource):
                 )
             return Fault("permanent", f"{where} answered {status}: {self._error(exc)}")
         return None
+
+
+def _text(value: object) -> str | None:
+    """An optional text field: a text, or None (for "" and for any other type)."""
+    return value if isinstance(value, str) and value else None
 
 
 def _status(exc) -> int | None:

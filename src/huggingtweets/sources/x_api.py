@@ -10,21 +10,32 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import HuggingtweetsError
+from ..options import check_options, option
 from ..records import Account, Post
+from ..secrets import redact
 from ..times import utc_iso
-from . import SourceOptions, register_prefix, register_spelling
+from . import SourceOptions, register_options, register_prefix, register_spelling
 from .live import (
     Fault,
     LiveSource,
     MalformedAnswer,
     Page,
     Profile,
+    bounded_adapter,
+    check_url_option,
+    count_or_none,
     expect_shape,
+    find_cause,
+    parsing,
     seconds_until_reset,
-    setting,
+    server_text,
+    service_url,
+    shown,
 )
 
 PLATFORM = "x"
@@ -33,6 +44,7 @@ URL_ENV = "HUGGINGTWEETS_X_API_URL"
 TWEEPY_HOST = "https://api.twitter.com"  # where tweepy's Client always sends
 MOST_RECENT = 3200  # the API's limit on a user's timeline
 _HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_ID_RE = re.compile(r"[0-9]{1,30}")
 _PROFILE_URL_RE = re.compile(
     r"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/@?([A-Za-z0-9_]{1,15})/?(?:[?#].*)?",
     re.IGNORECASE,
@@ -53,6 +65,24 @@ USER_FIELDS = [
 ]
 
 
+@dataclass
+class XApiOptions:
+    """Where the X API is (``SourceOptions.get(XApiOptions)``)."""
+
+    x_api_url: str | None = option(
+        None,
+        metavar="URL",
+        help="X API base URL [env HUGGINGTWEETS_X_API_URL; default https://api.twitter.com].",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        check_url_option(self, "x_api_url")
+
+
+register_options(XApiOptions)
+
+
 def _bearer_token() -> str | None:
     for name in TOKEN_ENVS:
         # A token pasted or read from a file often ends with a line break: not part of it.
@@ -63,36 +93,17 @@ def _bearer_token() -> str | None:
 
 
 class _RedactTokens(logging.Filter):
-    """tweepy logs every request's headers at DEBUG level, bearer token included."""
+    """tweepy logs every request's headers (bearer token included) and every answer's
+    body (which a server may make echo it) at DEBUG level."""
 
     BEARER = re.compile(r"Bearer [^\s'\",}]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "Bearer " in message:
-            record.msg, record.args = self.BEARER.sub("Bearer [token]", message), None
+        cleaned = redact(self.BEARER.sub("Bearer [token]", message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         return True
-
-
-def _transport(timeout: float, base_url: str):
-    """tweepy's ``Client`` sends every request to https://api.twitter.com with no
-    time-out. Mounted on its ``requests`` session, this transport adapter (requests'
-    documented extension point) gives each request a time-out and, when another API base
-    URL is configured (a proxy, a local test server), sends it there instead."""
-    from requests.adapters import HTTPAdapter
-    from requests.utils import get_environ_proxies
-
-    class Transport(HTTPAdapter):
-        def send(self, request, **kwargs):
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = timeout
-            if base_url != TWEEPY_HOST and request.url.startswith(TWEEPY_HOST):
-                request.url = base_url + request.url[len(TWEEPY_HOST) :]
-                # Proxies (and NO_PROXY) as they apply to where the request now goes.
-                kwargs["proxies"] = get_environ_proxies(request.url)
-            return super().send(request, **kwargs)
-
-    return Transport()
 
 
 class XApiSource(LiveSource):
@@ -104,9 +115,9 @@ class XApiSource(LiveSource):
         name = spec.split(":", 1)[1].strip().removeprefix("@")
         if not _HANDLE_RE.fullmatch(name):
             raise HuggingtweetsError(
-                f"{spec!r}: an X handle is 1 to 15 letters, digits or '_' (x:HANDLE)"
+                f"{shown(spec)}: an X handle is 1 to 15 letters, digits or '_' (x:HANDLE)"
             )
-        self.username = name
+        self.username = self.handle = name
         token = _bearer_token()
         if not token:
             raise HuggingtweetsError(
@@ -121,20 +132,68 @@ class XApiSource(LiveSource):
         self.client = tweepy.Client(
             bearer_token=token, return_type=requests.Response, wait_on_rate_limit=False
         )
-        base_url = setting(self.live.x_api_url, URL_ENV, TWEEPY_HOST)
-        self.client.session.mount(TWEEPY_HOST, _transport(self.live.timeout, base_url))
+        # tweepy's Client sends every request to https://api.twitter.com with no time-out:
+        # this adapter gives each one a time-out and a bound on its answer, and sends it to
+        # another API base URL when one is configured (a proxy, a local test server).
+        base_url = service_url(options.get(XApiOptions).x_api_url, URL_ENV, TWEEPY_HOST)
+        self.client.session.mount(
+            TWEEPY_HOST,
+            bounded_adapter(self.live.timeout, self.deadline, (TWEEPY_HOST, base_url)),
+        )
+        # The last answer, per thread (each request runs in one of its own): tweepy fails
+        # while reading some error answers (see _ask).
+        self._local = threading.local()
+        self.client.session.hooks["response"].append(self._remember)
         tweepy_log = logging.getLogger("tweepy.client")
         if not any(isinstance(f, _RedactTokens) for f in tweepy_log.filters):
             tweepy_log.addFilter(_RedactTokens())
 
+    def _remember(self, response, *args, **kwargs):
+        self._local.answer = response
+        return response
+
+    def _ask(self, method, *args, **kwargs) -> dict:
+        """One request's JSON object. tweepy itself fails on some error answers: a body
+        that is JSON but not an object, an ``x-rate-limit-reset`` that is not a whole
+        number. Then its own error for that status is raised, as if the body had said
+        nothing, so that a 429 still waits and a 5xx is still retried."""
+        import tweepy
+
+        self._local.answer = None
+        try:
+            return _json(method(*args, **kwargs))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            answer = getattr(self._local, "answer", None)
+            if answer is None or answer.status_code < 400 or isinstance(exc, MalformedAnswer):
+                raise
+            status = answer.status_code
+            kind = {
+                400: tweepy.BadRequest,
+                401: tweepy.Unauthorized,
+                403: tweepy.Forbidden,
+                404: tweepy.NotFound,
+                429: tweepy.TooManyRequests,
+            }.get(status, tweepy.TwitterServerError if status >= 500 else tweepy.HTTPException)
+            raise kind(answer, response_json={}) from exc
+
     def lookup(self) -> Profile:
-        body = _json(self.client.get_user(username=self.username, user_fields=USER_FIELDS))
+        body = self._ask(self.client.get_user, username=self.username, user_fields=USER_FIELDS)
+        with parsing("a user"):
+            return self._profile(body)
+
+    def _profile(self, body: dict) -> Profile:
         user = body.get("data")
         if user is None:
             errors = body.get("errors") or []
             expect_shape(isinstance(errors, list), "a list of errors")
             raise HuggingtweetsError(self._lookup_error(errors))
-        expect_shape(isinstance(user, dict) and "id" in user and "username" in user, "a user")
+        expect_shape(
+            isinstance(user, dict)
+            and _ID_RE.fullmatch(str(user.get("id")))
+            and isinstance(user.get("username"), str)
+            and _HANDLE_RE.fullmatch(user["username"]),
+            "a user with a numeric id and a handle",
+        )
         if user.get("protected"):
             raise HuggingtweetsError(
                 f"@{user['username']} is a protected X account: only approved followers can "
@@ -144,19 +203,20 @@ class XApiSource(LiveSource):
         avatar = user.get("profile_image_url")
         if avatar:  # the original's 400×400 picture instead of the 48×48 one
             avatar = avatar.replace("_normal", "_400x400")
-        count = (user.get("public_metrics") or {}).get("tweet_count")
+        metrics = user.get("public_metrics")
+        count = count_or_none(metrics.get("tweet_count") if isinstance(metrics, dict) else None)
         account = Account(
             platform=PLATFORM,
             handle=user["username"],
-            display_name=user.get("name") or None,
-            avatar_url=avatar or None,
-            description=user.get("description") or None,
+            display_name=_text(user.get("name")),
+            avatar_url=_text(avatar),
+            description=_text(user.get("description")),
         )
         return Profile(account, str(user["id"]), min(count, MOST_RECENT) if count else None)
 
     def _lookup_error(self, errors: list) -> str:
         errors = [e for e in errors if isinstance(e, dict)]
-        detail = " ".join(str(e.get("detail") or e.get("title") or "") for e in errors).strip()
+        detail = server_text(" ".join(str(e.get("detail") or e.get("title") or "") for e in errors))
         if "suspended" in detail.lower():
             return f"@{self.username} is suspended on X; its posts cannot be collected"
         if any("not found" in str(e.get("title", "")).lower() for e in errors) or not errors:
@@ -164,19 +224,22 @@ class XApiSource(LiveSource):
         return f"the X API did not return @{self.username}: {detail}"
 
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
-        body = _json(
-            self.client.get_users_tweets(
-                account_id,
-                max_results=100,
-                pagination_token=cursor,
-                since_id=since,
-                tweet_fields=TWEET_FIELDS,
-            )
+        body = self._ask(
+            self.client.get_users_tweets,
+            account_id,
+            max_results=100,
+            pagination_token=cursor,
+            since_id=since,
+            tweet_fields=TWEET_FIELDS,
         )
         data, meta = body.get("data"), body.get("meta")
         if data is None and body.get("errors") and not meta:
-            errors = [e for e in body["errors"] if isinstance(e, dict)]
-            detail = "; ".join(str(e.get("detail") or e.get("title")) for e in errors)
+            errors = body["errors"] if isinstance(body["errors"], list) else []
+            detail = server_text(
+                "; ".join(
+                    str(e.get("detail") or e.get("title")) for e in errors if isinstance(e, dict)
+                )
+            )
             raise HuggingtweetsError(
                 f"the X API did not return the posts of @{self.username}: {detail}"
             )
@@ -185,25 +248,36 @@ class XApiSource(LiveSource):
         expect_shape(isinstance(meta, dict), 'a page of posts with its "meta"')
         expect_shape(
             isinstance(data or [], list)
-            and all(isinstance(t, dict) and "id" in t and "text" in t for t in data or ()),
-            "a list of posts",
+            and all(
+                isinstance(t, dict)
+                and _ID_RE.fullmatch(str(t.get("id")))
+                and isinstance(t.get("text"), str)
+                for t in data or ()
+            ),
+            "a list of posts, each with a numeric id and a text",
         )
-        return Page([self._post(tweet) for tweet in data or ()], meta.get("next_token"))
+        next_token = meta.get("next_token")
+        expect_shape(next_token is None or isinstance(next_token, str), "a next_token text")
+        with parsing("a post"):
+            return Page([self._post(tweet) for tweet in data or ()], next_token or None)
 
     def _post(self, data: dict[str, Any]) -> Post:
         handle = self.options.handle or self.username
-        kinds = {ref.get("type") for ref in data.get("referenced_tweets") or ()}
-        note = data.get("note_tweet") or {}
+        references = data.get("referenced_tweets") or ()
+        kinds = {ref.get("type") for ref in references if isinstance(ref, dict)}
+        note = data.get("note_tweet")
+        note_text = note.get("text") if isinstance(note, dict) else None
         return Post(
             platform=PLATFORM,
             id=str(data["id"]),
             author=handle,
             created_at=utc_iso(data.get("created_at")),
-            text=note.get("text") or data["text"],  # a long post's whole text is its note
+            # a long post's whole text is its note
+            text=note_text if isinstance(note_text, str) and note_text else data["text"],
             is_repost="retweeted" in kinds,
             is_reply="replied_to" in kinds,
             is_quote="quoted" in kinds,
-            lang=data.get("lang") or None,
+            lang=_text(data.get("lang")),
             url=f"https://x.com/{self.username}/status/{data['id']}",
         )
 
@@ -243,8 +317,9 @@ class XApiSource(LiveSource):
             return Fault("transient", f"the X API did not answer within {self.live.timeout:g}s")
         if isinstance(exc, requests.exceptions.JSONDecodeError):
             return Fault("transient", "the X API sent a malformed answer (not JSON)")
-        if isinstance(exc, MalformedAnswer):
-            return Fault("transient", f"the X API sent a malformed answer ({exc})")
+        malformed = find_cause(exc, MalformedAnswer)
+        if malformed is not None:
+            return Fault("transient", f"the X API sent a malformed answer ({malformed})")
         if isinstance(exc, requests.exceptions.InvalidHeader):
             return Fault(
                 "permanent",
@@ -263,12 +338,18 @@ def _json(response) -> dict:
     return body
 
 
+def _text(value: object) -> str | None:
+    """An optional text field: a text, or None (for "" and for any other type)."""
+    return value if isinstance(value, str) and value else None
+
+
 def _detail(exc) -> str:
-    """The API's own words from a tweepy HTTPException."""
+    """The API's own words from a tweepy HTTPException, as one bounded, redacted line."""
     messages = [str(m) for m in exc.api_messages if m] or [
         str(e.get("detail") or e.get("title")) for e in exc.api_errors if isinstance(e, dict)
     ]
-    return "; ".join(messages) or getattr(exc.response, "reason", None) or "no detail"
+    text = "; ".join(messages) or getattr(exc.response, "reason", None) or "no detail"
+    return server_text(text)
 
 
 def _spelling(spec: str) -> str | None:
