@@ -7,7 +7,9 @@ variants that those two do not (older tweet.js, multi-part, note tweets, account
 from __future__ import annotations
 
 import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -163,3 +165,46 @@ def sentences(n: int, words: int = 12, tag: str = "") -> list[str]:
         + " ".join(vocabulary[(i * 7 + k) % len(vocabulary)] for k in range(words))
         for i in range(n)
     ]
+
+
+def write_raw_zip(zip_path: Path, entries: list[tuple[str, bytes, int, int]]) -> Path:
+    """A zip archive written byte by byte from already deflated entries
+    ``(name, raw deflate data, CRC-32, declared inflated size)``: a test can declare any
+    size, or build a gigabyte's stream without deflating a gigabyte."""
+    body, directory = bytearray(), bytearray()
+    for name, data, crc, size in entries:
+        encoded = name.encode()
+        offset = len(body)
+        body += struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(encoded), 0
+        )
+        body += encoded + data
+        directory += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size, len(encoded),
+            0, 0, 0, 0, 0, offset,
+        )  # fmt: skip
+        directory += encoded
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory), len(body), 0
+    )
+    zip_path.write_bytes(bytes(body + directory + end))
+    return zip_path
+
+
+def deflated(data: bytes) -> tuple[bytes, int, int]:
+    """(raw deflate data, CRC-32, size) of ``data``, for :func:`write_raw_zip`."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush(), zlib.crc32(data), len(data)
+
+
+def deflated_run(byte: bytes, mebibytes: int) -> tuple[bytes, int, int]:
+    """``mebibytes`` MiB of one byte, deflated in about 1 KB a MiB: a block compressed once
+    with a full flush (which makes it stand alone) repeated, then the final block."""
+    block = byte * (1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(block, crc)
+    return one * mebibytes + packer.flush(), crc, mebibytes << 20

@@ -223,3 +223,35 @@ def test_every_speaker_the_sample_lists_can_be_collected(tmp_path):
         assert check_handle(handle) == handle
     run_cli("collect", "sample:senators_c", "--out", tmp_path)
     assert (tmp_path / "posts" / "senators_c.jsonl").read_text("utf-8").count("\n") == 2
+
+
+def test_a_new_file_format_is_one_registration(tmp_path, monkeypatch):
+    """A format module registers itself; detection, the accepted forms and the missing-file
+    hint all follow, with no edit elsewhere."""
+    from huggingtweets import sources
+    from huggingtweets.records import Account, Collected, Post
+
+    def read_tsv(given, options):
+        handle = options.handle or "tabs"
+        lines = given.path.read_text("utf-8").splitlines()[1:]
+        posts = [
+            Post("file", str(i), handle, None, line.split("\t")[1]) for i, line in enumerate(lines)
+        ]
+        return Collected(Account("file", handle), posts)
+
+    monkeypatch.setattr(sources, "_FILE_FORMATS", list(sources._FILE_FORMATS))
+    monkeypatch.setattr(sources, "_FILE_SUFFIXES", sources._FILE_SUFFIXES)
+    sources.register_file_format(
+        "tsv", lambda given: given.name.endswith(".tsv"), read_tsv, ".tsv", suffixes=(".tsv",)
+    )
+    path = tmp_path / "posts.tsv"
+    path.write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(sentences(600))))
+    run_cli("prepare", path, "--out", tmp_path / "run")
+    assert stats(tmp_path / "run")["kept"] == 600
+    assert sources.accepted_forms()[0].endswith(".csv, .jsonl, .txt, .tsv")
+    missing = run_cli("prepare", "gone.tsv", "--out", tmp_path / "x", expect=2)
+    assert "file not found: gone.tsv" in missing.stderr
+    other = tmp_path / "posts.doc"
+    other.write_text("text")
+    unknown = run_cli("prepare", other, "--out", tmp_path / "y", expect=2)
+    assert "unknown format" in unknown.stderr and ".txt or .tsv" in unknown.stderr

@@ -127,3 +127,41 @@ def test_times_are_utc(tmp_path):
     records = (tmp_path / "run/posts/alice@example.social.jsonl").read_text().splitlines()
     times = [json.loads(line)["created_at"] for line in records]
     assert times == ["2023-01-02T02:04:05Z", "2023-01-02T03:04:05Z"]
+
+
+def test_the_stricter_of_a_create_and_its_post_audience_wins(tmp_path):
+    """A Create addressed publicly whose post is followers-only (or the other way round)
+    counts as private: its words reach neither the dataset nor posts/."""
+    followers = "https://example.social/users/alice/followers"
+
+    def post(status_id: str, text: str, outer: tuple, inner: tuple | None) -> dict:
+        activity = status(status_id, f"<p>{text}</p>", to=list(outer[0]), cc=list(outer[1]))
+        if inner is None:
+            del activity["object"]["to"], activity["object"]["cc"]
+        else:
+            activity["object"]["to"], activity["object"]["cc"] = list(inner[0]), list(inner[1])
+        return activity
+
+    public, unlisted = ([PUBLIC], [followers]), ([followers], [PUBLIC])
+    only_followers, direct = ([followers], []), (["https://other.social/users/bob"], [])
+    export = write_mastodon_export(
+        tmp_path / "m",
+        [status(str(i), f"<p>{t}</p>") for i, t in enumerate(sentences(600))]
+        + [
+            post("a", "secret words for my followers alone", public, only_followers),
+            post("b", "secret words the post itself gives bob", unlisted, direct),
+            post("c", "secret words the activity keeps to followers", only_followers, public),
+            post("d", "public words without an audience of their own", public, None),
+            post("e", "unlisted words of an unlisted post inside", public, unlisted),
+        ],
+    )
+    posts = {p.id: p for p in read_source(str(export)).posts}
+    assert [posts[i].visibility for i in "abcde"] == [
+        "followers", "direct", "followers", "public", "unlisted",
+    ]  # fmt: skip
+    run = tmp_path / "run"
+    run_cli("prepare", export, "--out", run)
+    assert json.loads((run / "dataset/stats.json").read_text())["accounts"][0]["private"] == 3
+    written = "".join(p.read_text("utf-8") for p in run.rglob("*") if p.is_file())
+    assert "secret words" not in written
+    assert "public words without an audience" in " ".join(dataset_texts(run))

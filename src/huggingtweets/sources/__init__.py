@@ -1,11 +1,13 @@
 """Sources: where an account's posts come from, behind one small interface.
 
 A source is named by a *spec* on the command line. Files and folders are recognised
-from the path (an X export, a Mastodon export, CSV / JSON Lines / text); everything else
-is looked up by prefix (``sample:romeo``, and live platforms such as ``bsky:``) or by a
-spelling a platform registers (``@user@instance``, ``https://x.com/name``). A new
-platform is one new module that calls :func:`register_prefix` (and optionally
-:func:`register_spelling`) at import time.
+from the path by the file formats registered with :func:`register_file_format` (an X
+export, a Mastodon export, CSV / JSON Lines / text), tried in the order they registered;
+everything else is looked up by prefix (``sample:romeo``, and live platforms such as
+``bsky:``) or by a spelling a platform registers (``@user@instance``,
+``https://x.com/name``). A new platform is one new module that calls
+:func:`register_prefix` (and optionally :func:`register_spelling`) at import time; a new
+file format is one new module that calls :func:`register_file_format`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import HuggingtweetsError
 from ..records import Collected, check_handle
 from ..runs import RunDir
-from . import files, mastodon_export, sample, x_export
-from .tree import DirTree, open_tree
+from . import sample
+from .tree import DirTree, Tree, check_regular, open_tree
 
 if TYPE_CHECKING:
     from ..events import Reporter
@@ -77,50 +80,97 @@ class FileSource(Source):
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
+        from .files import check_text_column
+
+        check_text_column(options.text_column)  # refused before anything is read
         self.path = Path(spec).expanduser()
-        self.format, self._read = _detect_file_format(self.path)
-        self.platform = {"x-export": "x", "mastodon-export": "mastodon"}.get(self.format, "file")
+        file_format, self._input = _detect_file_format(self.path)
+        self.format = file_format.name
+        self.platform = file_format.platform
+        self._reader = file_format.reader
 
     def read(self) -> Collected:
         try:
-            return self._read(self.options)
+            return self._reader(self._input, self.options)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             raise HuggingtweetsError(
                 f"cannot read {exc.filename or self.path}: {exc.strerror}"
             ) from None
 
 
-def _detect_file_format(path: Path) -> tuple[str, Callable[[SourceOptions], Collected]]:
-    name = path.name.lower()
-    if not path.exists():
-        raise HuggingtweetsError(f"file not found: {path}")
-    if path.is_dir() or name.endswith(".zip"):
-        tree = open_tree(path)
-        if x_export.looks_like_export(tree):
-            return "x-export", lambda o: x_export.read_x_export(tree, o.handle)
-        if mastodon_export.looks_like_export(tree):
-            return "mastodon-export", lambda o: mastodon_export.read_mastodon_export(tree, o.handle)
-        raise HuggingtweetsError(
-            f"{path}: not an X/Twitter export (no data/tweets.js) nor a Mastodon export "
-            "(no outbox.json)"
-        )
-    # A single file of an export: read the folder around it, so that account.js,
-    # note-tweet.js or actor.json beside it are found too.
-    if x_export.is_tweet_file(name):
-        return "x-export", lambda o: x_export.read_x_export(DirTree(path.parent, False), o.handle)
-    if name == "outbox.json":
-        return "mastodon-export", lambda o: mastodon_export.read_mastodon_export(
-            DirTree(path.parent, False), o.handle
-        )
-    if name.endswith(".csv"):
-        return "csv", lambda o: files.read_csv(path, o.handle, o.text_column)
-    if name.endswith((".jsonl", ".ndjson")):
-        return "jsonl", lambda o: files.read_jsonl(path, o.handle, o.text_column)
-    if name.endswith(".txt"):
-        return "text", lambda o: files.read_text(path, o.handle)
+class FileInput:
+    """What a file format looks at: the path the user gave and, for a folder or a
+    ``.zip`` (``archive``), its files; for a single file, the folder around it (so that an
+    export's ``tweets.js`` finds ``account.js`` beside it). Opened when first asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name.lower()
+        self.archive = path.is_dir() or self.name.endswith(".zip")
+
+    @cached_property
+    def tree(self) -> Tree:
+        return open_tree(self.path) if self.archive else DirTree(self.path.parent, False)
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    name: str
+    matches: Callable[[FileInput], bool]
+    reader: Callable[[FileInput, SourceOptions], Collected]
+    form: str
+    platform: str
+    suffixes: tuple[str, ...]
+    folder: str | None
+
+
+_FILE_FORMATS: list[FileFormat] = []
+
+
+def register_file_format(
+    name: str,
+    matches: Callable[[FileInput], bool],
+    reader: Callable[[FileInput, SourceOptions], Collected],
+    form: str,
+    *,
+    platform: str = "file",
+    suffixes: tuple[str, ...] = (),
+    folder: str | None = None,
+) -> None:
+    """A kind of file (or folder, or ``.zip``) that a source can be.
+
+    ``matches`` tells it from a :class:`FileInput`, ``reader`` reads it. ``form`` is how
+    the help and errors show it ("an X export (.zip, folder or tweets.js)"), ``platform``
+    the platform of the account it holds, ``suffixes`` the endings of its file names (a
+    spec with one that does not exist is a missing file). A format that can be a folder or
+    a ``.zip`` says what one is and lacks in ``folder`` ("an X/Twitter export (no
+    data/tweets.js)"): only those are tried on folders and archives.
+    """
+    global _FILE_SUFFIXES
+    _FILE_FORMATS.append(FileFormat(name, matches, reader, form, platform, suffixes, folder))
+    _FILE_SUFFIXES += tuple(s for s in suffixes if s not in _FILE_SUFFIXES)
+
+
+def file_formats() -> list[FileFormat]:
+    return list(_FILE_FORMATS)
+
+
+def _or_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _detect_file_format(path: Path) -> tuple[FileFormat, FileInput]:
+    if not path.is_dir():
+        check_regular(path)  # a named pipe or a device would block or never end
+    given = FileInput(path)
+    for file_format in _FILE_FORMATS:
+        if (file_format.folder or not given.archive) and file_format.matches(given):
+            return file_format, given
+    if given.archive:
+        kinds = [f.folder for f in _FILE_FORMATS if f.folder]
+        raise HuggingtweetsError(f"{path}: not " + " nor ".join(kinds))
     raise HuggingtweetsError(
-        f"{path}: unknown format; expected an X export (.zip, folder or tweets.js), a Mastodon "
-        "export (.zip, folder or outbox.json), .csv, .jsonl or .txt"
+        f"{path}: unknown format; expected " + _or_list([f.form for f in _FILE_FORMATS])
     )
 
 
@@ -136,10 +186,7 @@ class SampleSource(Source):
 SourceFactory = Callable[[str, SourceOptions], Source]
 _PREFIXES: dict[str, SourceFactory] = {}
 _SPELLINGS: list[Callable[[str], str | None]] = []
-_FORMS: list[str] = [
-    "a file or folder: X export (.zip, folder, tweets.js), Mastodon export "
-    "(.zip, folder, outbox.json), .csv, .jsonl, .txt"
-]
+_FORMS: list[str] = []  # of the prefixed sources; the file formats come first
 
 
 def register_prefix(prefix: str, factory: SourceFactory, form: str) -> None:
@@ -169,12 +216,13 @@ def register_spelling(normalize: Callable[[str], str | None]) -> None:
 
 
 def accepted_forms() -> list[str]:
-    return list(_FORMS)
+    file_forms = "a file or folder: " + ", ".join(f.form for f in _FILE_FORMATS)
+    return [file_forms, *_FORMS]
 
 
 # Endings of the files a source can be: a spec with one of these (or a "/") that does not
-# exist is a missing file rather than an unknown kind of source.
-_FILE_SUFFIXES = (".zip", ".js", ".json", ".csv", ".jsonl", ".ndjson", ".txt")
+# exist is a missing file rather than an unknown kind of source. Filled by the formats.
+_FILE_SUFFIXES: tuple[str, ...] = ()
 
 
 def resolve(spec: str, options: SourceOptions | None = None) -> Source:
@@ -208,6 +256,8 @@ register_prefix(
     "sample:", SampleSource, "sample:SPEAKER (bundled tiny Shakespeare, e.g. sample:romeo)"
 )
 
-# Live platforms register themselves, in the order the help lists them (their client
-# libraries load only when a source is used).
-from . import x_api, bluesky, mastodon_api  # noqa: E402, F401, I001
+# File formats register themselves in the order they are tried (an export's own files
+# before the general .csv / .jsonl / .txt); live platforms in the order the help lists
+# them (their client libraries load only when a source is used).
+from . import x_export, mastodon_export, files  # noqa: E402, F401, I001
+from . import x_api, bluesky, mastodon_api  # noqa: E402, F401

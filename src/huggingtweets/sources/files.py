@@ -1,4 +1,12 @@
-"""Plain files: CSV, JSON Lines and text (one post a line)."""
+"""Plain files: CSV, JSON Lines and text (one post a line).
+
+A malformed CSV is an error naming its line, never posts silently run together. A quoted
+field may hold line breaks (a post written on several lines), so two rules catch a quote
+gone astray: quotes must be well formed (``csv``'s strict mode: a quote inside a quoted
+field is doubled, ``""``, and a quoted field is closed before the file ends), and one
+record may not span more than :data:`MAX_RECORD_LINES` lines (1,000: far more than any
+post has, while a stray quote swallows every row up to the next quote).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from ..errors import HuggingtweetsError
+from ..options import OptionError
 from ..records import (
     Account,
     Collected,
@@ -19,7 +28,8 @@ from ..records import (
     visibility_from_name,
 )
 from ..times import normalize_times, utc_iso
-from .tree import decode_utf8
+from . import register_file_format
+from .tree import decode_utf8, read_file_bounded
 
 PLATFORM = "file"
 TEXT_COLUMNS = ("text", "full_text", "content", "tweet")
@@ -28,6 +38,7 @@ _DATE_COLUMNS = ("created_at", "date", "timestamp", "published")
 # Posts saved from an API (Mastodon's statuses, say) carry their audience: it is kept, so
 # that followers-only and direct posts are dropped as private.
 _VISIBILITY_COLUMNS = ("visibility",)
+MAX_RECORD_LINES = 1_000
 
 
 def _pick(keys, wanted: tuple[str, ...]) -> str | None:
@@ -36,8 +47,17 @@ def _pick(keys, wanted: tuple[str, ...]) -> str | None:
     return next((lowered[w] for w in wanted if w in lowered), None)
 
 
+def check_text_column(text_column: str | None) -> str | None:
+    """``--text-column`` as given; an empty name is refused rather than ignored."""
+    if text_column is not None and not text_column.strip():
+        raise OptionError(
+            "text_column", "is empty: name the column that holds the posts' text, or leave it out"
+        )
+    return text_column
+
+
 def _text_keys(text_column: str | None) -> tuple[str, ...]:
-    return (text_column.lower(),) if text_column else TEXT_COLUMNS
+    return (check_text_column(text_column).lower(),) if text_column is not None else TEXT_COLUMNS
 
 
 def _as_text(value: object) -> str:
@@ -82,11 +102,14 @@ def default_handle(path: Path, handle: str | None) -> str:
 
 
 def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collected:
+    keys = _text_keys(text_column)
     handle = default_handle(path, handle)
-    reader = csv.reader(io.StringIO(decode_utf8(path.read_bytes(), str(path)), newline=""))
+    text = decode_utf8(read_file_bounded(path), str(path))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    first_line = 1  # where the record being read starts
     try:
         columns = next(reader, [])
-        key = _pick(columns, _text_keys(text_column))
+        key = _pick(columns, keys)
         if key is None:
             wanted = (
                 f"--text-column {text_column!r}"
@@ -105,7 +128,15 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
         date_at = columns.index(date_key) if date_key else None
         visibility_at = columns.index(visibility_key) if visibility_key else None
         posts = []
+        first_line = reader.line_num + 1
         for number, row in enumerate(reader, start=1):
+            last_line = reader.line_num
+            if last_line - first_line >= MAX_RECORD_LINES:
+                raise csv.Error(
+                    f"one record spans {last_line - first_line + 1:,} lines, more than "
+                    f"{MAX_RECORD_LINES:,}"
+                )
+            first_line = last_line + 1
             if not row:
                 continue
             posts.append(
@@ -119,8 +150,10 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
                 )
             )
     except csv.Error as exc:
+        found = "" if reader.line_num <= first_line else f", found at line {reader.line_num}"
         raise HuggingtweetsError(
-            f"{path}: malformed CSV at line {reader.line_num}: {exc}"
+            f"{path}: malformed CSV in the record starting at line {first_line} ({exc}{found}); "
+            'a quote inside a quoted field must be doubled (""), and every quoted field closed'
         ) from None
     normalize_times(posts)
     return Collected(Account(PLATFORM, handle), posts)
@@ -132,8 +165,9 @@ _POST_LINES = msgspec.json.Decoder(Post)
 def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Collected:
     """JSON Lines: either our own post records (kept as they are) or any objects with a
     text field."""
+    keys = _text_keys(text_column)
+    data = read_file_bounded(path)
     try:
-        data = path.read_bytes()
         posts = [] if not data or data.isspace() else _POST_LINES.decode_lines(data)
     except (msgspec.DecodeError, UnicodeDecodeError):  # not our records: the general path
         posts = None
@@ -150,7 +184,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
     handle = default_handle(path, handle)
     posts = []
     for number, row in iter_jsonl(path):
-        key = _pick(row, _text_keys(text_column))
+        key = _pick(row, keys)
         if key is None:
             raise HuggingtweetsError(
                 f"{path} line {number}: no text field (expected one of "
@@ -174,7 +208,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
 
 def read_text(path: Path, handle: str | None) -> Collected:
     handle = default_handle(path, handle)
-    text = decode_utf8(path.read_bytes(), str(path))
+    text = decode_utf8(read_file_bounded(path), str(path))
     posts = [
         Post(
             platform=PLATFORM,
@@ -188,3 +222,26 @@ def read_text(path: Path, handle: str | None) -> Collected:
         if line.strip()
     ]
     return Collected(Account(PLATFORM, handle), posts)
+
+
+register_file_format(
+    "csv",
+    lambda given: given.name.endswith(".csv"),
+    lambda given, options: read_csv(given.path, options.handle, options.text_column),
+    ".csv",
+    suffixes=(".csv",),
+)
+register_file_format(
+    "jsonl",
+    lambda given: given.name.endswith((".jsonl", ".ndjson")),
+    lambda given, options: read_jsonl(given.path, options.handle, options.text_column),
+    ".jsonl",
+    suffixes=(".jsonl", ".ndjson"),
+)
+register_file_format(
+    "text",
+    lambda given: given.name.endswith(".txt"),
+    lambda given, options: read_text(given.path, options.handle),
+    ".txt",
+    suffixes=(".txt",),
+)

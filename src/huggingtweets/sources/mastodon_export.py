@@ -3,6 +3,13 @@
 ``outbox.json`` is an ActivityStreams ``OrderedCollection``: a ``Create`` of a ``Note`` or
 ``Question`` is a post (its ``content`` is HTML), an ``Announce`` is a boost.
 ``actor.json`` names the account.
+
+Visibility comes from the audience (``to`` / ``cc``): public, unlisted, followers-only or
+direct. A ``Create`` carries an audience and so does the post it wraps; Mastodon writes
+the same one on both, but where they differ (a ``Create`` addressed publicly whose post is
+followers-only, as a damaged or hand-edited export may hold) the stricter of the two wins,
+so that such a post counts as private and never reaches a dataset. A post without an
+audience of its own takes its ``Create``'s.
 """
 
 from __future__ import annotations
@@ -14,12 +21,15 @@ import orjson
 from ..errors import HuggingtweetsError
 from ..records import Account, Collected, Post, check_handle
 from ..times import utc_iso
+from . import register_file_format
 from .htmltext import html_to_text
-from .tree import Tree, decode_utf8
+from .tree import MAX_FILE_BYTES, MAX_SMALL_FILE_BYTES, Tree, decode_utf8
 
 PLATFORM = "mastodon"
 PUBLIC = frozenset({"https://www.w3.org/ns/activitystreams#Public", "as:Public", "Public"})
 POST_TYPES = frozenset({"Note", "Question"})
+# From the widest audience to the narrowest: of two readings, the later one wins.
+_STRICTNESS = {"public": 0, "unlisted": 1, "followers": 2, "direct": 3}
 
 
 def looks_like_export(tree: Tree) -> bool:
@@ -39,6 +49,15 @@ def visibility(activity: dict, followers_url: str | None) -> str:
     return "direct"
 
 
+def post_visibility(activity: dict, obj: dict, followers_url: str | None) -> str:
+    """The stricter of the ``Create``'s audience and its post's own (when it has one)."""
+    outer = visibility(activity, followers_url)
+    if "to" not in obj and "cc" not in obj:
+        return outer
+    inner = visibility(obj, followers_url)
+    return max(outer, inner, key=_STRICTNESS.__getitem__)
+
+
 def _as_list(value) -> list[str]:
     """An audience as strings (an entry of another shape matches no public address)."""
     if value is None:
@@ -51,11 +70,11 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _load_json(tree: Tree, name: str) -> dict:
-    raw = tree.read_bytes(name)
+def _load_json(tree: Tree, name: str, limit: int = MAX_FILE_BYTES) -> dict:
+    raw = tree.read_bytes(name, limit)
     decode_utf8(raw, f"{tree.label}:{name}")
     try:
-        data = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+        data = orjson.loads(memoryview(raw)[3:] if raw[:3] == b"\xef\xbb\xbf" else raw)
     except orjson.JSONDecodeError as exc:
         # orjson counts lines and columns (1-based, in characters) on the decoded text.
         raise HuggingtweetsError(
@@ -67,19 +86,49 @@ def _load_json(tree: Tree, name: str) -> dict:
     return data
 
 
-def acct_from_actor(actor: dict) -> str | None:
-    """'user@instance' from an ActivityPub actor document."""
+def acct_from_actor(actor: dict, where: str = "actor.json") -> str | None:
+    """'user@instance' from an ActivityPub actor document (``where`` names it in errors)."""
     user = actor.get("preferredUsername")
-    host = urlparse(str(actor.get("url") or actor.get("id") or "")).hostname
     if not user:
         return None
+    if not isinstance(user, str):
+        raise HuggingtweetsError(
+            f"{where}: preferredUsername is not a name ({user!r:.60}); the export may be "
+            "damaged: pass --handle USER@INSTANCE"
+        )
+    key = "url" if actor.get("url") else "id"
+    host = _host(actor.get(key), f"{where}: {key}")
     return f"{user}@{host}" if host else user
+
+
+def _host(value, where: str) -> str | None:
+    """The host of a URL as ActivityPub writes it: a string, a Link ``{"href": ...}``, or a
+    list of them (the first counts); a value of another shape or a malformed URL is an
+    error, never a traceback."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("href")
+    if value is None:
+        return None
+    problem = None
+    if not isinstance(value, str):
+        problem = f"is not a URL ({value!r:.60})"
+    else:
+        try:
+            return urlparse(value).hostname
+        except ValueError as exc:
+            problem = f"is not a valid URL ({value!r:.80}: {exc})"
+    raise HuggingtweetsError(
+        f"{where} {problem}; the export may be damaged: pass --handle USER@INSTANCE"
+    )
 
 
 def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
     actor_name = tree.find("actor.json")
-    actor = _load_json(tree, actor_name) if actor_name else {}
-    handle = acct_from_actor(actor) if handle is None else handle
+    actor = _load_json(tree, actor_name, MAX_SMALL_FILE_BYTES) if actor_name else {}
+    if handle is None:
+        handle = acct_from_actor(actor, f"{tree.label}:{actor_name}")
     if handle is None:
         raise HuggingtweetsError(
             f"{tree.label} has no actor.json to name the account: pass --handle USER@INSTANCE"
@@ -118,7 +167,7 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
                     text=html_to_text(_text(obj.get("content")) or ""),
                     is_reply=bool(obj.get("inReplyTo")),
                     is_quote=bool(obj.get("quoteUri") or obj.get("quoteUrl")),
-                    visibility=visibility(activity, followers),
+                    visibility=post_visibility(activity, obj, followers),
                     lang=next(iter(content_map), None) if isinstance(content_map, dict) else None,
                     url=_text(obj.get("url")) or _text(obj.get("id")),
                 )
@@ -140,3 +189,14 @@ def read_mastodon_export(tree: Tree, handle: str | None = None) -> Collected:
                 )
             )
     return Collected(account, posts)
+
+
+register_file_format(
+    "mastodon-export",
+    lambda given: looks_like_export(given.tree) if given.archive else given.name == "outbox.json",
+    lambda given, options: read_mastodon_export(given.tree, options.handle),
+    "a Mastodon export (.zip, folder or outbox.json)",
+    platform=PLATFORM,
+    suffixes=(".zip", ".json"),
+    folder="a Mastodon export (no outbox.json)",
+)

@@ -21,12 +21,15 @@ import orjson
 from ..errors import HuggingtweetsError
 from ..parallel import split_in_two
 from ..records import Account, Collected, Post, check_handle
-from .tree import Tree, decode_utf8
+from . import register_file_format
+from .tree import MAX_FILE_BYTES, MAX_SMALL_FILE_BYTES, Tree, decode_utf8
 
 PLATFORM = "x"
 
 _TWEET_FILE_RE = re.compile(r"tweets?(-part\d+)?\.js")
-_YTD_PREFIX_RE = re.compile(rb"\A\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
+# Matched at the first non-blank byte (after a BOM): with ``match(raw, pos)``, "\A" would
+# never match past the BOM, and a leading "\s*" would crawl through a file of blanks.
+_YTD_PREFIX_RE = re.compile(rb"window\.YTD\.[A-Za-z0-9_]+\.part\d+[ \t\r\n]*=")
 _STATUS_URL_RE = re.compile(r"https?://(?:mobile\.)?(?:twitter|x)\.com/\w+/status(?:es)?/(\d+)")
 _MONTHS = {
     m: f"{i:02d}"
@@ -128,19 +131,53 @@ def _json_span(raw: bytes | bytearray | mmap.mmap) -> tuple[int, int]:
     """Where the JSON array starts and ends, after ``window.YTD.x.part0 =`` and before ";"
     (found without copying ``raw``, which may be a 100 MB mapping)."""
     start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
+    start = _skip_blanks(raw, start)
     prefix = _YTD_PREFIX_RE.match(raw, start)
     start = prefix.end() if prefix else start
-    end = len(raw)
-    while end > start and raw[end - 1] in b" \t\r\n\x0b\x0c":
-        end -= 1
+    end = _end_of_blanks(raw, start)
     if end > start and raw[end - 1] == ord(";"):
         end -= 1
     return start, end
 
 
-def parse_ytd(tree: Tree, name: str, decoder: msgspec.json.Decoder) -> list:
-    """Parse one ``window.YTD.<kind>.partN = [...]`` file, naming file and position on error."""
-    raw = tree.read_bytes(name)
+def _skip_blanks(raw: bytes | bytearray | mmap.mmap, start: int) -> int:
+    """The first non-whitespace position from ``start`` (len(raw) if none), by chunks: a
+    file of a billion blanks takes a second, not minutes of a byte loop."""
+    size, step = len(raw), 64
+    while start < size:
+        chunk = raw[start : start + step]
+        rest = len(chunk.lstrip())
+        if rest:
+            return start + len(chunk) - rest
+        start += len(chunk)
+        step = min(step * 4, 1 << 20)
+    return size
+
+
+def _end_of_blanks(raw: bytes | bytearray | mmap.mmap, start: int) -> int:
+    """The position after the last non-whitespace byte at or after ``start``."""
+    end, step = len(raw), 64
+    while end > start:
+        chunk = raw[max(start, end - step) : end]
+        kept = len(chunk.rstrip())
+        if kept:
+            return end - len(chunk) + kept
+        end -= len(chunk)
+        step = min(step * 4, 1 << 20)
+    return start
+
+
+def parse_ytd(
+    tree: Tree,
+    name: str,
+    decoder: msgspec.json.Decoder,
+    limit: int = MAX_FILE_BYTES,
+    raw: bytes | bytearray | mmap.mmap | None = None,
+) -> list:
+    """Parse one ``window.YTD.<kind>.partN = [...]`` file (or its bytes ``raw`` already
+    read), naming file and position on error; a file over ``limit`` bytes is refused."""
+    if raw is None:
+        raw = tree.read_bytes(name, limit)
     start, end = _json_span(raw)
     try:
         return decoder.decode(memoryview(raw)[start:end])
@@ -193,12 +230,18 @@ def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
             )
             return head + tail
         except _SplitFailed:
-            pass
-    return posts_of(parse_ytd(tree, name, _TWEETS_DECODER))
+            buffer[comma : comma + 2] = b",\n"  # as it was, to be read whole
+        finally:
+            view.release()
+    return posts_of(parse_ytd(tree, name, _TWEETS_DECODER, raw=buffer))
 
 
-def _raise_parse_error(tree: Tree, name: str, raw: bytes, start: int, end: int) -> NoReturn:
+def _raise_parse_error(
+    tree: Tree, name: str, raw: bytes | bytearray | mmap.mmap, start: int, end: int
+) -> NoReturn:
     """Name the file and the line and column of the first error (slow path)."""
+    if isinstance(raw, mmap.mmap):
+        raw = raw[:]
     decode_utf8(raw, f"{tree.label}:{name}")  # a non-UTF-8 byte gets its own message
     try:
         orjson.loads(raw[start:end])
@@ -273,13 +316,13 @@ def read_profile(tree: Tree) -> tuple[str | None, str | None, str | None, str | 
     handle = name = avatar = bio = None
     account_file = tree.find("account.js")
     if account_file:
-        for item in parse_ytd(tree, account_file, _ACCOUNT_DECODER):
+        for item in parse_ytd(tree, account_file, _ACCOUNT_DECODER, MAX_SMALL_FILE_BYTES):
             account = item.account or item
             handle = account.username or handle
             name = account.accountDisplayName or name
     profile_file = tree.find("profile.js")
     if profile_file:
-        for item in parse_ytd(tree, profile_file, _PROFILE_DECODER):
+        for item in parse_ytd(tree, profile_file, _PROFILE_DECODER, MAX_SMALL_FILE_BYTES):
             profile = item.profile or item
             avatar = profile.avatarMediaUrl or avatar
             bio = (profile.description.bio if profile.description else None) or bio
@@ -292,9 +335,10 @@ def _protected_spans(tree: Tree) -> list[tuple[str, str]]:
     if not name:
         return []
     where = f"{tree.label}:{name}"
+    entries = parse_ytd(tree, name, _PROTECTED_DECODER, MAX_SMALL_FILE_BYTES)
     events = sorted(
         (_iso_seconds(h.protectedAt, where), (h.action or "").lower())
-        for h in (i.protectedHistory or i for i in parse_ytd(tree, name, _PROTECTED_DECODER))
+        for h in (i.protectedHistory or i for i in entries)
         if h.protectedAt
     )
     spans, start = [], None
@@ -417,3 +461,14 @@ def read_x_export(tree: Tree, handle: str | None = None) -> Collected:
         description=bio,
     )
     return Collected(account, posts)
+
+
+register_file_format(
+    "x-export",
+    lambda given: looks_like_export(given.tree) if given.archive else is_tweet_file(given.name),
+    lambda given, options: read_x_export(given.tree, options.handle),
+    "an X export (.zip, folder or tweets.js)",
+    platform=PLATFORM,
+    suffixes=(".zip", ".js"),
+    folder="an X/Twitter export (no data/tweets.js)",
+)
