@@ -20,6 +20,7 @@ from PIL import Image
 
 from huggingtweets.card import css_url, main_language, md_text, write_card
 from huggingtweets.language import detect_language
+from huggingtweets.memorization import GUARD_FILE
 from huggingtweets.preview import colour_for, fetch_avatar
 
 SEED_KEYS = {"language", "thumbnail", "tags", "widget"}
@@ -451,6 +452,22 @@ def test_card_errors(tmp_path, demo):
     assert "has no trained model yet" in result.stderr and "huggingtweets train" in result.stderr
     copy_model(demo, run)
     result = run_cli("card", run, "--repo-id", "not a repo!", expect=2)
-    assert "not a valid Hugging Face model id" in result.stderr
+    assert "must be a Hugging Face model id" in result.stderr
     result = run_cli("card", run, "--samples", "-1", expect=2)
-    assert "--samples must be 0 or more" in result.stderr
+    assert "samples must be" in result.stderr
+
+
+def test_card_says_the_guard_is_a_membership_test_not_a_privacy_protection(demo, tmp_path):
+    guarded = read_card(demo.run_dir)
+    assert "**The memorization guard is not a privacy protection.**" in guarded
+    assert "anyone who has it can test whether a sentence they can guess was one of them" in (
+        " ".join(guarded.split())
+    )
+    run = tmp_path / "unguarded"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    copy_model(demo, run)
+    (run / "model" / GUARD_FILE).unlink()
+    run_cli("card", run, "--samples", "1")
+    unguarded = read_card(run)
+    assert "not a privacy protection" not in unguarded  # no guard published, nothing to say
+    assert "**Memorization:** not measured" in unguarded

@@ -3,8 +3,11 @@ guard on planted copies, and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
+import time
 from pathlib import Path
 
 import orjson
@@ -13,8 +16,9 @@ import torch
 from conftest import run_cli
 from demo_run import demo_run
 
-from huggingtweets.generate import GenerateOptions, Generator, generate
+from huggingtweets.generate import DRAW_BATCH, GenerateOptions, Generator, generate
 from huggingtweets.memorization import GUARD_FILE, build_guard
+from huggingtweets.options import MAX_SEED, OptionError, option_specs
 
 
 @pytest.fixture(scope="module")
@@ -146,21 +150,88 @@ def test_model_without_guard_is_sampled_unchecked(demo, tmp_path):
     assert "--no-copies cannot check" in result.stderr
 
 
+def named(field: str, flag: str) -> str:
+    """An option's name in an error: the field (library) or the flag (the CLI may show it)."""
+    return f"({field}|{flag})"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("My dream is", "-n", "0"), "-n must be at least 1"),
-        (("My dream is", "--top-p", "2"), "--top-p must be in (0, 1]"),
-        (("My dream is", "--temperature", "0"), "--temperature must be above 0"),
-        (("My dream is", "--temperature", "-1"), "--temperature must be above 0"),
-        (("",), "the prompt is empty"),
-        (("   ",), "the prompt is empty"),
+        (("-n", "0"), named("num_return_sequences", "--num") + " must be >=1, <=1000"),
+        # One call holds every sample and its check: 10^8 posts would run for weeks.
+        (("-n", "100000000"), named("num_return_sequences", "--num") + " must be >=1, <=1000"),
+        (("--top-p", "2"), named("top_p", "--top-p") + r" must be >0, <=1 \(got 2\)"),
+        (("--top-p", "0"), named("top_p", "--top-p") + r" must be >0, <=1 \(got 0\)"),
+        (("--temperature", "0"), named("temperature", "--temperature") + " must be >=0.001"),
+        (("--temperature", "-1"), named("temperature", "--temperature") + " must be >=0.001"),
+        (("--temperature", "inf"), named("temperature", "--temperature") + " must be a finite"),
+        (("--temperature", "nan"), named("temperature", "--temperature") + " must be a finite"),
+        (("--seed", str(2**64)), named("seed", "--seed") + " must be >=0, <="),
+        (("--seed", "-1"), named("seed", "--seed") + " must be >=0, <="),
+        (("--max-length", "0"), named("max_length", "--max-length") + " must be >=1"),
+        (("--retries", "100000"), named("retries", "--retries") + " must be >=0, <=100"),
+        (
+            ("--min-length", "20", "--max-length", "10"),
+            named("min_length", "--min-length")
+            + r" \(20\) is above "
+            + named("max_length", "--max-length"),
+        ),
     ],
 )
 def test_bad_options_one_line_exit_2(demo, args, message):
-    result = run_cli("generate", demo.run_dir, *args, expect=2)
+    result = run_cli("generate", demo.run_dir, "My dream is", *args, expect=2)
+    assert re.search(message, result.stderr), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("", "the prompt is empty"),
+        ("   ", "the prompt is empty"),
+        (" \n\t\u3000 ", "the prompt is empty"),  # an ideographic space is whitespace too
+        ("My dream is " * 90_000, "the prompt is 1,080,000 characters long"),  # ~1 MB
+        ("My dream \udcff", "the prompt is not valid text"),  # an undecodable byte in argv
+    ],
+)
+def test_bad_prompts_one_line_exit_2(demo, prompt, message):
+    started = time.perf_counter()
+    result = run_cli("generate", demo.run_dir, prompt, expect=2)
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert time.perf_counter() - started < 10  # refused before the model is even loaded
+
+
+def test_a_prompt_longer_than_the_model_writes_is_refused_after_tokenizing(demo):
+    result = run_cli("generate", demo.run_dir, "My dream is " * 1000, expect=2)
+    assert "tokens long, the model writes at most" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # no library notice
+
+
+def test_more_samples_than_one_batch_are_all_drawn(demo):
+    out = sample(demo.run_dir, "O Romeo", "-n", str(DRAW_BATCH + 3), "--seed", "2")
+    assert len(out["samples"]) == DRAW_BATCH + 3
+    assert len({s["text"] for s in out["samples"]}) > DRAW_BATCH // 2  # not one batch repeated
+
+
+def test_options_bounds_hold_for_the_python_api():
+    with pytest.raises(OptionError) as error:
+        GenerateOptions(num_return_sequences=10**8)
+    assert error.value.name == "num_return_sequences"
+    with pytest.raises(OptionError, match="is above max_length"):
+        GenerateOptions(min_length=20, max_length=10)
+    assert GenerateOptions(min_length=10, max_length=10).min_length == 10
+    assert GenerateOptions(seed=MAX_SEED).seed == MAX_SEED
+    with pytest.raises(OptionError):
+        GenerateOptions(seed=MAX_SEED + 1)
+
+
+def test_every_option_is_declared_with_help():
+    specs = option_specs(GenerateOptions)
+    assert {spec.name for spec in specs} == {f.name for f in dataclasses.fields(GenerateOptions)}
+    assert all(spec.help for spec in specs)
+    assert next(s for s in specs if s.name == "num_return_sequences").flags == ("-n", "--num")
 
 
 def test_run_without_a_model_says_train_first(tmp_path):

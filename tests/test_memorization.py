@@ -72,3 +72,30 @@ def test_a_guard_of_the_previous_format_is_refused(tmp_path):
     (tmp_path / GUARD_FILE).write_bytes(data)
     with pytest.raises(HuggingtweetsError, match=r"of another version.*format version '1'"):
         MemorizationGuard.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "arrays", "why"),
+    [
+        ({"key": "00" * 100}, None, "a key of 100 bytes"),  # blake2b would fail at check time
+        ({"key": ""}, None, "a key of 0 bytes"),
+        ({"key": "zz"}, None, "non-hexadecimal"),
+        ({"n": "0"}, None, "a run length of 0 words"),
+        ({}, {"posts": np.zeros(1, np.float64)}, "posts are not a list of 64-bit hashes"),
+        ({}, {"ngrams": np.zeros((2, 2), np.uint64)}, "ngrams are not a list of 64-bit hashes"),
+    ],
+)
+def test_a_guard_with_impossible_contents_is_refused_on_load(tmp_path, metadata, arrays, why):
+    tensors = {"posts": np.zeros(1, np.uint64), "ngrams": np.zeros(1, np.uint64), **(arrays or {})}
+    meta = {"n": "8", "key": "00" * 16, "version": "2", **metadata}
+    (tmp_path / GUARD_FILE).write_bytes(save(tensors, metadata=meta))
+    with pytest.raises(HuggingtweetsError, match=f"is damaged or of another version.*{why}"):
+        MemorizationGuard.load(tmp_path)
+
+
+def test_the_saved_guard_holds_its_key_so_anyone_can_test_membership(tmp_path):
+    """What the card says: the file alone answers "was this sentence a training post?"."""
+    build_guard(POSTS, tmp_path)
+    guard = MemorizationGuard.load(tmp_path)  # nothing but the published file
+    assert guard.check(POSTS[0]) == CopyMatch("verbatim", 12)
+    assert guard.check("a sentence that was never posted by anyone at all here") is None

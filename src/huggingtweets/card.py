@@ -9,6 +9,7 @@ tables, CSS in the avatar URLs. A display name cannot change the card's structur
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -22,10 +23,19 @@ import orjson
 from markupsafe import Markup
 
 from .errors import HuggingtweetsError
-from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator, Sample
+from .generate import (
+    DEFAULT_PROMPT,
+    MAX_SAMPLES,
+    GenerateOptions,
+    Generation,
+    Generator,
+    Sample,
+)
 from .labels import row_labels, stats_rows
 from .language import default_prompt, main_language
 from .memorization import GUARD_FILE
+from .models import first_line
+from .options import MAX_SEED, OptionError, check_options, option
 from .preview import Person, avatar, draw_preview, initials_avatar, png_bytes
 from .records import check_handle, iter_jsonl
 from .runs import RunDir, atomic_write
@@ -35,6 +45,7 @@ PREVIEW_FILE = "preview.png"
 LOSS_CURVE_FILE = "loss_curve.png"
 AVATAR_SLOTS = 3  # the huggingtweets avatar block has three places
 DEFAULT_CHECKED = 20  # samples drawn to measure the memorization rate
+MAX_CARD_SAMPLES = 100  # samples shown: a card is read, not scrolled through
 
 # -- escaping, one function per context ---------------------------------------------
 
@@ -120,15 +131,20 @@ def check_repo_id(repo_id: str) -> str:
 
 def _parameters(model_dir: Path) -> int:
     """Parameters of the model, read from the safetensors headers (no weights loaded)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     total = 0
     for path in sorted(model_dir.glob("*.safetensors")):
         if path.name == GUARD_FILE:
             continue
-        with safe_open(str(path), framework="numpy") as handle:
-            for key in handle.keys():  # noqa: SIM118 (not a dict: no __iter__)
-                total += math.prod(handle.get_slice(key).get_shape())
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                for key in handle.keys():  # noqa: SIM118 (not a dict: no __iter__)
+                    total += math.prod(handle.get_slice(key).get_shape())
+        except SafetensorError as exc:
+            raise HuggingtweetsError(
+                f"{path} is damaged or incomplete ({first_line(exc)}); train again"
+            ) from None
     return total
 
 
@@ -148,9 +164,9 @@ class BaseModel:
 
 def base_model(metrics: dict, model_dir: Path) -> BaseModel:
     name = str(metrics.get("base_model") or "")
-    kind = metrics.get("base_model_type") or (
-        "tiny" if name == "tiny" else "hub" if name else "local"
-    )
+    kind = metrics.get("base_model_type")
+    if kind not in ("tiny", "hub", "local"):
+        kind = "tiny" if name == "tiny" else "hub" if name else "local"
     if kind == "hub":
         try:
             check_repo_id(name)
@@ -194,7 +210,8 @@ def _value(value: object) -> str:
 
 def hyperparameter_rows(metrics: dict) -> list[tuple[str, str]]:
     params = dict(metrics.get("hyperparameters") or {})
-    if (params.get("max_steps") or 0) <= 0:  # -1: not set, the epochs decide
+    max_steps = params.get("max_steps")
+    if not isinstance(max_steps, int | float) or max_steps <= 0:  # -1: the epochs decide
         params.pop("max_steps", None)
     rows = [
         (_HYPERPARAMETER_NAMES.get(k, k.replace("_", " ")), _value(v)) for k, v in params.items()
@@ -221,7 +238,7 @@ def fact_lines(metrics: dict) -> list[str]:
         run = metrics.get("epochs_run") or (metrics.get("hyperparameters") or {}).get(
             "num_train_epochs"
         )
-        of = f" of {_value(float(run))} run" if run else ""
+        of = f" of {_value(float(run))} run" if _is_number(run) and run else ""
         facts.append(f"Best checkpoint: epoch {_value(float(metrics['best_epoch']))}{of}")
     if metrics.get("train_tokens"):
         facts.append(f"Training tokens per epoch: {int(metrics['train_tokens']):,}")
@@ -275,12 +292,60 @@ def memorization_summary(samples: CardSamples) -> dict:
 
 
 def _read_json(path: Path, missing: str) -> dict:
+    """A JSON object from ``path``: anything else is one line saying what it is."""
     if not path.exists():
         raise HuggingtweetsError(missing)
     try:
-        return orjson.loads(path.read_bytes())
+        data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise HuggingtweetsError(f"{path} is not valid JSON ({exc}); run the stage again") from None
+    if not isinstance(data, dict):
+        raise HuggingtweetsError(
+            f"{path} holds {_json_kind(data)}, not a JSON object; run the stage again"
+        )
+    return data
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# metrics.json fields the card computes with, and what each must be.
+_METRIC_NUMBERS = (
+    "eval_loss_before",
+    "eval_loss_after",
+    "perplexity_before",
+    "perplexity_after",
+    "best_epoch",
+    "epochs_run",
+    "train_tokens",
+)
+_METRIC_OBJECTS = ("hyperparameters", "timings")
+
+
+def _check_metrics(metrics: dict, path: Path) -> dict:
+    """``metrics.json`` as the card reads it: numbers where it computes, objects where it
+    looks inside (a hand-edited or foreign file must not end in a traceback)."""
+    for key in _METRIC_NUMBERS:
+        value = metrics.get(key)
+        if value is not None and not _is_number(value):
+            raise HuggingtweetsError(
+                f"{path}: {key} must be a number, not {_json_kind(value)} ({value!r:.40}); "
+                "fix the file or train again"
+            )
+    for key in _METRIC_OBJECTS:
+        value = metrics.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise HuggingtweetsError(
+                f"{path}: {key} must be a JSON object, not {_json_kind(value)}; fix the file "
+                "or train again"
+            )
+    return metrics
 
 
 def _check_stats(stats: object, path: Path) -> dict:
@@ -289,28 +354,39 @@ def _check_stats(stats: object, path: Path) -> dict:
     accounts = stats.get("accounts") if isinstance(stats, dict) else None
     if not accounts or not isinstance(accounts, list):
         raise HuggingtweetsError(f"{path} lists no accounts; run `huggingtweets prepare` again")
-    for account in accounts:
-        handle = account.get("handle") if isinstance(account, dict) else None
-        try:
+    categories = stats.get("categories", ["retweets", "short", "kept"])  # as stats_rows
+    try:
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise HuggingtweetsError(f"categories must be a list of names ({categories!r:.60})")
+        for account in accounts:
+            handle = account.get("handle") if isinstance(account, dict) else None
             if not isinstance(handle, str):
                 raise HuggingtweetsError(f"an account without a handle ({account!r:.60})")
             check_handle(handle)
-        except HuggingtweetsError as exc:
-            raise HuggingtweetsError(
-                f"{path}: {exc}; fix the file or run `huggingtweets prepare` again"
-            ) from None
+            if not isinstance(account.get("platform"), str):
+                raise HuggingtweetsError(f"account {handle!r} has no platform name")
+            for key in ("downloaded", *categories):
+                count = account.get(key, 0)
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise HuggingtweetsError(
+                        f"account {handle!r}: {key} must be a count of posts (got {count!r:.40})"
+                    )
+    except HuggingtweetsError as exc:
+        raise HuggingtweetsError(
+            f"{path}: {exc}; fix the file or run `huggingtweets prepare` again"
+        ) from None
     return stats
 
 
 def _kept_texts(run: RunDir) -> Iterator[str]:
     """The kept posts' texts, each once (training rows repeat posts to balance accounts),
     in the dataset's shuffled order: its first posts are a fair sample of all."""
-    seen: set[tuple[object, object]] = set()
+    seen: set[tuple[str, str]] = set()
     for path in (run.train_path, run.valid_path):
         if not path.exists():
             continue
         for _, row in iter_jsonl(path):
-            key = (row.get("handle"), row.get("id"))
+            key = (repr(row.get("handle")), repr(row.get("id")))  # any JSON value, hashable
             if isinstance(row.get("text"), str) and key not in seen:
                 seen.add(key)
                 yield row["text"]
@@ -387,26 +463,78 @@ def render_card(
         prompt=default_prompt(language),
         seed=samples.generation.seed if samples.generation else None,
         memorization=memorization_summary(samples),
+        guard=(model_dir / GUARD_FILE).exists(),
         repo_id=repo_id,
     )
 
 
+@dataclass
+class CardOptions:
+    """What the card shows (``huggingtweets card`` options)."""
+
+    # Each shown sample is one of the max(samples, checked) drawn in one call: the bound
+    # keeps that call, and the card, a reasonable size.
+    samples: int = option(
+        5,
+        min=0,
+        max=MAX_CARD_SAMPLES,
+        help="Sample generations shown on the card (0: none, the model is not loaded).",
+    )
+    seed: int = option(42, min=0, max=MAX_SEED, help="Seed of the samples.")
+    repo_id: str | None = option(
+        None,
+        metavar="OWNER/NAME",
+        help="The model's Hub id, for the how-to-use snippet and picture links.",
+        default_help="huggingtweets/<handles joined by ->",
+    )
+    checked: int = option(
+        DEFAULT_CHECKED,
+        min=0,
+        max=MAX_SAMPLES,
+        cli=False,
+        help="Samples drawn to measure the memorization rate (the shown ones among them).",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.repo_id is not None:
+            try:
+                check_repo_id(self.repo_id)
+            except HuggingtweetsError:
+                raise OptionError(
+                    "repo_id",
+                    "must be a Hugging Face model id: owner/name with letters, digits, '-', "
+                    f"'_' and '.' (got {self.repo_id!r})",
+                ) from None
+
+
 def write_card(
-    run_dir: Path | str,
+    run_dir: Path | str | RunDir,
+    options: CardOptions | None = None,
     *,
-    samples: int = 5,
-    seed: int = 42,
+    samples: int | None = None,
+    seed: int | None = None,
     repo_id: str | None = None,
-    checked: int = DEFAULT_CHECKED,
+    checked: int | None = None,
     generator: Generator | None = None,
 ) -> Path:
     """Write ``RUN_DIR/model/README.md`` and ``preview.png``; return the card's path.
 
-    ``samples`` generations are shown (0: none, and the model is not loaded), drawn from
-    ``max(samples, checked)`` that measure the memorization rate. ``generator`` reuses a
-    model already loaded from this run.
+    ``options.samples`` generations are shown (0: none, and the model is not loaded),
+    drawn from ``max(samples, checked)`` that measure the memorization rate. The keyword
+    arguments set single options (over ``options``). ``generator`` reuses a model already
+    loaded from this run.
     """
-    run = RunDir(Path(run_dir))
+    given = {"samples": samples, "seed": seed, "repo_id": repo_id, "checked": checked}
+    given = {key: value for key, value in given.items() if value is not None}
+    options = dataclasses.replace(options or CardOptions(), **given)
+    samples, seed, repo_id, checked = (
+        options.samples,
+        options.seed,
+        options.repo_id,
+        options.checked,
+    )
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     stats = _check_stats(
         _read_json(
             run.stats_path,
@@ -420,7 +548,11 @@ def write_card(
         raise HuggingtweetsError(
             f"{run.root} has no trained model yet: run `huggingtweets train {run.root}` first"
         )
-    metrics = _read_json(run.metrics_path, "") if run.metrics_path.exists() else {}
+    metrics = (
+        _check_metrics(_read_json(run.metrics_path, ""), run.metrics_path)
+        if run.metrics_path.exists()
+        else {}
+    )
     handles = [a["handle"] for a in stats["accounts"]]
     repo_id = check_repo_id(repo_id or default_repo_id(handles))
 

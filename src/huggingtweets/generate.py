@@ -20,11 +20,13 @@ from .errors import HuggingtweetsError
 from .memorization import GUARD_FILE, CopyMatch, MemorizationGuard
 from .models import (
     context_length,
+    first_line,
     hidden_library_notice,
     load_causal_lm,
     load_tokenizer,
     resolve_model,
 )
+from .options import MAX_SEED, OptionError, check_options, check_value, option, option_specs
 
 # The original's settings (its task_specific_params["text-generation"], which train
 # writes into every model), used when a model's config does not carry its own.
@@ -37,6 +39,15 @@ DEFAULT_SETTINGS = {
 }
 DEFAULT_PROMPT = "My dream is"
 DEFAULT_RETRIES = 5
+MAX_RETRIES = 100
+MAX_SAMPLES = 1000  # posts per call (see GenerateOptions.num_return_sequences)
+DRAW_BATCH = 50  # samples drawn at once: memory stays that of 50, whatever -n is
+MAX_LENGTH = 10_000  # tokens: a post is a few hundred at most (the original wrote 160)
+MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 1e3  # beyond it every token is as likely as any other
+# The start of a post: X's longest posts have 25,000 characters. Longer prompts are
+# refused before the tokenizer spends seconds on them only for the model to refuse them.
+MAX_PROMPT_CHARS = 25_000
 # Below this size a CPU samples fastest on one thread: each token's matrix products are
 # too small to split, so threads only add fork/join overhead, and on a busy machine a
 # descheduled thread stalls every step (tiny model, 20 samples on this 2-core box with
@@ -49,36 +60,78 @@ class GenerateOptions:
     """How to sample. ``None`` means: the model's own setting (``task_specific_params``),
     else the original's."""
 
-    num_return_sequences: int = 5
-    max_length: int | None = None  # tokens, counting the prompt (not the prefix)
-    min_length: int | None = None
-    top_p: float | None = None
-    temperature: float | None = None
-    seed: int | None = None  # None: a fresh random seed, reported in the result
-    allow_newlines: bool = False  # keep the whole sample, not only its first line
-    no_copies: bool = False  # draw flagged samples again, up to ``retries`` rounds
-    retries: int = DEFAULT_RETRIES
-    trust_pickle: bool = False
+    # Every sample of a call is drawn in batches of DRAW_BATCH and held in memory with its
+    # guard check; a thousand posts is more than anyone reads from one command, and on a
+    # CPU already takes minutes with gpt2 (-n 100000000 would run for weeks).
+    num_return_sequences: int = option(
+        5, min=1, max=MAX_SAMPLES, flag=("-n", "--num"), help="How many posts."
+    )
+    # tokens, counting the prompt (not the prefix); the model's context caps it too
+    max_length: int | None = option(
+        None,
+        min=1,
+        max=MAX_LENGTH,
+        help="Max tokens, prompt included.",
+        default_help=f"the model's, else {DEFAULT_SETTINGS['max_length']}",
+    )
+    min_length: int | None = option(
+        None,
+        min=0,
+        max=MAX_LENGTH,
+        help="Min tokens, prompt included.",
+        default_help=f"the model's, else {DEFAULT_SETTINGS['min_length']}",
+    )
+    top_p: float | None = option(
+        None,
+        min=0,
+        min_open=True,
+        max=1,
+        help="Nucleus sampling mass.",
+        default_help=f"the model's, else {DEFAULT_SETTINGS['top_p']}",
+    )
+    # Below MIN_TEMPERATURE, logits divided by it overflow to infinity (sampling fails);
+    # long before that, sampling is greedy decoding in all but name.
+    temperature: float | None = option(
+        None,
+        min=MIN_TEMPERATURE,
+        max=MAX_TEMPERATURE,
+        help="Sampling temperature.",
+        default_help=f"the model's, else {DEFAULT_SETTINGS['temperature']}",
+    )
+    seed: int | None = option(
+        None,
+        min=0,
+        max=MAX_SEED,
+        help="Seed for reproducible samples.",
+        default_help="a fresh one, printed",
+    )
+    allow_newlines: bool = option(False, help="Keep whole samples, not their first line.")
+    no_copies: bool = option(
+        False,
+        help="Draw again samples the memorization guard flags as copies of training posts.",
+    )
+    retries: int = option(
+        DEFAULT_RETRIES,
+        min=0,
+        max=MAX_RETRIES,
+        help="With --no-copies: how many rounds of drawing again.",
+    )
+    trust_pickle: bool = option(
+        False, help="Allow weights in pickle form (can run arbitrary code)."
+    )
 
     def __post_init__(self) -> None:
-        if self.num_return_sequences < 1:
-            raise HuggingtweetsError(
-                f"-n must be at least 1 (got {self.num_return_sequences}): how many posts to write"
+        check_options(self)
+        if (
+            self.min_length is not None
+            and self.max_length is not None
+            and self.min_length > self.max_length
+        ):
+            raise OptionError(
+                "min_length",
+                f"({self.min_length}) is above max_length ({self.max_length}): a sample "
+                "cannot be longer than its maximum",
             )
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise HuggingtweetsError(
-                f"--top-p must be in (0, 1] (got {self.top_p}); the original used 0.95"
-            )
-        if self.temperature is not None and not self.temperature > 0:
-            raise HuggingtweetsError(
-                f"--temperature must be above 0 (got {self.temperature}); the original used 1.0"
-            )
-        if self.max_length is not None and self.max_length < 1:
-            raise HuggingtweetsError(f"--max-length must be at least 1 (got {self.max_length})")
-        if self.min_length is not None and self.min_length < 0:
-            raise HuggingtweetsError(f"--min-length must be 0 or more (got {self.min_length})")
-        if self.retries < 0:
-            raise HuggingtweetsError(f"--retries must be 0 or more (got {self.retries})")
 
 
 @dataclass(frozen=True)
@@ -162,13 +215,27 @@ def _hub_guard(repo_id: str, local_files_only: bool) -> MemorizationGuard | None
 
 
 def check_prompt(prompt: str) -> None:
+    if not isinstance(prompt, str):
+        raise HuggingtweetsError(f"the prompt must be text (got {type(prompt).__name__})")
     if not prompt.strip():
         raise HuggingtweetsError(
             'the prompt is empty: give the start of a post, e.g. "My dream is"'
         )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise HuggingtweetsError(
+            f"the prompt is {len(prompt):,} characters long: give the start of a post "
+            f"(at most {MAX_PROMPT_CHARS:,} characters)"
+        )
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes the terminal could not decode
+        raise HuggingtweetsError(
+            "the prompt is not valid text (bytes that are not UTF-8): check the terminal's encoding"
+        ) from None
 
 
 MODELING_LOGGER = "transformers.modeling_utils"
+TOKENIZER_LOGGER = "transformers.tokenization_utils_base"
 
 
 class Generator:
@@ -180,9 +247,9 @@ class Generator:
         self.tokenizer = tokenizer
         self.guard = guard
         self.name = name
-        params = (getattr(model.config, "task_specific_params", None) or {}).get(
-            "text-generation", {}
-        )
+        params = getattr(model.config, "task_specific_params", None)
+        params = params.get("text-generation") if isinstance(params, dict) else None
+        params = params if isinstance(params, dict) else {}
         self.model_settings = {k: params.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
 
     @classmethod
@@ -192,7 +259,8 @@ class Generator:
         where = resolve_model_dir(model_or_run)
         resolved = resolve_model(where)
         tokenizer = load_tokenizer(resolved)
-        model = load_causal_lm(resolved, trust_pickle=trust_pickle)
+        # strict: a weight that config.json lacks or leaves unused would be random noise
+        model = load_causal_lm(resolved, trust_pickle=trust_pickle, strict=True)
         model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         location = Path(resolved.location)
         if location.is_dir():  # a local folder, or the cache's snapshot of a Hub model
@@ -202,22 +270,41 @@ class Generator:
         return cls(model, tokenizer, guard, str(model_or_run))
 
     def settings(self, options: GenerateOptions) -> dict:
+        """The settings a call samples with: the options given, else the model's own
+        (checked as the options are: a config.json is as untrusted as any input)."""
         chosen = dict(self.model_settings)
+        specs = {spec.name: spec for spec in option_specs(GenerateOptions)}
         for key in ("max_length", "min_length", "top_p", "temperature"):
             value = getattr(options, key)
             if value is not None:
                 chosen[key] = value
+                continue
+            try:
+                chosen[key] = check_value(specs[key], chosen[key])
+            except OptionError as exc:
+                raise HuggingtweetsError(
+                    f"{self.name}: its config.json's task_specific_params give text-generation "
+                    f"{key} = {chosen[key]!r}, which {exc.problem.split(' (got')[0]}; give "
+                    f"{key} yourself or fix the file"
+                ) from None
+        if not isinstance(chosen["prefix"], str | None):
+            raise HuggingtweetsError(
+                f"{self.name}: its config.json's task_specific_params give text-generation "
+                f"prefix = {chosen['prefix']!r}, which is not text; fix the file"
+            )
         return chosen
 
     def _draw(self, prompt: str, count: int, settings: dict) -> list[str]:
         """``count`` samples of ``prompt`` (prompt included), each cut at its first line
-        break unless ``settings["allow_newlines"]``."""
-        import torch
-
+        break unless ``settings["allow_newlines"]``; drawn ``DRAW_BATCH`` at a time."""
         prefix = settings["prefix"] or ""
         tokenizer = self.tokenizer
-        prefix_len = len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
-        encoded = tokenizer(prefix + prompt, return_tensors="pt", add_special_tokens=False)
+        # Prompts past the model's length are refused just below, with our own message.
+        long_notice = "Token indices sequence length is longer than the specified maximum"
+        with hidden_library_notice(TOKENIZER_LOGGER, long_notice):
+            prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            encoded = tokenizer(prefix + prompt, return_tensors="pt", add_special_tokens=False)
+        prefix_len = len(prefix_ids) if prefix else 0
         input_ids = encoded["input_ids"].to(self.model.device)
         # Like the pipeline: lengths count the prompt but not the prefix.
         max_length = settings["max_length"] + prefix_len
@@ -227,30 +314,47 @@ class Generator:
         if input_ids.shape[1] >= max_length:
             raise HuggingtweetsError(
                 f"the prompt is {input_ids.shape[1] - prefix_len} tokens long, the model writes "
-                f"at most {max_length - prefix_len}: use a shorter prompt or a larger --max-length"
+                f"at most {max_length - prefix_len} (max_length, and the model's context of "
+                f"{context or 'unknown'} tokens): use a shorter prompt"
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
+        texts = []
+        for start in range(0, count, DRAW_BATCH):
+            rows = self._sample(
+                input_ids, min(DRAW_BATCH, count - start), settings, max_length, min_length
+            )
+            for row in rows[:, input_ids.shape[1] :]:
+                text = prompt + tokenizer.decode(row, skip_special_tokens=True)
+                if not settings["allow_newlines"]:
+                    text = text.split("\n", 1)[0]
+                texts.append(text.rstrip())
+        return texts
+
+    def _sample(self, input_ids, count: int, settings: dict, max_length: int, min_length: int):
+        import torch
+
         # generate() drops an all-ones attention mask, then the model warns that none was
         # given because the <|endoftext|> prefix is also the pad token: it is not padding.
         padding_notice = "We strongly recommend passing in an `attention_mask`"
-        with torch.inference_mode(), hidden_library_notice(MODELING_LOGGER, padding_notice):
-            output = self.model.generate(
-                input_ids=input_ids.expand(count, -1),
-                attention_mask=torch.ones_like(input_ids).expand(count, -1),
-                do_sample=True,
-                top_p=settings["top_p"],
-                temperature=settings["temperature"],
-                max_length=max_length,
-                min_length=min_length,
-                pad_token_id=self._pad_id(),
-            )
-        texts = []
-        for row in output[:, input_ids.shape[1] :]:
-            text = prompt + tokenizer.decode(row, skip_special_tokens=True)
-            if not settings["allow_newlines"]:
-                text = text.split("\n", 1)[0]
-            texts.append(text.rstrip())
-        return texts
+        try:
+            with torch.inference_mode(), hidden_library_notice(MODELING_LOGGER, padding_notice):
+                return self.model.generate(
+                    input_ids=input_ids.expand(count, -1),
+                    attention_mask=torch.ones_like(input_ids).expand(count, -1),
+                    do_sample=True,
+                    top_p=settings["top_p"],
+                    temperature=settings["temperature"],
+                    max_length=max_length,
+                    min_length=min_length,
+                    pad_token_id=self._pad_id(),
+                )
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            # The settings we pass are checked: what is left is the model's own
+            # generation_config.json (num_beams 0, a negative top_k ...).
+            raise HuggingtweetsError(
+                f"cannot sample from {self.name} with its generation settings "
+                f"(generation_config.json): {first_line(exc)}"
+            ) from None
 
     def _pad_id(self) -> int | None:
         for candidate in (

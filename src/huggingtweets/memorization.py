@@ -7,6 +7,15 @@ make a word, and four Thai, Lao, Khmer, Myanmar or Tibetan code points. The guar
 travels with the model folder without the training texts in clear: it stores only keyed
 64-bit hashes (BLAKE2b) of each post's normalized text and of its runs of ``n`` words,
 in ``memorization_guard.safetensors``.
+
+What it does not protect: the key is stored beside the hashes, in the same file. It has
+to be: whoever samples the model (``generate OWNER/NAME`` from the Hub) must hash the
+samples the same way, and any guard that can tell "this sample is a training post" can
+tell it of any sentence. So whoever holds the file can test whether a sentence they can
+guess was a training post (a membership test), though not read the posts out of it. The
+key only makes each model's hashes its own (no table computed once serves every model).
+The card says so (templates/model_card.md.j2); a model published without the file is
+sampled unchecked.
 """
 
 from __future__ import annotations
@@ -183,8 +192,14 @@ class MemorizationGuard:
             n = int(meta["n"])
             if n < 1:
                 raise ValueError(f"a run length of {n} words")
+            key = bytes.fromhex(meta["key"])
+            if not 0 < len(key) <= hashlib.blake2b.MAX_KEY_SIZE:
+                raise ValueError(f"a key of {len(key)} bytes")
             arrays = load_file(str(path))
-            return cls(arrays["posts"], arrays["ngrams"], n, bytes.fromhex(meta["key"]))
+            for name in ("posts", "ngrams"):
+                if arrays[name].dtype != np.uint64 or arrays[name].ndim != 1:
+                    raise ValueError(f"{name} are not a list of 64-bit hashes")
+            return cls(arrays["posts"], arrays["ngrams"], n, key)
         except (SafetensorError, KeyError, ValueError) as exc:
             raise HuggingtweetsError(
                 f"{path} is damaged or of another version ({exc}); train again, or delete it "

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import HuggingtweetsError
+from .models import make_readable
 
 EOS = "<|endoftext|>"
 
@@ -86,4 +87,5 @@ def build_tiny_base(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    make_readable(out_dir)  # safetensors writes the weights 0600
     return out_dir
