@@ -301,8 +301,11 @@ def test_files_written_safely_get_the_permissions_of_a_plain_write(tmp_path):
     assert written and {p.stat().st_mode & 0o777 for p in written} == {0o644}
 
 
-@pytest.mark.parametrize("command", ["collect", "prepare", "samples"])
+@pytest.mark.parametrize(
+    "command", ["collect", "prepare", "samples", "train", "generate", "card", "demo"]
+)
 def test_commands_have_help_with_examples(command):
     result = run_cli(command, "--help")
     assert result.stdout.startswith("Usage: ") and "Examples:" in result.stdout
-    assert ("SOURCE is one of:" in result.stdout) == (command != "samples")
+    takes_sources = command in ("collect", "prepare", "train")
+    assert ("SOURCE is one of:" in result.stdout) == takes_sources

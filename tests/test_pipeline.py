@@ -386,3 +386,47 @@ def test_killing_prepare_leaves_only_what_the_next_run_cleans(tmp_path):
 
 def test_errors_from_the_library_are_user_errors():
     assert issubclass(OptionError, HuggingtweetsError)
+
+
+# -- every command's --help, and its examples parse ----------------------------------------
+
+
+def _commands() -> list[str]:
+    from huggingtweets.cli import cli
+
+    return sorted(cli.commands)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_examples_that_parse(command, tmp_path, monkeypatch):
+    """Each example in --help is a command line the CLI accepts as written: parsed by the
+    real click command (options, choices, argument counts), not run. (A config file an
+    example names is read while parsing: an empty one stands in for it.)"""
+    import shlex
+
+    import click
+
+    from huggingtweets.cli import cli
+
+    text = run_cli(command, "--help").stdout
+    assert text.startswith("Usage: ") and "Examples:" in text
+    examples = [
+        line.strip() for line in text.split("Examples:", 1)[1].splitlines()
+        if line.strip().startswith(("huggingtweets ", "X_BEARER_TOKEN=", "accelerate "))
+    ]  # fmt: skip
+    assert examples, f"no examples under {command} --help"
+    for example in examples:
+        words = shlex.split(example.split("  #")[0], comments=False)
+        words = words[words.index("huggingtweets") + 1 :] if "huggingtweets" in words else words
+        if words[:2] == ["-m", "huggingtweets"]:
+            words = words[2:]
+        name, *args = words
+        monkeypatch.chdir(tmp_path)
+        for arg in args:
+            if arg.endswith((".yaml", ".json")):
+                (tmp_path / arg).write_text("{}")
+        sub = cli.commands[name]
+        try:
+            sub.make_context(name, list(args))
+        except click.UsageError as error:  # pragma: no cover - the failure message
+            pytest.fail(f"{example!r}: {error}")

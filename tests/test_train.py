@@ -342,7 +342,7 @@ def test_train_sources_end_to_end_with_early_stopping(tmp_path):
         "--early-stopping",
         "--seed",
         7,
-    )
+    )  # inside the first epoch: this checks the flow and the recorded patience only
     assert "Training data" in result.stdout  # prepare ran first
     assert (run / "dataset" / "stats.json").is_file()
     metrics = _metrics(run)
@@ -353,6 +353,25 @@ def test_train_sources_end_to_end_with_early_stopping(tmp_path):
     assert "🤖 AI CYBORG 🤖" in card and "| Posts kept | 155 | 118 |" in card
     assert (run / "model" / "preview.png").is_file()
     assert f"Model card written to {run / 'model' / 'README.md'}" in result.stdout
+
+
+def test_early_stopping_stops_once_the_validation_loss_stops_improving(prepared, tmp_path):
+    """A learning rate far too high makes the validation loss worse after the first epoch:
+    with patience 1, training stops an epoch later instead of running all ten, and the
+    best epoch's model is the one kept."""
+    run = _copy_run(prepared, tmp_path / "romeo")
+    run_cli(
+        "train", run, "--base-model", "tiny", "--num-train-epochs", 10, "--learning-rate", 0.5,
+        "--early-stopping", 1, "--no-card",
+    )  # fmt: skip
+    metrics = _metrics(run)
+    losses = [h["eval_loss"] for h in metrics["history"][1:]]
+    assert metrics["epochs_run"] < 10
+    assert metrics["epochs_run"] == len(losses)
+    best = min(losses)
+    assert losses[-1] > best  # it stopped because the last epoch did not improve
+    assert metrics["best_epoch"] == float(losses.index(best) + 1)
+    assert metrics["eval_loss_after"] == pytest.approx(best, rel=1e-4)
 
 
 def test_lora_output_is_a_plain_merged_model(prepared, tmp_path):
@@ -381,12 +400,13 @@ def test_lora_output_is_a_plain_merged_model(prepared, tmp_path):
     assert proc.stdout.strip() == "GPT2LMHeadModel"
 
 
-def test_two_processes_under_torchrun_write_one_model_and_one_card(prepared, tmp_path):
+def test_two_processes_under_torchrun_prepare_once_and_write_one_model_and_card(tmp_path):
     """`torchrun` / `accelerate launch` run the command in every process: only the first
-    saves the model, so only it may write the card (the others would find no model)."""
-    run = _copy_run(prepared, tmp_path / "romeo")
+    prepares the SOURCEs (the others wait for its dataset) and saves the model, so only it
+    may write the card (the others would find no model)."""
+    run = tmp_path / "romeo"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    args = ["train", run, "--base-model", "tiny", "--max-steps", 2]
+    args = ["train", "sample:romeo", "--out", run, "--base-model", "tiny", "--max-steps", 2]
     proc = subprocess.run(
         [*torchrun, "-m", "huggingtweets", *map(str, args)],
         capture_output=True,
@@ -394,6 +414,7 @@ def test_two_processes_under_torchrun_write_one_model_and_one_card(prepared, tmp
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("Training data") == 1, proc.stdout  # one prepare, one table
     assert proc.stdout.count("Model card written to") == 1, proc.stdout
     for name in ("README.md", "model.safetensors"):
         assert (run / "model" / name).is_file(), name
@@ -469,12 +490,35 @@ def test_options_out_of_range(prepared):
     assert "Training on" not in result.stdout
 
 
-def test_an_emulated_precision_is_warned_about(capsys):
-    """--precision fp16 on a CPU without fp16 arithmetic (AMX-FP16) runs many times slower
-    than what auto picks: say so."""
-    from huggingtweets.train import _warn_slow_precision, cpu_computes_natively
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags as the kernel reports them (independent of torch)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo here")
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    pytest.skip("no CPU flags in /proc/cpuinfo")
 
-    for precision in ("fp16", "bf16", "fp32"):
-        _warn_slow_precision(precision)
-        warned = f"no native {precision} arithmetic" in capsys.readouterr().err
-        assert warned == (not cpu_computes_natively(precision)), precision
+
+def test_an_emulated_precision_is_warned_about():
+    """--precision fp16 on a CPU without fp16 arithmetic (AMX-FP16) runs many times slower
+    than what auto picks: say so. The expectation comes from the kernel's CPU flags."""
+    import torch
+
+    from huggingtweets.hardware import slow_precision_warning
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU computes these natively")
+    flags = _cpu_flags()
+    native = {
+        "fp32": True,
+        "bf16": bool({"avx512_bf16", "amx_bf16"} & flags),
+        "fp16": "amx_fp16" in flags,
+    }
+    for precision, is_native in native.items():
+        warning = slow_precision_warning(precision)
+        assert (warning is None) == is_native, precision
+        if warning:
+            assert f"no native {precision} arithmetic" in warning

@@ -488,10 +488,11 @@ def card(run_dir, options):
       huggingtweets card runs/romeo-juliet
       huggingtweets card runs/me --repo-id my-name/me-bot --samples 8
     """
-    from .card import write_card
+    from .pipeline import write_card_reporting
+    from .runs import RunDir
 
-    with err_console.status("Writing the model card…"):
-        path = write_card(run_dir, options)
+    with _reporting() as reporter, err_console.status("Writing the model card…"):
+        path = write_card_reporting(RunDir(run_dir), reporter, options=options)
     console.print(f"Model card written to {escape(str(path))}", soft_wrap=True)
     console.print(f"Preview picture: {escape(str(path.with_name('preview.png')))}", soft_wrap=True)
 

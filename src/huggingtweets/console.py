@@ -43,12 +43,14 @@ class EventRenderer:
     def __call__(self, event) -> None:
         from tqdm.auto import tqdm
 
+        from .secrets import redact
+
         key = event.stage + ":" + str(event.data.get("account", ""))
         bar = self.bars.get(key)
         if event.kind == "warning":
-            self._write(bar, f"Warning: {event.message}", style="yellow")
+            self._write(bar, redact(f"Warning: {event.message}"), style="yellow")
         elif event.kind == "info":
-            self._write(bar, event.message, style="dim" if bar is None else None)
+            self._write(bar, redact(event.message), style="dim" if bar is None else None)
         elif event.kind in ("start", "progress") and event.total:
             if bar is None:
                 label = event.data.get("account") or event.stage

@@ -71,8 +71,7 @@ def run_demo(
 ) -> DemoResult:
     """prepare → train → card → generate into ``out``, through the same pipeline as
     ``train SOURCE... --out``; every stage reports to ``reporter``."""
-    from .card import write_card
-    from .pipeline import make_bot
+    from .pipeline import make_bot, write_card_reporting
     from .prepare import PrepareOptions
     from .train import TrainOptions
 
@@ -100,10 +99,8 @@ def run_demo(
     assert bot.prepared is not None  # sources were given
 
     started = time.perf_counter()
-    reporter.start("card", "writing the model card")
     generator = Generator.load(out)
-    card = write_card(out, seed=seed, generator=generator)
-    reporter.end("card", f"model card written to {card}", path=str(card))
+    card = write_card_reporting(RunDir(out), reporter, seed=seed, generator=generator)
     timings["card"] = time.perf_counter() - started
 
     started = time.perf_counter()

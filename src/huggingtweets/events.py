@@ -67,9 +67,13 @@ class Reporter:
         for listener in self.listeners:
             listener(event)
 
-    def start(self, stage: str, message: str = "", *, total: int | None = None, **data) -> None:
-        self._started[stage] = (time.monotonic(), 0)
-        self.emit(Event(stage, "start", message, step=0, total=total, data=data))
+    def start(
+        self, stage: str, message: str = "", *, total: int | None = None, step: int = 0, **data
+    ) -> None:
+        """``step``: where a resumed stage starts (the pace, and so the ETA, counts from
+        there)."""
+        self._started[stage] = (time.monotonic(), step)
+        self.emit(Event(stage, "start", message, step=step, total=total, data=data))
 
     def progress(
         self,

@@ -77,11 +77,24 @@ def make_bot(
     trained = train_stage(run, train_options, reporter=reporter)
     card_path = None
     if card and trained.main_process:
-        from .card import write_card
-
-        with reporter.stage("card", "writing the model card"):
-            card_path = write_card(run, repo_id=repo_id)
+        card_path = write_card_reporting(run, reporter, repo_id=repo_id)
     return BotResult(run, prepared, trained, card_path)
+
+
+def write_card_reporting(run: RunDir, reporter: Reporter, **card_arguments) -> Path:
+    """``card.write_card`` as a stage: its start and end, and one warning when a picture
+    had to leave characters out for want of a font (naming the package to install)."""
+    from .card import write_card
+    from .fonts import missing_fonts, reset_missing_fonts
+
+    reporter.start("card", "writing the model card")
+    reset_missing_fonts()
+    path = write_card(run, **card_arguments)
+    notice = missing_fonts()
+    if notice:
+        reporter.warning("card", notice)
+    reporter.end("card", f"model card written to {path}", path=str(path))
+    return path
 
 
 @contextlib.contextmanager

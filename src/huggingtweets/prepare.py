@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 STAGE = "prepare"
 
-# Drop categories, in the order a post is tested against them.
+# Drop categories, in the order a post is tested against them. "retweets" holds every
+# repost — X retweets, Mastodon boosts, Bluesky reposts — under the original's name, kept
+# for compatibility with stats.json files and the cards (which show the platform's word).
 CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
 MIN_CHARS = 6_000  # the original refused to train on less text than this ...
 WARN_CHARS = 40_000  # ... and warned below this

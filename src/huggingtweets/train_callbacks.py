@@ -26,7 +26,7 @@ class ProgressEvents(TrainerCallback):
         self.main = state.is_world_process_zero
         self.training = True
         if self.main:
-            self.reporter.start(STAGE, "training", total=state.max_steps)
+            self.reporter.start(STAGE, "training", total=state.max_steps, step=state.global_step)
             self.reporter.progress(STAGE, state.global_step, state.max_steps, epoch=0.0)
 
     def on_step_end(self, args, state, control, **kwargs):
