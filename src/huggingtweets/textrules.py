@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import re
 
-# "http:" / "https:" up to the next whitespace, as the original removed them.
-_URL_RE = re.compile(r"https?:\S*")
+# URLs, as the original removed them. For "http:", then "https:", five substitutions in
+# this order, each removing what it matches: the URL (the prefix and one or more non-space
+# characters) with the space before it; with the space after it; with the line break
+# before it and the space after it; with the line break before it; alone. Then runs of
+# spaces become one space. So a URL glued to the word before it takes the following
+# space ("book (https://t.co/x) needs" is "book (needs"), a bare "http:" stays, and with
+# line breaks kept a URL alone on its line takes its line break.
+_URL_PREFIXES = ("http:", "https:")
+_STEP_SHAPES = (" {}", "{} ", "\n{} ", "\n{}", "{}")  # {}: the URL
+_ORIGINAL_URL_STEPS = tuple(
+    (prefix, tuple(re.compile(shape.format(prefix + r"\S+")) for shape in _STEP_SHAPES))
+    for prefix in _URL_PREFIXES
+)
+# Fast paths, exact when every "http:" / "https:" followed by a non-space starts a word
+# (nothing glued before it): no removal then joins two words or uncovers a new URL, so
+# the five steps amount to removing whole URL words. With line breaks kept, the
+# whitespace around them matters: a run of URL words separated by single spaces goes
+# with the space before it; else, unless a space follows, with the line break before
+# it; else with the space after it, if any.
+_URL_RE = re.compile(r"https?:\S+")
+# (?!\S): a URL is never cut short to satisfy the "(?! )" that follows a run.
+_URL_RUN = r"https?:\S+(?!\S)(?: https?:\S+(?!\S))*"
+_URL_RUN_RE = re.compile(f" {_URL_RUN}|\n{_URL_RUN}(?! )|{_URL_RUN} ?")
+_GLUED_URL_RE = re.compile(r"\Shttps?:\S")
+_SPACES_RE = re.compile(" {2,}")
 _MENTION_RE = re.compile(r"(?<![\w@])@\w+(?:@[\w.-]+\w)?")
 _HASHTAG_RE = re.compile(r"(?<![\w#&])#\w+")
-_BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 # Scripts written without spaces between words. The original counted whitespace-separated
 # words, which makes almost every Japanese or Thai post "short" (one "word"). Inside a
@@ -74,14 +96,39 @@ def is_short(text: str, min_words: int = SHORT_WORDS) -> bool:
     return count_words(text, stop_at=min_words) < min_words
 
 
+def _remove_urls(text: str, allow_newlines: bool) -> str:
+    # Every "http" starts a word (str.count is far cheaper than a regex search; most URLs
+    # follow a space) or, failing that, none of those not starting a word begins a URL: a
+    # fast path is exact.
+    unspaced = text.count("http") - text.count(" http")
+    if (
+        not unspaced
+        or unspaced == text.count("\nhttp") + text.startswith("http")
+        or not _GLUED_URL_RE.search(text)
+    ):
+        return (_URL_RUN_RE if allow_newlines else _URL_RE).sub("", text)
+    for prefix, steps in _ORIGINAL_URL_STEPS:
+        if prefix in text:  # tested each time: "htthttp:x ps:y" becomes "https:y"
+            for step in steps:
+                text = step.sub("", text)
+    return text
+
+
+def _collapse_spaces(text: str) -> str:
+    """The original's ``ALLOW_NEW_LINES`` whitespace: runs of spaces (only) become one."""
+    if "  " in text:
+        text = _SPACES_RE.sub(" ", text)
+    return text.strip()
+
+
 def clean_text(text: str, allow_newlines: bool = False) -> str:
-    """Remove URLs and collapse whitespace (keeping line breaks on request); trim."""
+    """Remove URLs as the original did; collapse every whitespace run to one space, or with
+    ``allow_newlines`` only runs of spaces (as the original's ``ALLOW_NEW_LINES``); trim."""
     if "http" in text:
-        text = _URL_RE.sub("", text)
-    if not allow_newlines:
-        return " ".join(text.split())
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
+        text = _remove_urls(text, allow_newlines)
+    if allow_newlines:
+        return _collapse_spaces(text)
+    return " ".join(text.split())
 
 
 def clean_and_count(
@@ -89,11 +136,11 @@ def clean_and_count(
 ) -> tuple[str, int]:
     """``clean_text(text)`` and the ``count_words`` of it: the original judged a post short
     after its URLs were removed. One split serves both (prepare runs this on every post)."""
-    if allow_newlines:
-        cleaned = clean_text(text, allow_newlines=True)
-        return cleaned, count_words(cleaned, stop_at)
     if "http" in text:
-        text = _URL_RE.sub("", text)
+        text = _remove_urls(text, allow_newlines)
+    if allow_newlines:
+        text = _collapse_spaces(text)
+        return text, count_words(text, stop_at)
     words = text.split()
     return " ".join(words), _count(words, stop_at)
 
