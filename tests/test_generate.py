@@ -17,6 +17,7 @@ from conftest import run_cli
 from demo_run import demo_run
 
 from huggingtweets.generate import DRAW_BATCH, GenerateOptions, Generator, generate
+from huggingtweets.language import default_prompt
 from huggingtweets.memorization import GUARD_FILE, build_guard
 from huggingtweets.options import MAX_SEED, OptionError, option_specs
 
@@ -259,3 +260,31 @@ def test_pickle_only_weights_refused_unless_trusted(demo, tmp_path):
     trusted = sample(model, "My dream is", "-n", "1", "--seed", "2", "--trust-pickle")
     reference = sample(demo.model_dir, "My dream is", "-n", "1", "--seed", "2")
     assert trusted["samples"][0]["text"] == reference["samples"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("card", "language"),
+    [
+        ("---\nlanguage: de\ntags:\n- huggingtweets\n---\n\n# A bot\n", "de"),
+        ("---\r\nlanguage:\r\n- fr\r\n---\r\n", "fr"),  # a list, as the Hub also allows
+        ("---\nlanguage: [unclosed\n---\n", None),  # damaged YAML: no hint, no error
+        ("# No front matter\nlanguage: de\n", None),
+        ("---\nlanguage: 7\n---\n", None),
+        ("---\n" + "x: y\n" * 50_000 + "language: de\n---\n", None),  # past the card's head
+    ],
+)
+def test_the_cards_language_gives_the_default_prompt(demo, tmp_path, card, language):
+    model = tmp_path / "model"
+    shutil.copytree(demo.model_dir, model)
+    (model / "README.md").write_text(card, newline="")
+    assert Generator.load(model).language == language
+    out = json.loads(run_cli("generate", model, "-n", "1", "--seed", "1", "--json").stdout)
+    assert out["prompt"] == default_prompt(language)
+    assert out["samples"][0]["text"].startswith(default_prompt(language))
+
+
+def test_a_model_without_a_card_is_prompted_in_english(demo, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(demo.model_dir, model, ignore=shutil.ignore_patterns("README.md"))
+    assert Generator.load(model).language is None
+    assert Generator.load(demo.run_dir).language == "en"  # the demo's card says so

@@ -11,6 +11,7 @@ memorization guard can check each sample and ``--no-copies`` can draw a flagged 
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -202,16 +203,47 @@ def resolve_model_dir(model_or_run: str | Path) -> str | Path:
     )
 
 
-def _hub_guard(repo_id: str, local_files_only: bool) -> MemorizationGuard | None:
-    """The guard published beside a Hub model, when the Hub (or the cache) has one."""
+def _hub_file(repo_id: str, name: str, local_files_only: bool) -> Path | None:
+    """A file published beside a Hub model, when the Hub (or the cache) has one."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
-        path = hf_hub_download(repo_id, GUARD_FILE, local_files_only=local_files_only)
+        return Path(hf_hub_download(repo_id, name, local_files_only=local_files_only))
     except (EntryNotFoundError, LocalEntryNotFoundError, OSError):
-        return None  # none published, or offline with none cached: samples go unchecked
-    return MemorizationGuard.load(Path(path).parent)
+        return None  # none published, or offline with none cached
+
+
+def _hub_guard(repo_id: str, local_files_only: bool) -> MemorizationGuard | None:
+    """The guard published beside a Hub model: without one, samples go unchecked."""
+    path = _hub_file(repo_id, GUARD_FILE, local_files_only)
+    return MemorizationGuard.load(path.parent) if path is not None else None
+
+
+CARD_HEAD_BYTES = 64 * 1024  # the front matter is the card's first lines
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def card_language(card: Path | None) -> str | None:
+    """The language a model card's front matter declares (``language: ja``), or None.
+
+    Only a hint for the default prompt: a card that is missing, damaged or odd says
+    nothing rather than stopping generation."""
+    if card is None:
+        return None
+    import yaml
+
+    try:
+        with open(card, "rb") as handle:
+            head = handle.read(CARD_HEAD_BYTES).decode("utf-8", errors="replace")
+        match = _FRONT_MATTER.match(head)
+        meta = yaml.safe_load(match[1]) if match else None
+    except (OSError, yaml.YAMLError):
+        return None
+    language = meta.get("language") if isinstance(meta, dict) else None
+    if isinstance(language, list):
+        language = language[0] if language else None
+    return language if isinstance(language, str) and language.strip() else None
 
 
 def check_prompt(prompt: str) -> None:
@@ -242,11 +274,20 @@ class Generator:
     """A loaded model, its tokenizer, settings and memorization guard: load once, sample
     many times (the CLI, the card and the demo share it)."""
 
-    def __init__(self, model, tokenizer, guard: MemorizationGuard | None, name: str) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        guard: MemorizationGuard | None,
+        name: str,
+        *,
+        language: str | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.guard = guard
         self.name = name
+        self.language = language  # what the model card declares, for a default prompt
         params = getattr(model.config, "task_specific_params", None)
         params = params.get("text-generation") if isinstance(params, dict) else None
         params = params if isinstance(params, dict) else {}
@@ -265,9 +306,11 @@ class Generator:
         location = Path(resolved.location)
         if location.is_dir():  # a local folder, or the cache's snapshot of a Hub model
             guard = MemorizationGuard.load(location)
+            card = location / "README.md"
         else:
             guard = _hub_guard(resolved.location, resolved.local_files_only)
-        return cls(model, tokenizer, guard, str(model_or_run))
+            card = _hub_file(resolved.location, "README.md", resolved.local_files_only)
+        return cls(model, tokenizer, guard, str(model_or_run), language=card_language(card))
 
     def settings(self, options: GenerateOptions) -> dict:
         """The settings a call samples with: the options given, else the model's own
@@ -396,6 +439,17 @@ class Generator:
         settings = {**self.settings(options), "allow_newlines": options.allow_newlines}
         with self._threads():
             return self._generate(prompt, options, seed, settings)
+
+    def write_posts(self, options: GenerateOptions | None = None) -> Generation:
+        """Whole posts from the separator alone, no prompt: what the model writes when left
+        to itself (``evaluate`` compares them with the real posts)."""
+        options = options or GenerateOptions()
+        seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+        settings = {**self.settings(options), "allow_newlines": options.allow_newlines}
+        if not settings["prefix"]:
+            raise HuggingtweetsError(f"{self.name} has no separator (prefix) to start posts from")
+        with self._threads():
+            return self._generate("", options, seed, settings)
 
     def _generate(self, prompt: str, options: GenerateOptions, seed: int, settings: dict):
         import torch
