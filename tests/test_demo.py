@@ -74,3 +74,22 @@ def test_demo_never_overwrites_another_run(tmp_path):
     assert "already holds something other than the demo's run" in result.stderr
     assert (other / "dataset/stats.json").read_bytes() == before
     assert not (other / "model").exists()
+
+
+@pytest.mark.slow
+def test_the_default_demo_trains_until_early_stopping(tmp_path):
+    """`huggingtweets demo` as the README's first lines run it: up to 12 epochs, stopped
+    once the validation loss has not improved for 2, the best epoch's model kept."""
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["options"]["num_train_epochs"] == 12.0
+    assert metrics["options"]["early_stopping_patience"] == 2
+    losses = [h["eval_loss"] for h in metrics["history"][1:]]
+    assert len(losses) == metrics["epochs_run"] <= 12
+    best = min(losses)
+    assert metrics["best_epoch"] == float(losses.index(best) + 1)
+    assert metrics["eval_loss_after"] == pytest.approx(best, rel=1e-4)
+    if len(losses) < 12:  # stopped early: the last two epochs did not beat the best
+        assert losses.index(best) == len(losses) - 3
+    assert f"Your bot is in {out}. Next:" in result.stdout
