@@ -459,7 +459,7 @@ def test_run_dir_without_dataset(tmp_path):
 
 def test_unknown_local_base_model(prepared):
     result = run_cli("train", prepared, "--base-model", "./no-such-model-folder", expect=2)
-    assert "model folder not found: ./no-such-model-folder" in result.stderr
+    assert "no such folder: ./no-such-model-folder" in result.stderr
 
 
 def test_options_out_of_range(prepared):

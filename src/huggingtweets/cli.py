@@ -11,6 +11,7 @@ import contextlib
 import errno
 import functools
 import inspect
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -36,10 +37,15 @@ def _redact(text: str) -> str:
     return redact(text)
 
 
+# A field name of several words (min_length) inside a message: shown as its flag.
+_FIELD_RE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
 def _error_line(exc: HuggingtweetsError) -> str:
     if isinstance(exc, OptionError):
         flag = FLAGS.get(exc.name, exc.name)
-        return f"{flag} {exc.problem}"
+        problem = _FIELD_RE.sub(lambda m: FLAGS.get(m.group(0), m.group(0)), exc.problem)
+        return f"{flag} {problem}"
     return str(exc)
 
 
@@ -599,6 +605,11 @@ def _print_guard_summary(result, no_copies: bool) -> None:
             "(marked ⚠); --no-copies draws them again"
         )
     err_console.print(f"seed {result.seed}", style="dim")
+
+
+from .cli_evaluate import evaluate_command  # noqa: E402  (it uses this module's helpers)
+
+cli.add_command(evaluate_command)
 
 
 def main() -> None:

@@ -133,7 +133,7 @@ class TrainOptions:
         4.0, min=0, min_open=True, max=100_000, help="Passes over the training posts."
     )
     max_steps: int = option(
-        -1, min=-1, help="Stop after this many optimizer steps (overrides the epochs when > 0)."
+        -1, help="Stop after this many optimizer steps (overrides the epochs when > 0)."
     )
     lr_scheduler_type: str = option(
         "cosine", choices=LR_SCHEDULERS, help="The learning-rate schedule."
@@ -196,7 +196,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_options(self)
-        if self.max_steps == 0:
+        if self.max_steps < 1 and self.max_steps != -1:
             raise OptionError("max_steps", "must be 1 or more (or -1: as many as the epochs take)")
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
