@@ -1,0 +1,114 @@
+"""``huggingtweets evaluate``: does the bot sound like them? (registered at the end of cli.py)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from .cli_options import dataclass_options
+from .console import console
+from .evaluate import EvaluateOptions
+
+_THUMBNAIL = re.compile(r"^thumbnail:\s*https://huggingface\.co/(\S+?)/resolve/main/", re.M)
+
+
+def card_repo_id(card: Path) -> str | None:
+    """The Hub id an existing card was written for (its thumbnail's URL names it), so
+    that rewriting the card keeps a ``--repo-id`` given before."""
+    try:
+        head = card.read_text(encoding="utf-8", errors="replace")[:8192]
+    except OSError:
+        return None
+    match = _THUMBNAIL.search(head)
+    return match[1] if match else None
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@dataclass_options(EvaluateOptions, "options")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The trial folder whose model to evaluate (as `train --output-dir` wrote it) "
+    "[default: the run directory].",
+)
+@click.option("--no-card", is_flag=True, help="Do not add the results to the model card.")
+def evaluate_command(run_dir, options, output_dir, no_card):
+    """Does the bot sound like them? Its posts against held-out real ones.
+
+    The model writes --samples posts on its own; they are compared with the validation
+    posts it never trained on: lengths, emoji, hashtags, mentions, questions,
+    exclamations, capitals, languages, word diversity, favourite words, and a "real or
+    bot?" classifier's cross-validated accuracy (50 %: it cannot tell them apart). Also
+    the perplexity of the base and the fine-tuned model on those posts, each account's
+    own figures, and how many samples copy a training post. Writes
+    RUN_DIR/evaluation.json and model/evaluation.png, and adds the section "Does it
+    sound like them?" to the model card.
+
+    \b
+    Examples:
+      huggingtweets evaluate runs/demo
+      huggingtweets evaluate runs/me --samples 500 --seed 7
+      huggingtweets evaluate runs/me --output-dir runs/me/trials/3 --no-card
+    """
+    from .cli import _reporting
+    from .evaluate import evaluate
+    from .pipeline import write_card_reporting
+    from .runs import RunDir
+
+    run = RunDir(run_dir).with_output(output_dir)
+    with _reporting() as reporter:
+        result = evaluate(run, options, reporter=reporter)
+        card = run.model_dir / "README.md"
+        if card.exists() and not no_card:
+            write_card_reporting(
+                run, reporter, repo_id=card_repo_id(card), generator=result.generator
+            )
+    print_evaluation(result.evaluation)
+    console.print(f"Written to {escape(str(result.path))} and {escape(str(result.picture))}")
+    if card.exists() and not no_card:
+        console.print(f'Model card updated: {escape(str(card))} ("Does it sound like them?")')
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def print_evaluation(evaluation: dict) -> None:
+    from .evaluate_report import card_section
+    from .evaluate_report import who as who_label
+
+    groups = evaluation["groups"]
+    section = card_section(evaluation, Path("/nonexistent"))
+    table = Table(title=f"{evaluation['samples']} bot posts vs {evaluation['held_out']} real")
+    for column in ("", "real", "bot"):
+        table.add_column(column, justify="left" if not column else "right")
+    for name, real, bot in section["style"]:
+        table.add_row(escape(name), escape(real), escape(bot))
+    console.print(table)
+    console.print(
+        f"Lengths apart by {section['wasserstein']} words on average (KS {section['ks']}); "
+        f"top-{section['top_words'][1]} words shared: {section['top_words'][0]}"
+    )
+    for who, accuracy, interval, verdict, each in section["classifier"]:
+        console.print(
+            f"Real or bot? ({escape(who)}, {each} of each): {accuracy} "
+            f"(95 % interval {interval}): {escape(verdict)}"
+        )
+    for group in groups:
+        p = group["perplexity"]
+        base = "—" if p["base"] is None else f"{p['base']:,.1f}"
+        console.print(
+            f"Perplexity on the held-out posts ({escape(who_label(group['group']))}): "
+            f"base model {base} → fine-tuned {p['fine_tuned']:,.1f}"
+        )
+    memo = evaluation["memorization"]
+    if memo.get("checked"):
+        console.print(
+            f"Memorization: {memo['flagged']} of {memo['total']} samples ({_pct(memo['rate'])}) "
+            f"copy a training post or share {memo['ngram']}+ words with one"
+        )
