@@ -44,8 +44,9 @@ def test_clean_text_decodes_removes_urls_and_collapses_whitespace():
     assert clean_text("a  b\n\nc\t d ") == "a b c d"
     assert clean_text("see https://t.co/abc and http://x.y/z?q=1 now") == "see and now"
     assert clean_text("https://t.co/abc starts") == "starts"
+    # The original's ALLOW_NEW_LINES: only runs of spaces collapse, line breaks stay.
     assert clean_text("line one\n  line   two\n\n\n\nthree", allow_newlines=True) == (
-        "line one\nline two\n\nthree"
+        "line one\n line two\n\n\n\nthree"
     )
 
 
