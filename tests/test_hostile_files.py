@@ -383,6 +383,23 @@ def test_hostile_values_read_or_fail_cleanly(tmp_path, kind, where, key):
             assert "\n" not in str(exc)
 
 
+@pytest.mark.parametrize("where", ["tweets.js", "account.js", "posts.jsonl"])
+def test_json_nested_too_deep_is_one_line(tmp_path, where):
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "posts.jsonl":
+        source = tmp_path / where
+        source.write_text(f'{{"text": "hello there my friends", "x": {deep}}}\n', "utf-8")
+    else:
+        post = '{"tweet": {"id_str": "1", "full_text": "hello there", "extra": DEEP}}'
+        account = '{"account": {"username": "bob", "extra": DEEP}}'
+        source = write_x_export(tmp_path / "export", [], account={"username": "bob"})
+        text = {"tweets.js": post, "account.js": account}[where].replace("DEEP", deep)
+        kind = where.removesuffix(".js")
+        (source / "data" / where).write_text(f"window.YTD.{kind}.part0 = [{text}]", "utf-8")
+    with pytest.raises(HuggingtweetsError, match="depth limit exceeded"):
+        read_source(str(source))
+
+
 # -- 5. a BOM before window.YTD ------------------------------------------------------
 
 

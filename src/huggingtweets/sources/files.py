@@ -169,7 +169,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
     data = read_file_bounded(path)
     try:
         posts = [] if not data or data.isspace() else _POST_LINES.decode_lines(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # not our records: the general path
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not our records
         posts = None
     if posts:
         account = Account(posts[0].platform, posts[0].author)

@@ -185,7 +185,7 @@ def parse_ytd(
         raise HuggingtweetsError(
             f"unexpected content in {tree.label}:{name}: {exc}; is this an X export file?"
         ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # nested too deep
         _raise_parse_error(tree, name, raw, start, end)
 
 
@@ -217,7 +217,7 @@ def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
         def half(body: memoryview) -> list[Post]:
             try:
                 entries = _TWEETS_DECODER.decode(body)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 raise _SplitFailed from None
             return posts_of(entries)
 
