@@ -422,6 +422,7 @@ def render_card(
     samples: CardSamples,
     avatar_urls: list[str],
     language: str | None,
+    scorecard: dict | None = None,
 ) -> str:
     from huggingface_hub import ModelCardData
 
@@ -465,6 +466,7 @@ def render_card(
         memorization=memorization_summary(samples),
         guard=(model_dir / GUARD_FILE).exists(),
         repo_id=repo_id,
+        scorecard=scorecard,  # evaluate's "Does it sound like them?", when evaluated
     )
 
 
@@ -585,7 +587,17 @@ def write_card(
         samples=drawn,
         avatar_urls=avatar_urls,
         language=language,
+        scorecard=_scorecard(run),
     )
     path = model_dir / CARD_FILE
     atomic_write(path, card)
     return path
+
+
+def _scorecard(run: RunDir) -> dict | None:
+    """evaluate's results for the card, when evaluation.json is of the model in model/."""
+    from .evaluate import read_evaluation
+    from .evaluate_report import card_section
+
+    evaluation = read_evaluation(run)
+    return card_section(evaluation, run.model_dir) if evaluation is not None else None

@@ -70,11 +70,12 @@ def _real_or_bot_panel(ax, groups: list[dict]) -> None:
             color="black",
             capsize=4,
         )
-        ax.text(min(accuracy, score["ci_high"]) + 0.02, y + 0.3, f"{accuracy:.0%}", fontsize=9)
+        ax.text(0.02, y, f"{accuracy:.0%}", va="center", fontsize=10, color="white", weight="bold")
     ax.axvline(0.5, color=REAL_COLOUR, linestyle="--")
-    ax.text(0.5, len(scores) - 0.45, " cannot tell apart", color=REAL_COLOUR, fontsize=8)
+    ax.text(0.5, len(scores) - 0.45, " a coin toss", color=REAL_COLOUR, fontsize=8)
     ax.axvline(1.0, color=BOT_COLOUR, linestyle="--")
-    ax.text(0.99, len(scores) - 0.45, "always tells ", color=BOT_COLOUR, fontsize=8, ha="right")
+    ax.text(0.99, len(scores) - 0.45, "never fooled ", color=BOT_COLOUR, fontsize=8, ha="right")
+    ax.set_xlabel("50 %: it cannot tell the bot from them; 100 %: it always can", fontsize=8)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlim(0, 1.05)
     ax.set_ylim(-0.6, len(scores) - 0.2)
@@ -101,11 +102,14 @@ def _length_panel(ax, overall: dict) -> None:
         ax.hist(data, bins=bins, density=True, alpha=0.15, color=colour, label=label)
     words = overall["words"]
     ax.set_title(
-        f"Length in words (medians {words['real']['median']:g} vs {words['bot']['median']:g}; "
-        f"apart by {words['wasserstein']:.1f} words on average)",
+        f"Length in words (medians: real {words['real']['median']:g}, "
+        f"bot {words['bot']['median']:g})",
         fontsize=10,
     )
-    ax.set_xlabel("words per post")
+    ax.set_xlabel(
+        f"words per post (the two differ by {words['wasserstein']:.1f} words on average)",
+        fontsize=8,
+    )
     ax.set_yticks([])
     ax.legend()
 
@@ -118,8 +122,6 @@ def rate_rows(overall: dict) -> list[tuple[str, float | None, float | None]]:
     ):
         d = overall["distinct"][n]
         rows.append((label, d["real"], d["bot"]))
-    top = overall["top_ngrams"]["1"]
-    rows.append((f"of the real top-{top['k']} words, shared", top["overlap"], None))
     return rows
 
 
@@ -134,7 +136,14 @@ def _rates_panel(ax, overall: dict) -> None:
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(matplotlib_percent())
     ax.set_title("How often posts …", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
+    top = overall["top_ngrams"]["1"]
+    if top["overlap"] is not None:
+        ax.set_xlabel(
+            f"{top['overlap']:.0%} of the real posts' {top['k']} most frequent words are "
+            f"among the bot's {top['k']}",
+            fontsize=8,
+        )
 
 
 def _perplexity_panel(ax, groups: list[dict]) -> None:
@@ -157,8 +166,8 @@ def _perplexity_panel(ax, groups: list[dict]) -> None:
                     va="bottom",
                     fontsize=8,
                 )
-    ax.set_yscale("log")
     ax.set_xticks(list(xs), labels)
+    ax.margins(y=0.15)
     ax.set_title("Perplexity on the held-out posts (lower: less surprised)", fontsize=10)
     ax.legend(fontsize=8)
 
@@ -211,7 +220,7 @@ def card_section(evaluation: dict, model_dir: Path) -> dict:
             _spread(chars["bot"]),
         ),
     ]
-    for label, real, bot in rate_rows(overall)[:-1]:
+    for label, real, bot in rate_rows(overall):
         style.append((label[0].upper() + label[1:], _percent(real), _percent(bot)))
     languages = overall["languages"]
     style.append(("Languages", _mix(languages["real"]), _mix(languages["bot"])))
