@@ -140,6 +140,43 @@ def test_an_interrupted_prepare_ends_every_process(large_export, tmp_path, momen
         cli.wait()
 
 
+SPLIT_WHERE_THE_FIRST_HALF_FAILS = """
+import os, sys, time
+from huggingtweets.parallel import split_in_two
+
+def first():
+    time.sleep(0.5)  # the child has its multi-MB answer ready and waits to write it
+    raise ValueError("the first half failed")
+
+try:
+    split_in_two(first, lambda: ["x" * 100] * 200_000, list[str], size=10**6)
+except ValueError:
+    me, children = os.getpid(), 0
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children += int(stat[1]) == me
+    print("raised; children left:", children)
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or (os.cpu_count() or 1) < 2, reason="forks only on Linux, 2+ CPUs"
+)
+def test_a_failed_first_half_ends_the_child_at_once():
+    """The first half's error (a half that does not decode) must not wait on a child that
+    cannot finish writing: it used to hang for ever."""
+    env = {k: v for k, v in os.environ.items() if k != "HUGGINGTWEETS_NO_FORK"}
+    script = [sys.executable, "-c", SPLIT_WHERE_THE_FIRST_HALF_FAILS]
+    try:
+        done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("split_in_two hung after its first half failed")
+    assert done.stdout.strip() == "raised; children left: 0", done.stdout + done.stderr
+
+
 # -- 2. a CSV with a stray quote is an error naming the line -------------------------
 
 

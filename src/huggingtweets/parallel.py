@@ -73,11 +73,16 @@ def split_in_two(
     prctl = _prctl()
     parent = os.getpid()
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process or memory left for a child: all of it here
+        os.close(read_fd)
+        os.close(write_fd)
+        return first(), second()
     if pid == 0:
         _child(second, read_fd, write_fd, parent, prctl)  # never returns
-    os.close(write_fd)
     try:
+        os.close(write_fd)
         try:
             head = first()
             with open(read_fd, "rb", buffering=0, closefd=False) as pipe:
@@ -130,8 +135,13 @@ def _close_inherited(keep: int) -> None:
     for fd in (0, 1, 2):
         if fd != null:
             os.dup2(null, fd)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible number
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in open_fds:
         if fd > 2 and fd != keep:
             with contextlib.suppress(OSError):  # the listing's own, already closed
                 os.close(fd)
