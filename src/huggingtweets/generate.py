@@ -362,12 +362,21 @@ class Generator:
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
         texts = []
+        # Whole rows are decoded, then the prompt as decoded is cut off: SentencePiece-style
+        # tokenizers (Llama 2, Phi-3, Gemma) drop the space a continuation starts with when
+        # it is decoded alone ("My dream is" + "▁lovely" → "My dream islovely").
+        decoded_prompt = tokenizer.decode(input_ids[0], skip_special_tokens=True)
         for start in range(0, count, DRAW_BATCH):
             rows = self._sample(
                 input_ids, min(DRAW_BATCH, count - start), settings, max_length, min_length
             )
-            for row in rows[:, input_ids.shape[1] :]:
-                text = prompt + tokenizer.decode(row, skip_special_tokens=True)
+            for row in rows:
+                whole = tokenizer.decode(row, skip_special_tokens=True)
+                if whole.startswith(decoded_prompt):
+                    text = prompt + whole[len(decoded_prompt) :]
+                else:  # a tokenizer that does not decode the prompt back as its start
+                    continuation = row[input_ids.shape[1] :]
+                    text = prompt + tokenizer.decode(continuation, skip_special_tokens=True)
                 if not settings["allow_newlines"]:
                     text = text.split("\n", 1)[0]
                 texts.append(text.rstrip())

@@ -629,12 +629,15 @@ def _lora(model, options: TrainOptions, seed: int):
     from peft import LoraConfig, get_peft_model
     from transformers import set_seed
 
+    from .architectures import lora_target_modules
+
     set_seed(seed)  # the adapters' initial weights
     config = LoraConfig(
         task_type="CAUSAL_LM",
         r=options.lora_r,
         lora_alpha=options.lora_alpha,
         lora_dropout=options.dropout or 0.0,
+        target_modules=lora_target_modules(model),  # per architecture (peft's by type)
     )
     try:
         return get_peft_model(model, config)
