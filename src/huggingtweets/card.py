@@ -193,6 +193,7 @@ _HYPERPARAMETER_NAMES = {
     "weight_decay": "Weight decay",
     "dropout": "Dropout",
     "max_steps": "Max steps",
+    "goldfish_k": "Goldfish loss (1 in k tokens left out)",
 }
 
 

@@ -66,6 +66,9 @@ def collate_blocks(pad_id: int):
             input_ids[i, :n] = torch.tensor(row["input_ids"])
             mask[i, :n] = 1
         labels = input_ids.masked_fill(mask == 0, -100)  # padding is not predicted
+        for i, row in enumerate(rows):
+            if "labels" in row:  # given by the dataset (goldfish.GoldfishBlocks)
+                labels[i, : len(row["labels"])] = torch.tensor(row["labels"])
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
     return collate

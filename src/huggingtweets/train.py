@@ -169,6 +169,17 @@ class TrainOptions:
         help="Dropout while training (attention dropout halves the speed on a CPU).",
         none_flag=("--keep-base-dropout", "Keep the base model's own dropout."),
     )
+    # Off by default: the original's loss. Hans et al. (2024) drop 1 in 4 (k = 4).
+    goldfish_k: int | None = option(
+        None,
+        min=2,
+        max=1000,
+        flag="--goldfish",
+        flag_value=4,
+        metavar="[K]",
+        help="Goldfish loss: leave 1 in K tokens out of the loss (chosen by the tokens "
+        "before it), so that posts are not learnt verbatim (default 4).",
+    )
     lora: bool = option(False, help="Train LoRA adapters (peft), merged on save.")
     lora_r: int = option(16, min=1, max=4096, help="LoRA rank.")
     lora_alpha: int = option(32, min=1, max=1 << 16, help="LoRA scaling (alpha).")
@@ -406,7 +417,7 @@ def _setup(
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=Blocks(train_blocks),
+            train_dataset=_train_dataset(train_blocks, tokenizer, options),
             eval_dataset=Blocks(valid_blocks),
             data_collator=collate_blocks(tokenizer.pad_token_id),
             processing_class=tokenizer,
@@ -433,6 +444,14 @@ def _setup(
         len(valid_blocks),
         last if options.resume else None,
     )
+
+
+def _train_dataset(blocks: list[list[int]], tokenizer, options: TrainOptions):
+    if not options.goldfish_k:
+        return Blocks(blocks)
+    from .goldfish import GoldfishBlocks
+
+    return GoldfishBlocks(blocks, tokenizer.eos_token_id, options.goldfish_k)
 
 
 def _training_arguments(run: RunDir, options: TrainOptions, precision: str):
