@@ -26,6 +26,8 @@ from .errors import HuggingtweetsError
 from .events import Reporter, cancel_on_sigint
 from .options import OptionError
 from .prepare import PrepareOptions
+from .push import PushOptions
+from .share import ShareOptions
 from .sources import SourceOptions, accepted_forms, source_option_classes
 from .sources.live import LiveOptions
 from .train import TrainOptions
@@ -263,18 +265,14 @@ def print_prepare_result(result) -> None:
     "RUN_DIR/trials/2 to keep several models of one dataset].",
 )
 @_handle
-@config_option(TrainOptions, PrepareOptions, LiveOptions, *source_option_classes())
+@config_option(TrainOptions, PrepareOptions, PushOptions, LiveOptions, *source_option_classes())
 @dataclass_options(TrainOptions, "options")
 @dataclass_options(PrepareOptions, "prepare_options", exclude=("seed",))
 @_source_options
 @click.option(
     "--no-card", is_flag=True, help="Do not write the model card (`huggingtweets card` later)."
 )
-@click.option(
-    "--repo-id",
-    metavar="OWNER/NAME",
-    help="The Hub id the card's snippet names [default: huggingtweets/<handles>].",
-)
+@dataclass_options(PushOptions, "push_options")  # --push-to-hub, --repo-id (the card's too)
 def train(
     targets,
     run_dir,
@@ -284,7 +282,7 @@ def train(
     prepare_options,
     source_options,
     no_card,
-    repo_id,
+    push_options,
 ):
     """Fine-tune a language model on a prepared run: RUN_DIR/model/ and metrics.json.
 
@@ -302,6 +300,7 @@ def train(
       huggingtweets train runs/me --base-model ./my-model --lora --precision bf16
       huggingtweets train runs/me --config sweep-3.yaml --output-dir runs/me/trials/3
       huggingtweets train runs/me --resume
+      huggingtweets train runs/me --push-to-hub --hub-model-id me/me-bot
       accelerate launch -m huggingtweets train runs/me --report-to wandb
     """
     from .pipeline import make_bot
@@ -330,6 +329,11 @@ def train(
         source_options = None
     else:
         sources = targets
+    push = push_options if push_options.push_to_hub else None
+    if push is None and (push_options.hub_private_repo or push_options.hub_revision):
+        raise HuggingtweetsError("--private and --revision apply with --push-to-hub")
+    if push is not None and no_card:
+        raise HuggingtweetsError("--push-to-hub publishes the model with its card: drop --no-card")
     try:
         with _reporting(
             "\nStopping after this step and saving a checkpoint (Ctrl-C again to stop now)..."
@@ -343,7 +347,8 @@ def train(
                 source_options=source_options,
                 train=options,
                 card=not no_card,
-                repo_id=repo_id,
+                repo_id=push_options.hub_model_id,
+                push=push,
                 output_dir=output_dir,
                 reporter=reporter,
             )
@@ -367,6 +372,9 @@ def train(
         f"Model written to {escape(str(result.trained.model_dir))}. Next:", soft_wrap=True
     )
     target = result.trained.model_dir if output_dir else run_dir
+    if result.pushed is not None:
+        console.print(f"Pushed to {escape(result.pushed.url)}", soft_wrap=True)
+        target = result.pushed.repo_id
     console.print(
         f'  huggingtweets generate {escape(str(target))} "My dream is" -n 5', soft_wrap=True
     )
@@ -427,7 +435,8 @@ def _generate_options(command):
 @click.argument("prompt", required=False)
 @_generate_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (samples, seed...).")
-def generate(model_or_run, prompt, options, as_json):
+@dataclass_options(ShareOptions, "share_options")
+def generate(model_or_run, prompt, options, as_json, share_options):
     """Write posts that start with PROMPT, from a run directory, model folder or Hub id.
 
     The original huggingtweets' settings: "<|endoftext|>" before the prompt, top-p 0.95,
@@ -441,6 +450,7 @@ def generate(model_or_run, prompt, options, as_json):
       huggingtweets generate runs/romeo-juliet "O Romeo" --seed 1 --no-copies
       huggingtweets generate runs/romeo-juliet/model "I think" --json
       huggingtweets generate huggingtweets/dril "My dream is"
+      huggingtweets generate runs/romeo-juliet "O Romeo" --share --instance mastodon.online
     """
     import orjson
 
@@ -455,10 +465,18 @@ def generate(model_or_run, prompt, options, as_json):
     num = options.num_return_sequences
     with err_console.status(f"Writing {num} post{'s' if num > 1 else ''}…"):
         result = generator.generate(prompt, options)
+    links = None
+    if share_options.share:  # X, Bluesky and Mastodon compose links (share.py)
+        from .share import sample_links
+
+        links = sample_links(model_or_run, result.samples, share_options)
     if as_json:
-        click.echo(orjson.dumps(result.to_dict()).decode())
+        data = result.to_dict()
+        for sample, link in zip(data["samples"], links or (), strict=False):
+            sample["share"] = link.to_dict() if link is not None else None
+        click.echo(orjson.dumps(data).decode())
         return
-    _print_samples(result)
+    _print_samples(result, links)
     _print_guard_summary(result, options.no_copies)
 
 
@@ -581,11 +599,16 @@ def demo(run_dir, epochs, seed):
     console.print(f"  less {escape(str(result.card))}", soft_wrap=True)
 
 
-def _print_samples(result) -> None:
+def _print_samples(result, links=None) -> None:
     for i, sample in enumerate(result.samples, 1):
         console.print(f"{i}. {escape(sample.text)}", soft_wrap=True)
         if sample.copy is not None:
             console.print(f"   [yellow]⚠ copy: {sample.copy.describe()}[/yellow]")
+        if links is not None and links[i - 1] is None:
+            console.print("   no share links: it copies a training post", style="dim")
+        elif links is not None:
+            for platform, url in links[i - 1].to_dict().items():
+                console.print(f"   {platform}: {escape(url)}", soft_wrap=True, style="dim")
 
 
 def _print_guard_summary(result, no_copies: bool) -> None:
@@ -610,6 +633,10 @@ def _print_guard_summary(result, no_copies: bool) -> None:
 from .cli_evaluate import evaluate_command  # noqa: E402  (it uses this module's helpers)
 
 cli.add_command(evaluate_command)
+
+from .cli_push import push  # noqa: E402
+
+cli.add_command(push)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The whole flow in one place: (collect →) prepare → train → card.
+"""The whole flow in one place: (collect →) prepare → train → card (→ push).
 
 The CLI's ``train SOURCE... --out``, the demo, the web app and a user's script all call
 :func:`make_bot`; none of them strings the stages together itself. Options are data (the
@@ -20,6 +20,7 @@ from pathlib import Path
 from .errors import HuggingtweetsError
 from .events import Reporter, reporter_or_silent
 from .prepare import PrepareOptions, PrepareResult, prepare
+from .push import Pusher, PushOptions, PushResult
 from .runs import RunDir
 from .sources import SourceOptions
 from .train import TrainOptions, TrainResult
@@ -32,6 +33,7 @@ class BotResult:
     prepared: PrepareResult | None  # None: trained on the dataset already in the run
     trained: TrainResult
     card: Path | None  # None: no card asked for, or not the main process
+    pushed: PushResult | None = None  # None: not pushed (push=None), or not the main process
 
 
 def make_bot(
@@ -44,12 +46,15 @@ def make_bot(
     train: TrainOptions | None = None,
     card: bool = True,
     repo_id: str | None = None,
+    push: PushOptions | None = None,
     output_dir: Path | str | None = None,
     reporter: Reporter | None = None,
 ) -> BotResult:
     """Prepare ``sources`` into ``run_dir`` (or use its dataset when none are given),
     fine-tune, and write the model card.
 
+    ``push``: then publish the model and its card on the Hub (push.py); the token and
+    the repository are checked first, before anything is collected or trained.
     ``output_dir``: where model/ and metrics.json go (default ``run_dir``; a sweep gives
     each trial its own, e.g. RUN_DIR/trials/3). Every option is checked before anything is
     collected, built or deleted: a typo must not cost a collection or a model load.
@@ -61,6 +66,11 @@ def make_bot(
     if repo_id is not None and card:
         check_repo_id(repo_id)
     run = RunDir(Path(run_dir)).with_output(output_dir)
+    pusher = None
+    if push is not None:  # the token and the Hub checked before any work (push.py)
+        if not card:
+            raise HuggingtweetsError("a pushed model is published with its card: keep card=True")
+        pusher = Pusher.login(push, reporter)
     prepared = None
     if sources:
         # The split and oversampling follow the training seed unless told otherwise.
@@ -74,11 +84,14 @@ def make_bot(
         raise HuggingtweetsError("handles and source options apply to SOURCEs: give some")
     elif not run.root.is_dir():
         raise HuggingtweetsError(f"no run directory {run.root}: give SOURCEs to prepare into it")
+    if pusher is not None:  # the repository, named by the card too (default from handles)
+        repo_id = pusher.choose_repo(run, repo_id)
     trained = train_stage(run, train_options, reporter=reporter)
     card_path = None
     if card and trained.main_process:
         card_path = write_card_reporting(run, reporter, repo_id=repo_id)
-    return BotResult(run, prepared, trained, card_path)
+    pushed = pusher.push(run) if pusher is not None and trained.main_process else None
+    return BotResult(run, prepared, trained, card_path, pushed)
 
 
 def write_card_reporting(run: RunDir, reporter: Reporter, **card_arguments) -> Path:

@@ -1,0 +1,63 @@
+"""``huggingtweets push``: publish a trained bot on the Hugging Face Hub (see push.py).
+
+A command of its own module, registered on the group at the end of cli.py; its options
+are PushOptions' fields (``--repo-id``, ``--private``, ``--revision``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from .cli_options import dataclass_options
+from .push import PushOptions
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the model to push is, when not RUN_DIR/model (a trial: RUN_DIR/trials/2).",
+)
+@dataclass_options(PushOptions, "options", exclude=("push_to_hub",))
+def push(run_dir, output_dir, options):
+    """Publish RUN_DIR's trained model on the Hugging Face Hub, in one commit.
+
+    Uploads exactly the model: weights, config, tokenizer, generation config, the card
+    (README.md), preview.png, the avatars, the loss curve and the memorization guard;
+    never posts/ or dataset/. The card is written again first when it names another
+    repository. Pushing again updates the same repository; a push that fails leaves it
+    at its previous commit. The token comes from HF_TOKEN or `hf auth login`.
+
+    \b
+    Examples:
+      huggingtweets push runs/me                          # YOUR_NAME/<handles>
+      huggingtweets push runs/me --repo-id my-org/me-bot --private
+      huggingtweets push runs/me --revision dev
+      huggingtweets push runs/me --output-dir runs/me/trials/3
+    """
+    from .cli import _reporting, console  # the CLI layer's terminal and progress
+    from .push import push_run
+    from .runs import RunDir
+
+    run = RunDir(run_dir).with_output(output_dir)
+    with _reporting() as reporter:
+        result = push_run(run, options, reporter=reporter)
+    files = f"{len(result.uploaded)} files"
+    if result.deleted:
+        files += f" (and removed {len(result.deleted)} left by an earlier push)"
+    commit = escape(result.commit[:7])
+    if result.changed:
+        console.print(f"Pushed {files} to {escape(result.url)} (commit {commit})", soft_wrap=True)
+    else:
+        console.print(
+            f"Nothing to push: {escape(result.url)} holds this model already (commit {commit})",
+            soft_wrap=True,
+        )
+    console.print("Use it:", soft_wrap=True)
+    console.print(
+        f'  huggingtweets generate {escape(result.repo_id)} "My dream is" -n 5', soft_wrap=True
+    )
