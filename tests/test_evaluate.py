@@ -170,3 +170,18 @@ def test_evaluate_errors(evaluated, tmp_path):
     assert "--validation-split-percentage" in result.stderr
     result = run_cli("evaluate", run_dir, "--samples", 5, expect=2)
     assert result.stderr.startswith(f"Error: --samples must be >={style.MIN_POSTS}")
+
+
+def test_rewriting_the_card_keeps_the_repo_id_it_was_written_for(tmp_path):
+    from huggingtweets.cli_evaluate import card_repo_id
+
+    card = tmp_path / "README.md"
+    card.write_text(
+        "---\nlanguage: en\nthumbnail: https://huggingface.co/me/my-bot/resolve/main/"
+        "preview.png\ntags:\n- huggingtweets\n---\n\nthumbnail: https://huggingface.co/x/y/"
+        "resolve/main/z.png\n"
+    )
+    assert card_repo_id(card) == "me/my-bot"
+    card.write_text("no front matter")
+    assert card_repo_id(card) is None
+    assert card_repo_id(tmp_path / "missing.md") is None
