@@ -11,7 +11,12 @@ from conftest import run_cli
 from demo_run import demo_run
 
 from huggingtweets import style
-from huggingtweets.evaluate import EVALUATION_FILE, PICTURE_FILE, model_fingerprint
+from huggingtweets.evaluate import (
+    EVALUATION_FILE,
+    PICTURE_FILE,
+    model_fingerprint,
+    quick_to_evaluate,
+)
 from huggingtweets.runs import RunDir
 
 # Held-out-like posts: varied, with the features counted below.
@@ -132,6 +137,7 @@ def test_evaluate_writes_the_scorecard_and_the_cards_section(evaluated):
     assert f"![Does it sound like them?]({PICTURE_FILE})" in card
     assert f"| @romeo ({groups['romeo']['real_or_bot']['posts_each']} of each) |" in card
     assert "Real or bot?" in result.stdout and "Perplexity" in result.stdout
+    assert quick_to_evaluate(run_dir / "model")  # a pipeline may run it after training
 
 
 @pytest.mark.slow
