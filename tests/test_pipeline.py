@@ -51,7 +51,7 @@ def test_no_library_module_prints_or_uses_the_console():
     cli_layer = {"cli.py", "console.py", "__main__.py"}
     offenders = []
     for path in sorted(SRC.rglob("*.py")):
-        if path.name in cli_layer:
+        if path.name in cli_layer or path.name.startswith("cli_"):  # cli_push.py ...
             continue
         tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):
