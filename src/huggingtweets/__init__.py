@@ -23,6 +23,7 @@ from .models import load_causal_lm, load_tokenizer
 from .options import OptionError, options_from_dict, options_to_dict
 from .pipeline import BotResult, make_bot
 from .prepare import PrepareOptions, PrepareResult, prepare, prepare_collected
+from .push import PushOptions, PushResult, push_run
 from .records import Account, AccountPosts, Collected, Post
 from .runs import RunDir
 from .sources import Source, SourceOptions, read_source, resolve
@@ -46,6 +47,8 @@ __all__ = [
     "Post",
     "PrepareOptions",
     "PrepareResult",
+    "PushOptions",
+    "PushResult",
     "Reporter",
     "RunDir",
     "Sample",
@@ -64,6 +67,7 @@ __all__ = [
     "options_to_dict",
     "prepare",
     "prepare_collected",
+    "push_run",
     "read_source",
     "resolve",
     "run_demo",
