@@ -191,3 +191,22 @@ def test_rewriting_the_card_keeps_the_repo_id_it_was_written_for(tmp_path):
     card.write_text("no front matter")
     assert card_repo_id(card) is None
     assert card_repo_id(tmp_path / "missing.md") is None
+
+
+@pytest.mark.slow
+def test_a_damaged_evaluation_is_one_line(evaluated, tmp_path):
+    run_dir, _ = evaluated
+    copy = tmp_path / "rj"
+    shutil.copytree(run_dir, copy)
+    path = copy / EVALUATION_FILE
+    evaluation = orjson.loads(path.read_bytes())
+    del evaluation["groups"][0]["words"]
+    path.write_bytes(orjson.dumps(evaluation))
+    result = run_cli("card", copy, "--samples", 0, expect=2)
+    assert result.stderr == (
+        f"Error: {path} is damaged: run `huggingtweets evaluate {copy}` again, or delete it\n"
+    )
+    (copy / "dataset" / "stats.json").write_text("{not json")  # only a hint to evaluate
+    path.unlink()
+    run_cli("evaluate", copy, "--samples", 20, "--no-card")
+    assert orjson.loads(path.read_bytes())["accounts"] == ["romeo", "juliet"]

@@ -601,4 +601,12 @@ def _scorecard(run: RunDir) -> dict | None:
     from .evaluate_report import card_section
 
     evaluation = read_evaluation(run)
-    return card_section(evaluation, run.model_dir) if evaluation is not None else None
+    if evaluation is None:
+        return None
+    try:
+        return card_section(evaluation, run.model_dir)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):  # edited by hand
+        raise HuggingtweetsError(
+            f"{run.output_dir / 'evaluation.json'} is damaged: run `huggingtweets evaluate "
+            f"{run.root}` again, or delete it"
+        ) from None

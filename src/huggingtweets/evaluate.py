@@ -118,9 +118,10 @@ def held_out_posts(run: RunDir) -> dict[str, list[str]]:
             f"{run.root}` and train first"
         )
     posts: dict[str, list[str]] = {}
-    if run.stats_path.exists():
-        stats = orjson.loads(run.stats_path.read_bytes())
-        for account in stats.get("accounts", []) if isinstance(stats, dict) else []:
+    stats = _json_object(run.stats_path)
+    accounts = stats.get("accounts")
+    if isinstance(accounts, list):
+        for account in accounts:
             if isinstance(account, dict) and isinstance(account.get("handle"), str):
                 posts[account["handle"]] = []
     for line, row in iter_jsonl(run.valid_path):
@@ -132,6 +133,16 @@ def held_out_posts(run: RunDir) -> dict[str, list[str]]:
             )
         posts.setdefault(str(row.get("handle") or "?"), []).append(text)
     return {handle: texts for handle, texts in posts.items() if texts}
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON object from ``path``, or {} when there is none: stats.json and metrics.json
+    are only hints here (the accounts' order, training's losses)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def check_enough(posts: dict[str, list[str]], run: RunDir) -> None:
@@ -308,10 +319,7 @@ def evaluate(
         )
     posts = held_out_posts(run)
     check_enough(posts, run)
-    metrics = {}
-    if run.metrics_path.exists():
-        loaded = orjson.loads(run.metrics_path.read_bytes())
-        metrics = loaded if isinstance(loaded, dict) else {}
+    metrics = _json_object(run.metrics_path)
     started = time.perf_counter()
     reporter.start(STAGE, f"writing {options.samples} posts to compare", total=options.samples)
     if generator is None:
