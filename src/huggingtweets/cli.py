@@ -638,6 +638,10 @@ from .cli_push import push  # noqa: E402
 
 cli.add_command(push)
 
+from .cli_sweep import sweep  # noqa: E402
+
+cli.add_command(sweep)
+
 
 def main() -> None:
     cli(prog_name="huggingtweets")

@@ -60,6 +60,8 @@ def make_bot(
     collected, built or deleted: a typo must not cost a collection or a model load.
     """
     from .card import check_repo_id
+    from .options import options_to_dict
+    from .tracking import track
 
     reporter = reporter_or_silent(reporter)
     train_options = train or TrainOptions()
@@ -86,10 +88,16 @@ def make_bot(
         raise HuggingtweetsError(f"no run directory {run.root}: give SOURCEs to prepare into it")
     if pusher is not None:  # the repository, named by the card too (default from handles)
         repo_id = pusher.choose_repo(run, repo_id)
-    trained = train_stage(run, train_options, reporter=reporter)
-    card_path = None
-    if card and trained.main_process:
-        card_path = write_card_reporting(run, reporter, repo_id=repo_id)
+    # --report-to wandb / tensorboard / mlflow: the runs, artifacts and samples (tracking.py)
+    logged = options_to_dict(prepare_options) if sources and prepare_options else None
+    with track(run, train_options, reporter, prepare_options=logged) as tracker:
+        trained = train_stage(
+            run, tracker.train_options, reporter=reporter, callbacks=tracker.callbacks
+        )
+        tracker.trained(trained)  # before the card, which may link to the runs
+        card_path = None
+        if card and trained.main_process:
+            card_path = write_card_reporting(run, reporter, repo_id=repo_id)
     pushed = pusher.push(run) if pusher is not None and trained.main_process else None
     return BotResult(run, prepared, trained, card_path, pushed)
 

@@ -1,0 +1,264 @@
+"""`huggingtweets sweep`: Optuna over tiny trainings, interrupted, resumed and promoted."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from conftest import run_cli
+
+pytest.importorskip("optuna")
+
+from huggingtweets import Reporter, TrainOptions, prepare
+from huggingtweets.sweep import (
+    DEFAULT_SPACE,
+    PruneOnEval,
+    _Search,
+    load_sweep_config,
+    parse_space,
+    sweep,
+)
+
+# Small and quick: two optimizer steps a trial, the learning rate, schedule and warm-up
+# searched, epochs and accumulation fixed (max_steps decides the length anyway).
+CONFIG = """\
+base_model: tiny
+max_steps: 2
+block_size: 64
+per_device_train_batch_size: 8
+parameters:
+  learning_rate: {min: 1e-4, max: 3e-3, distribution: log_uniform_values}
+  num_train_epochs: 1
+  gradient_accumulation_steps: {value: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("sweep") / "romeo"
+    prepare(run, ["sample:romeo"])
+    return run
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sweep-config") / "sweep.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _rows(run: Path) -> list[dict]:
+    with (run / "sweep" / "results.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def swept(run_dir, config):
+    """A sweep of 3 trials cancelled in the middle of its second trial (as Ctrl-C or a web
+    app's stop button would), then run again with the CLI: it finishes the sweep."""
+    options, space = load_sweep_config(config)
+    seen = {"finished": 0, "train_starts": 0}
+    reporter = Reporter()
+
+    def cancel_in_trial_two(event) -> None:
+        if event.stage == "sweep" and event.kind == "progress":
+            seen["finished"] = event.step
+        if event.stage == "train" and event.kind == "start":
+            seen["train_starts"] += 1
+        in_trial_two = seen["finished"] == 1 and event.stage == "train"
+        if in_trial_two and event.kind == "progress" and (event.step or 0) >= 1:
+            reporter.cancel()
+
+    reporter.listeners.append(cancel_in_trial_two)
+    with pytest.raises(KeyboardInterrupt):  # TrainingInterrupted, a Cancelled
+        sweep(run_dir, 3, base=TrainOptions(**options), space=space, reporter=reporter)
+    first = _rows(run_dir)
+    trial0 = run_dir / "trials" / "0" / "metrics.json"
+    trial0_written = trial0.stat().st_mtime_ns
+    result = run_cli("sweep", run_dir, "--trials", "3", "--config", config)
+    return SimpleNamespace(
+        run=run_dir,
+        first=first,
+        seen=seen,
+        trial0_unchanged=trial0.stat().st_mtime_ns == trial0_written,
+        cli=result,
+        rows=_rows(run_dir),
+    )
+
+
+def test_an_interrupted_sweep_resumes_without_repeating_finished_trials(swept):
+    assert swept.seen["train_starts"] == 2  # trial 0, then trial 1 cut short
+    assert [(r["trial"], r["state"], r["note"]) for r in swept.first] == [
+        ("0", "complete", ""),
+        ("1", "fail", "interrupted"),
+    ]
+    states = [(r["trial"], r["state"]) for r in swept.rows]
+    assert states[:3] == [("0", "complete"), ("1", "fail"), ("2", "complete")]
+    assert states[3][0] == "3" and states[3][1] in ("complete", "pruned")
+    assert swept.trial0_unchanged  # trial 0 was not trained again
+    retry = swept.rows[2]
+    assert retry["note"] == "retry of trial 1"
+    # the interrupted trial runs again with its own parameters
+    for name in ("learning_rate", "lr_scheduler_type", "warmup_ratio"):
+        assert retry[name] == swept.first[1][name]
+    assert not (swept.run / "trials" / "1").exists()  # its partial checkpoints removed
+    assert "trial 1 was interrupted: it runs again" in swept.cli.stderr
+
+
+def test_the_best_trial_is_promoted_with_its_card(swept):
+    finished = [r for r in swept.rows if r["state"] in ("complete", "pruned")]
+    best = min(finished, key=lambda r: float(r["eval_loss"]))
+    assert [r["trial"] for r in swept.rows if r["best"] == "True"] == [best["trial"]]
+    summary = orjson.loads((swept.run / "sweep" / "results.json").read_bytes())
+    assert summary["best_trial"] == int(best["trial"])
+    assert len(summary["rows"]) == 4
+    metrics = orjson.loads((swept.run / "metrics.json").read_bytes())
+    assert metrics["eval_loss_after"] == pytest.approx(float(best["eval_loss"]))
+    assert metrics["sweep"]["trial"] == int(best["trial"])
+    model = swept.run / "model"
+    trial_model = swept.run / "trials" / best["trial"] / "model"
+    weights = "model.safetensors"
+    assert (model / weights).read_bytes() == (trial_model / weights).read_bytes()
+    assert (model / "README.md").is_file() and (model / "preview.png").is_file()
+    assert f"Trial {best['trial']} promoted" in swept.cli.stdout
+
+
+def test_the_sweep_picture(swept):
+    from PIL import Image
+
+    with Image.open(swept.run / "sweep" / "sweep.png") as picture:
+        assert picture.format == "PNG"
+        assert picture.size[0] > 2 * picture.size[1]  # three panels side by side
+
+
+def test_a_finished_sweep_run_again_trains_nothing(swept, config):
+    result = run_cli("sweep", swept.run, "--trials", "3", "--config", config, "--no-promote")
+    assert "evaluating the base model" not in result.stderr
+    assert len(_rows(swept.run)) == 4
+    assert "(not promoted)" in result.stdout
+
+
+# -- bad input: one line, exit 2, nothing trained ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("yaml", "args", "says"),
+    [
+        ("", ("--trials", "0"), "--trials must be 1 or more (got 0)"),
+        ("parameters: {momentum: {values: [0.9]}}", (), "unknown parameter 'momentum'"),
+        ("parameters: {learning_rate: {min: 1e-3, max: 1e-5}}", (), "is empty (min > max)"),
+        ("parameters: {gradient_accumulation_steps: {values: []}}", (), "values is empty"),
+        ("parameters: {lr_scheduler_type: {values: [cosine, wavy]}}", (), "must be one of"),
+        ("parameters: {learning_rate: {min: 0, max: 1e-3, log: true}}", (), "needs min > 0"),
+        ("parameters: {learning_rate: {min: 1e-5, max: 5}}", (), "must be >0, <=1 (got 5)"),
+        ("parameters: {warmup_ratio: {values: [0.1]}, warmup_steps: 3}", (), "not both"),
+        ("report_to: wandb", (), "unknown option 'report_to'"),
+    ],
+)
+def test_bad_sweep_input(run_dir, tmp_path, yaml, args, says):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml)
+    argv = ["sweep", run_dir, "--config", config, *(args or ("--trials", "2"))]
+    result = run_cli(*argv, expect=2)
+    assert says in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_run_without_dataset_is_refused(tmp_path):
+    result = run_cli("sweep", tmp_path / "nothing", "--trials", "2", expect=2)
+    assert "has no dataset/" in result.stderr
+    assert not (tmp_path / "nothing" / "sweep").exists()
+
+
+# -- the parts -----------------------------------------------------------------------------
+
+
+def test_the_space_reads_wandb_style_and_yaml_numbers():
+    space, fixed = parse_space(
+        {
+            "learning_rate": {"min": -14, "max": -6, "distribution": "log_uniform"},
+            "num_train_epochs": {"min": 1, "max": 3},
+            "per_device_train_batch_size": {"values": ["2", 4]},
+            "dropout": "1e-1",
+            "lr_scheduler_type": {"value": "linear"},
+        }
+    )
+    lr = space["learning_rate"]
+    assert lr.log and lr.low == pytest.approx(8.315e-7, rel=1e-3)
+    assert space["num_train_epochs"].integer
+    assert space["per_device_train_batch_size"].choices == (2, 4)
+    assert fixed == {"dropout": 0.1, "lr_scheduler_type": "linear"}
+    assert set(space) == {*DEFAULT_SPACE} - {"lr_scheduler_type"} | {"per_device_train_batch_size"}
+
+
+def test_warm_up_ratio_and_constant_schedule_become_train_options(run_dir):
+    search = _Search(None, None, None, TrainOptions(max_steps=10), {}, {}, Reporter())
+    options = search.trial_options({"lr_scheduler_type": "constant", "warmup_ratio": 0.2})
+    assert (options.lr_scheduler_type, options.warmup_steps) == ("constant_with_warmup", 2)
+    options = search.trial_options({"lr_scheduler_type": "constant", "warmup_ratio": 0.0})
+    assert (options.lr_scheduler_type, options.warmup_steps) == ("constant", 0)
+    assert search.trial_options({"num_train_epochs": 3}).num_train_epochs == 3.0
+
+
+class _Trial:
+    def __init__(self, prune: bool) -> None:
+        self.prune, self.reports = prune, []
+
+    def report(self, value, step):
+        self.reports.append((step, value))
+
+    def should_prune(self):
+        return self.prune
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_pruning_stops_training_after_a_bad_epoch(prune):
+    trial = _Trial(prune)
+    callback = PruneOnEval(trial)
+    control = SimpleNamespace(should_training_stop=False)
+    callback.on_evaluate(None, SimpleNamespace(epoch=0), control, metrics={"eval_loss": 9.0})
+    assert trial.reports == []  # the evaluation before training is not a trial's step
+    callback.on_train_begin(None, None, control)
+    callback.on_evaluate(None, SimpleNamespace(epoch=1.0), control, metrics={"eval_loss": 5.0})
+    assert trial.reports == [(1, 5.0)]
+    assert control.should_training_stop is prune and callback.pruned is prune
+
+
+def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
+    """kill -9 leaves a trial "running" in the study: the next sweep fails it and queues
+    its parameters again (its partial checkpoints are removed)."""
+    import optuna
+
+    from huggingtweets.runs import RunDir
+    from huggingtweets.sweep import _open_study, _retry_interrupted
+
+    run = RunDir(tmp_path / "run")
+    folder = run.root / "sweep"
+    folder.mkdir(parents=True)
+    study = _open_study(optuna, folder, TrainOptions(base_model="tiny"))
+    left = study.ask()  # never told: as after kill -9
+    left.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+    (run.root / "trials" / "0" / "checkpoints").mkdir(parents=True)
+    events = []
+    _retry_interrupted(optuna, study, run, Reporter(events.append))
+    first, queued = study.get_trials()
+    assert first.state == optuna.trial.TrialState.FAIL
+    assert queued.state == optuna.trial.TrialState.WAITING
+    assert queued.user_attrs["retry_of"] == 0
+    again = study.ask()
+    value = again.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+    assert value == left.params["learning_rate"]
+    assert not (run.root / "trials" / "0").exists()
+    assert [e.message for e in events] == ["trial 0 was interrupted: it runs again"]
+
+
+def test_one_sweep_at_a_time(run_dir):
+    from huggingtweets.sweep import _locked
+
+    (run_dir / "sweep").mkdir(exist_ok=True)
+    with _locked(run_dir / "sweep"):
+        result = run_cli("sweep", run_dir, "--trials", "1", "--base-model", "tiny", expect=2)
+    assert "a sweep is already running on" in result.stderr
