@@ -262,3 +262,35 @@ def test_one_sweep_at_a_time(run_dir):
     with _locked(run_dir / "sweep"):
         result = run_cli("sweep", run_dir, "--trials", "1", "--base-model", "tiny", expect=2)
     assert "a sweep is already running on" in result.stderr
+
+
+def test_an_option_given_for_a_searched_parameter_fixes_it(run_dir, tmp_path, monkeypatch):
+    """`--num-train-epochs 2` (or `learning_rate:` at the config's top level) is not
+    searched; a parameter the config's `parameters:` names stays searched unless a flag
+    is given for it (flags win)."""
+    import huggingtweets.sweep as sweep_module
+
+    seen = {}
+
+    def fake_sweep(run, trials, *, base, space, promote, reporter):
+        seen.update(base=base, space=space)
+        raise sweep_module.HuggingtweetsError("stop here")
+
+    monkeypatch.setattr(sweep_module, "sweep", fake_sweep)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        "learning_rate: 0.002\nparameters:\n  warmup_ratio: {values: [0.0, 0.5]}\n"
+        "  gradient_accumulation_steps: {values: [1, 2]}\n"
+    )
+    run_cli(
+        "sweep", run_dir, "--trials", "2", "--config", config, "--num-train-epochs", "2",
+        "--gradient-accumulation-steps", "4", expect=2,
+    )  # fmt: skip
+    space, fixed = parse_space(seen["space"])
+    assert set(space) == {"lr_scheduler_type", "warmup_ratio"}
+    assert fixed == {
+        "learning_rate": 0.002,
+        "num_train_epochs": 2.0,
+        "gradient_accumulation_steps": 4,
+    }
+    assert space["warmup_ratio"].choices == (0.0, 0.5)
