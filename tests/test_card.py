@@ -6,6 +6,7 @@ import http.server
 import itertools
 import json
 import re
+import shutil
 import socketserver
 import threading
 from html.parser import HTMLParser
@@ -471,3 +472,38 @@ def test_card_says_the_guard_is_a_membership_test_not_a_privacy_protection(demo,
     unguarded = read_card(run)
     assert "not a privacy protection" not in unguarded  # no guard published, nothing to say
     assert "**Memorization:** not measured" in unguarded
+
+
+def test_card_links_the_wandb_lineage_only_when_wandb_was_used_online(demo, tmp_path):
+    """As the seeds do: the data, the training run and the final model on W&B — and no
+    link at all when W&B was not used, or used offline (no pages exist yet)."""
+    run = tmp_path / "run"
+    shutil.copytree(demo.run_dir / "dataset", run / "dataset")
+    copy_model(demo, run)
+    metrics = json.loads((demo.run_dir / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    run_cli("card", run, "--samples", "0")
+    assert "W&B" not in read_card(run)
+
+    urls = {
+        "data_url": "https://wandb.ai/me/huggingtweets/artifacts/train-dataset/rj/v0",
+        "run_url": "https://wandb.ai/me/huggingtweets/runs/abc123",
+        "model_url": "https://wandb.ai/me/huggingtweets/artifacts/finetuned-model/rj/v0",
+    }
+    offline = {**metrics, "tracking": {"wandb": {"mode": "offline", "run_url": None}}}
+    (run / "metrics.json").write_text(json.dumps(offline))
+    run_cli("card", run, "--samples", "0")
+    assert "W&B" not in read_card(run)
+
+    online = {**metrics, "tracking": {"wandb": {"mode": "online", **urls}}}
+    (run / "metrics.json").write_text(json.dumps(online))
+    run_cli("card", run, "--samples", "0")
+    card = read_card(run)
+    assert f"[Explore the data]({urls['data_url']})" in card
+    assert f"[W&B training run]({urls['run_url']})" in card
+    assert f"[the final model]({urls['model_url']})" in card
+
+    hostile = {**metrics, "tracking": {"wandb": {"run_url": "https://x) [click](javascript:1"}}}
+    (run / "metrics.json").write_text(json.dumps(hostile))
+    run_cli("card", run, "--samples", "0")
+    assert "javascript" not in read_card(run)

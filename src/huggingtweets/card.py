@@ -468,7 +468,24 @@ def render_card(
         guard=(model_dir / GUARD_FILE).exists(),
         repo_id=repo_id,
         scorecard=scorecard,  # evaluate's "Does it sound like them?", when evaluated
+        wandb=wandb_links(metrics),
     )
+
+
+def wandb_links(metrics: dict) -> dict[str, str]:
+    """The W&B pages of this model's lineage, as the seeds link them: only when W&B was
+    used online (an offline run has no pages yet), and only https URLs."""
+    tracking = metrics.get("tracking")
+    wandb = tracking.get("wandb") if isinstance(tracking, dict) else None
+    if not isinstance(wandb, dict):
+        return {}
+    return {
+        key: url
+        for key in ("data_url", "run_url", "model_url")
+        if isinstance(url := wandb.get(key), str)
+        and url.startswith("https://")
+        and not any(c in url for c in ' ()<>"\n')
+    }
 
 
 @dataclass

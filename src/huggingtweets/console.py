@@ -33,6 +33,9 @@ def stats_table(stats: dict) -> Table:
     return table
 
 
+_UNITS = {"train": "step", "collect": "post", "sweep": "trial"}
+
+
 class EventRenderer:
     """Draws a run's events on the terminal: a progress bar (ETA included) per stage that
     counts, warnings in yellow, other notes dimmed. User text is shown as written."""
@@ -58,7 +61,7 @@ class EventRenderer:
                     total=event.total,
                     initial=event.step or 0,
                     desc=str(label),
-                    unit="step" if event.stage == "train" else "post",
+                    unit=_UNITS.get(event.stage, "step"),
                     dynamic_ncols=True,
                 )
             if event.total != bar.total:
