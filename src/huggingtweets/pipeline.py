@@ -128,6 +128,10 @@ def _main_process_first() -> Iterator[bool]:
         return
     from accelerate import PartialState
 
-    state = PartialState()  # joins the process group Trainer will use
+    from .hardware import accelerator
+
+    # Joins the process group Trainer will use (on a CPU, gloo: as TrainingArguments'
+    # use_cpu sets it up; without cpu=True every CPU process would think it is the main).
+    state = PartialState(cpu=accelerator() is None)
     with state.main_process_first():
         yield state.is_main_process
