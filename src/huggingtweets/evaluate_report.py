@@ -250,7 +250,12 @@ def _spread(summary: dict) -> str:
     return f"{summary['median']:g} ({summary['p10']:.0f}–{summary['p90']:.0f})"
 
 
-def _mix(mix: dict) -> str:
+def _mix(mix: dict, least: float = 0.05) -> str:
+    """The main languages (codes) and their shares; the rarest lumped as "other" (a few
+    short posts detected as an unlikely language are mostly the detector's noise)."""
     if not mix:
         return "—"
-    return ", ".join(f"{code} {share:.0%}" for code, share in list(mix.items())[:3])
+    shown = [(code, share) for code, share in mix.items() if share >= least][:3]
+    other = 1.0 - sum(share for _, share in shown)
+    parts = [f"{code} {share:.0%}" for code, share in shown]
+    return ", ".join(parts + ([f"other {other:.0%}"] if other >= 0.005 else []))

@@ -192,7 +192,7 @@ def verdict(low: float, high: float) -> str:
         return "cannot tell them apart"
     if high <= 0.65:
         return "hard to tell apart"
-    if low >= 0.9:
+    if (low + high) / 2 >= 0.9:
         return "tells them apart easily"
     return "can often tell them apart"
 
