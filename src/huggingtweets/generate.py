@@ -6,11 +6,29 @@ The original sampled with ``pipeline("text-generation")`` and the model's
 160 and at least 10 tokens counting the prompt, and kept the first line of each sample.
 We read the same settings from the model's config and do the same steps by hand, so the
 memorization guard can check each sample and ``--no-copies`` can draw a flagged one again.
+
+Sampling is our own loop over the model and its KV cache (``_sample_fast``), not
+``generate()``, because only the first line of a sample is kept: each sample stops at its
+first line break or ``<|endoftext|>`` and leaves the batch at once, so the others run on
+without it and nobody waits for the slowest. It samples from what ``generate()`` samples
+from: the same top-k (transformers' default 50), top-p, temperature and minimum length.
+``generate()`` picks a token as ``argmax(p / q)`` with ``q`` exponential noise drawn for
+every token of the vocabulary (50,257 random numbers per sample and token for GPT-2: on
+a CPU, a fifth of the time of the model's own forward pass); we draw it for the top-k
+candidates only, the same distribution. With ``--as-pipeline`` we draw all of it, in
+fp32: then a seed gives the very first lines ``pipeline("text-generation")`` gives (up
+to the rounding of differently shaped matrix products; tests/test_generate_speed.py).
+A model whose
+generation_config.json asks for more (a repetition penalty, beams ...) goes through
+``generate()``. A model of 50M parameters or more is sampled in bf16 where the hardware
+computes it natively (``--precision``), a copy: the model itself stays as loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import re
 import secrets
 from collections.abc import Iterator
@@ -54,6 +72,43 @@ MAX_PROMPT_CHARS = 25_000
 # descheduled thread stalls every step (tiny model, 20 samples on this 2-core box with
 # other work running: 0.9 s on one thread, 19-34 s on two).
 SINGLE_THREAD_BELOW = 50_000_000
+SAMPLING_PRECISIONS = ("auto", "fp32", "bf16")
+# bf16 halves the bytes a token reads and doubles the arithmetic, which pays where the
+# matrices are large (GPT-2 small on one AVX512-BF16 core: 1.5× fp32 per token); below
+# this size a token costs Python and kernel launches, and bf16 only adds conversions
+# (the 3.7M demo model: 0.42 s for 10 samples in bf16, 0.29 s in fp32).
+BF16_FROM = 50_000_000
+# transformers' top_k when generation_config.json sets none (GenerationConfig's defaults).
+DEFAULT_TOP_K = 50
+# generation_config.json settings our sampling loop does not reproduce, with the value that
+# means "off": a model that turns one on is sampled by transformers' generate() instead.
+GENERATE_ONLY_SETTINGS = {
+    "num_beams": 1,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "min_p": None,
+    "top_h": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "sequence_bias": None,
+    "min_new_tokens": None,
+    "max_new_tokens": None,
+    "exponential_decay_length_penalty": None,
+    "renormalize_logits": False,
+    "remove_invalid_values": False,
+    "watermarking_config": None,
+    "guidance_scale": None,
+    "penalty_alpha": None,
+    "dola_layers": None,
+    "stop_strings": None,
+}
 
 
 @dataclass
@@ -120,6 +175,17 @@ class GenerateOptions:
     trust_pickle: bool = option(
         False, help="Allow weights in pickle form (can run arbitrary code)."
     )
+    precision: str = option(
+        "auto",
+        choices=SAMPLING_PRECISIONS,
+        help="auto: bf16 for models of 50M parameters and more where the hardware computes "
+        "it natively (CPUs with AVX512-BF16/AMX, recent GPUs), else fp32.",
+    )
+    as_pipeline: bool = option(
+        False,
+        help="Draw exactly what pipeline('text-generation') draws for the seed (fp32, and "
+        "random numbers for the whole vocabulary at every token: slower).",
+    )
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -132,6 +198,10 @@ class GenerateOptions:
                 "min_length",
                 f"({self.min_length}) is above max_length ({self.max_length}): a sample "
                 "cannot be longer than its maximum",
+            )
+        if self.as_pipeline and self.precision == "bf16":
+            raise OptionError(
+                "precision", "must be fp32 or auto with as_pipeline (it samples in fp32)"
             )
 
 
@@ -292,6 +362,8 @@ class Generator:
         params = params.get("text-generation") if isinstance(params, dict) else None
         params = params if isinstance(params, dict) else {}
         self.model_settings = {k: params.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
+        self._line_breaks = None  # token ids whose text holds a line break
+        self._bf16_model = None  # a bf16 copy for sampling (self.model stays as loaded)
 
     @classmethod
     def load(cls, model_or_run: str | Path, *, trust_pickle: bool = False) -> Generator:
@@ -337,9 +409,13 @@ class Generator:
             )
         return chosen
 
-    def _draw(self, prompt: str, count: int, settings: dict) -> list[str]:
+    def _draw(
+        self, prompt: str, count: int, settings: dict, how: GenerateOptions | None = None
+    ) -> list[str]:
         """``count`` samples of ``prompt`` (prompt included), each cut at its first line
-        break unless ``settings["allow_newlines"]``; drawn ``DRAW_BATCH`` at a time."""
+        break unless ``settings["allow_newlines"]``; drawn ``DRAW_BATCH`` at a time, with
+        ``how``'s precision and draws (``as_pipeline``)."""
+        how = how or GenerateOptions(precision="fp32")
         prefix = settings["prefix"] or ""
         tokenizer = self.tokenizer
         # Prompts past the model's length are refused just below, with our own message.
@@ -361,6 +437,9 @@ class Generator:
                 f"{context or 'unknown'} tokens): use a shorter prompt"
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
+        if not settings["allow_newlines"] and "\n" in prompt:
+            # The first line ends inside the prompt: every sample is cut back to it.
+            return [prompt.split("\n", 1)[0].rstrip()] * count
         texts = []
         # Whole rows are decoded, then the prompt as decoded is cut off: SentencePiece-style
         # tokenizers (Llama 2, Phi-3, Gemma) drop the space a continuation starts with when
@@ -368,7 +447,13 @@ class Generator:
         decoded_prompt = tokenizer.decode(input_ids[0], skip_special_tokens=True)
         for start in range(0, count, DRAW_BATCH):
             rows = self._sample(
-                input_ids, min(DRAW_BATCH, count - start), settings, max_length, min_length
+                input_ids,
+                min(DRAW_BATCH, count - start),
+                settings,
+                max_length,
+                min_length,
+                precision="fp32" if how.as_pipeline else how.precision,
+                as_pipeline=how.as_pipeline,
             )
             for row in rows:
                 whole = tokenizer.decode(row, skip_special_tokens=True)
@@ -382,15 +467,44 @@ class Generator:
                 texts.append(text.rstrip())
         return texts
 
-    def _sample(self, input_ids, count: int, settings: dict, max_length: int, min_length: int):
+    def _sample(
+        self,
+        input_ids,
+        count: int,
+        settings: dict,
+        max_length: int,
+        min_length: int,
+        *,
+        precision: str = "fp32",
+        as_pipeline: bool = False,
+    ):
+        """``count`` rows of token ids, the prompt's included: a list of 1-D tensors of
+        their own lengths (our loop) or one 2-D tensor (``generate()``)."""
+        model = self._sampling_model(precision)
+        # Without an attention mask (generate() drops an all-ones one), the model warns that
+        # none was given: the <|endoftext|> prefix is also the pad token. It is not padding.
+        padding_notice = "We strongly recommend passing in an `attention_mask`"
+        with hidden_library_notice(MODELING_LOGGER, padding_notice):
+            if not fast_sampling_supported(model):
+                return self._generate_rows(
+                    model, input_ids, count, settings, max_length, min_length
+                )
+            stops = () if settings["allow_newlines"] else self._line_break_ids()
+            try:
+                return _sample_fast(
+                    model, input_ids, count, settings, max_length, min_length, stops, as_pipeline
+                )
+            except (ValueError, ArithmeticError) as exc:
+                raise HuggingtweetsError(
+                    f"cannot sample from {self.name}: {first_line(exc)}"
+                ) from None
+
+    def _generate_rows(self, model, input_ids, count, settings, max_length, min_length):
         import torch
 
-        # generate() drops an all-ones attention mask, then the model warns that none was
-        # given because the <|endoftext|> prefix is also the pad token: it is not padding.
-        padding_notice = "We strongly recommend passing in an `attention_mask`"
         try:
-            with torch.inference_mode(), hidden_library_notice(MODELING_LOGGER, padding_notice):
-                return self.model.generate(
+            with torch.inference_mode():
+                return model.generate(
                     input_ids=input_ids.expand(count, -1),
                     attention_mask=torch.ones_like(input_ids).expand(count, -1),
                     do_sample=True,
@@ -417,6 +531,46 @@ class Generator:
             if candidate is not None:
                 return candidate
         return None
+
+    def _line_break_ids(self) -> list[int]:
+        """Tokens whose text holds a line break (a sample ends at its first); special
+        tokens are left out, as decoding skips them."""
+        if self._line_breaks is None:
+            tokenizer = self.tokenizer
+            special = set(tokenizer.all_special_ids)
+            ids = range(len(tokenizer))
+            texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
+            self._line_breaks = [
+                i for i, t in zip(ids, texts, strict=True) if "\n" in t and i not in special
+            ]
+        return self._line_breaks
+
+    def _sampling_model(self, precision: str):
+        """The model to sample with: itself, or a bf16 copy of it (made once) where bf16
+        is asked for or, with ``auto``, computed natively. ``self.model`` stays as loaded,
+        for what measures it (evaluate's perplexities)."""
+        import torch
+
+        from .hardware import native_bf16
+
+        model = self.model
+        wanted = precision == "bf16" or (
+            precision == "auto"
+            and native_bf16(model.device.type)
+            and model.num_parameters() >= BF16_FROM
+        )
+        if not wanted or model.dtype != torch.float32:
+            return model
+        if self._bf16_model is None:
+            clone = copy.deepcopy(model).to(torch.bfloat16).eval()
+            if clone.device.type == "cpu" and hasattr(clone, "set_attn_implementation"):
+                # The CPU's fused attention is slow in bf16 for one new token at a time:
+                # plain attention is 1.2-1.5× faster per token with GPT-2 small (fp32:
+                # no difference, so the model as loaded keeps its own).
+                with contextlib.suppress(ValueError, ImportError):
+                    clone.set_attn_implementation("eager")
+            self._bf16_model = clone
+        return self._bf16_model
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
@@ -466,16 +620,15 @@ class Generator:
         torch.manual_seed(seed)
         samples = [
             Sample(t, self._check(t))
-            for t in self._draw(prompt, options.num_return_sequences, settings)
+            for t in self._draw(prompt, options.num_return_sequences, settings, options)
         ]
         if options.no_copies:
             for _ in range(options.retries):
                 flagged = [i for i, s in enumerate(samples) if s.flagged]
                 if not flagged:
                     break
-                for i, text in zip(
-                    flagged, self._draw(prompt, len(flagged), settings), strict=True
-                ):
+                redrawn = self._draw(prompt, len(flagged), settings, options)
+                for i, text in zip(flagged, redrawn, strict=True):
                     samples[i] = Sample(text, self._check(text), samples[i].attempts + 1)
         return Generation(
             model=self.name,
@@ -485,6 +638,118 @@ class Generator:
             checked=self.guard is not None,
             samples=samples,
         )
+
+
+def fast_sampling_supported(model) -> bool:
+    """Whether our loop samples ``model`` exactly as ``generate()`` would: a decoder-only
+    model with transformers' standard KV cache, asking for nothing but top-k, top-p,
+    temperature and lengths."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    dynamic_cache = getattr(type(model), "_supports_default_dynamic_cache", None)
+    if dynamic_cache is None or not dynamic_cache():
+        return False
+    config = model.generation_config
+    return all(
+        getattr(config, name, None) in (None, off) for name, off in GENERATE_ONLY_SETTINGS.items()
+    )
+
+
+def _token_ids(value) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in (value if isinstance(value, list | tuple) else [value])]
+
+
+def _sample_fast(
+    model, input_ids, count, settings, max_length, min_length, stops, as_pipeline=False
+):
+    """Sample ``count`` continuations of ``input_ids`` (one row) as ``generate()`` does,
+    each ending at a token of ``stops`` or end-of-text, which leaves the batch at once.
+    ``as_pipeline``: draw the random numbers as ``generate()`` does, not only those used.
+
+    Returns one 1-D tensor per sample: the prompt and its continuation up to and with the
+    token that ended it.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    config = model.generation_config
+    eos = _token_ids(config.eos_token_id)
+    top_k = DEFAULT_TOP_K if config.top_k is None else int(config.top_k)
+    device = input_ids.device
+    forward = inspect.signature(type(model).forward).parameters
+    cache = DynamicCache(config=model.config)
+    cache_name = "cache" if "cache" in forward else "past_key_values"
+    # The prompt is the same for every sample: read it once, then copy its cache.
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+    with torch.inference_mode():
+        out = model(input_ids=input_ids, use_cache=True, **{cache_name: cache}, **extra)
+        logits = out.logits[:, -1].float().expand(count, -1)
+        del out
+        cache.batch_repeat_interleave(count)
+        vocab = logits.shape[-1]
+        ends = torch.zeros(vocab, dtype=torch.bool, device=device)
+        ends[[i for i in [*stops, *eos] if i < vocab]] = True
+        steps = max_length - input_ids.shape[1]
+        tokens_out = torch.zeros(count, steps, dtype=torch.long, device=device)
+        lengths = torch.full((count,), steps, dtype=torch.long, device=device)
+        active = torch.arange(count, device=device)
+        for step in range(steps):
+            scores = logits
+            if settings["temperature"] != 1.0:
+                scores = scores / settings["temperature"]
+            if eos and input_ids.shape[1] + step < min_length:
+                scores = scores.clone() if scores is logits else scores
+                scores[:, eos] = -float("inf")
+            noise = None
+            if as_pipeline:  # generate()'s noise: the whole vocabulary, finished rows too
+                noise = torch.empty((count, vocab), device=device).exponential_()[active]
+            token = _pick(scores, top_k, settings["top_p"], noise)
+            tokens_out[active, step] = token
+            done = ends[token]
+            if step + 1 == steps:
+                break
+            if bool(done.any()):
+                lengths[active[done]] = step + 1
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                cache.batch_select_indices(keep)
+                active, token = active[keep], token[keep]
+            out = model(input_ids=token[:, None], use_cache=True, **{cache_name: cache})
+            logits = out.logits[:, -1].float()
+            del out
+    prompt = input_ids[0]
+    return [torch.cat([prompt, tokens_out[i, :n]]) for i, n in enumerate(lengths.tolist())]
+
+
+def _pick(scores, top_k: int, top_p: float, noise=None):
+    """One token per row, as transformers' TopK, TopP and multinomial pick it, computed
+    on the top-k candidates only (the others have probability 0): the candidate with the
+    largest ``p / q``, ``q`` exponential noise (``noise``: over the whole vocabulary)."""
+    import torch
+
+    vocab = scores.shape[-1]
+    k = min(top_k, vocab) if top_k > 0 else vocab
+    values, index = scores.topk(k)
+    if k < vocab:
+        kth = values[:, -1:]
+        kept = int((scores >= kth).sum(-1).max())
+        if kept > k:  # ties with the k-th score: TopK keeps them all
+            values, index = scores.topk(kept)
+            values = values.masked_fill(values < kth, -float("inf"))
+    if top_p < 1.0:
+        ascending = values.flip(-1)
+        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False  # the most likely token always stays
+        values = ascending.masked_fill(drop, -float("inf")).flip(-1)
+    # In vocabulary order, as the argmax over the whole vocabulary meets them.
+    index, order = index.sort(-1)
+    probs = values.gather(-1, order).softmax(-1)
+    noise = torch.empty_like(probs).exponential_() if noise is None else noise.gather(-1, index)
+    choice = (probs / noise).argmax(-1, keepdim=True)
+    return index.gather(-1, choice).squeeze(1)
 
 
 def generate(

@@ -33,6 +33,7 @@ from .generate import DEFAULT_SETTINGS
 from .hardware import (
     PRECISIONS,
     accelerator,
+    check_training_memory,
     cpu_computes_natively,
     describe_device,
     freed_memory_kept,
@@ -317,6 +318,9 @@ def train(
     if options.base_model != "tiny":  # fail fast, before the heavy imports
         resolved = resolve_model(options.base_model)
         check_weights(resolved, options.trust_pickle)
+        memory = check_training_memory(resolved, options)  # from config.json: refused early
+        if memory:
+            reporter.info(STAGE, memory)
     run.remove_stale_temporaries()
     with _quiet_library(), freed_memory_kept() if accelerator() is None else _nothing():
         try:

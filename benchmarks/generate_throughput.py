@@ -1,0 +1,311 @@
+"""Benchmark: samples/s of huggingtweets' Generator vs pipeline("text-generation").
+
+The baseline is what the seed cards' snippet runs: ``pipeline("text-generation",
+model=...)`` with the model's own settings (the original's: ``<|endoftext|>`` prefix,
+top-p 0.95, at most 160 tokens), 10 samples of "My dream is" a call. Each seed is drawn by
+both, in turns, in one process, with the same number of threads:
+
+- ``pipeline``: the snippet; its samples cut at their first line, as the original did;
+- ``ours``: ``Generator.generate`` with its defaults (each sample stops at its first line
+  break / end-of-text and leaves the batch; noise for the top-k candidates only; bf16
+  where the CPU computes it natively);
+- ``as-pipeline``: ours with ``as_pipeline=True`` (fp32, the pipeline's random numbers):
+  the same early stop, and first lines that must equal the pipeline's, seed for seed.
+
+Models, built offline once under ``--work`` (no download):
+
+- ``gpt2-random``: GPT-2 small (``GPT2Config()``, 124M) at random init. It hardly ever
+  writes a line break or end-of-text, so every sample runs to 160 tokens: this measures
+  the cost of a token, with nothing to gain from stopping early.
+- ``gpt2-posts``: the same model trained ``--posts-steps`` steps on the smithjd export
+  (64-token blocks, learning rate 2e-3): it has learned how often posts end, little else.
+- ``tiny-demo``: the tiny model ``huggingtweets demo`` trains on the ROMEO & JULIET sample.
+
+    python benchmarks/generate_throughput.py [--seeds 3] [--threads 1] [--json PATH]
+
+Target (issue 10): ours ≥ 2× the pipeline's samples/s on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROMPT = "My dream is"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SMITHJD = SHARED / "x-archive-smithjd"
+SHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
+MODELS = ("gpt2-random", "gpt2-posts", "tiny-demo")
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    name = fields.get("Model name", "unknown CPU").strip()
+    flags = fields.get("Flags", "")
+    extras = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags.split()]
+    return f"{name}, {os.cpu_count()} CPUs ({', '.join(extras) or 'no AVX2'})"
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return cpu_model()
+
+
+# -- models ---------------------------------------------------------------------
+
+
+def _gpt2_tokenizer():
+    """A GPT-2 byte-level BPE learned on the shared data (as many merges as it allows,
+    ~16,600 tokens; GPT2Config's 50,257 rows stay, the rest decode to nothing)."""
+    from huggingtweets.tiny import train_byte_bpe
+
+    texts = SHAKESPEARE.read_text("utf-8").split("\n\n")
+    raw = (SMITHJD / "data" / "tweets.js").read_text("utf-8")
+    texts += re.findall(r'"full_text" : "((?:[^"\\]|\\.)*)"', raw)
+    return train_byte_bpe(texts, 50257)
+
+
+def build_gpt2_random(folder: Path) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from huggingtweets.tiny import EOS
+    from huggingtweets.train import _save_model
+
+    tokenizer = _gpt2_tokenizer()
+    eos = tokenizer.convert_tokens_to_ids(EOS)
+    torch.manual_seed(0)
+    config = GPT2Config(bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    model = AutoModelForCausalLM.from_config(config)
+    _save_model(model, tokenizer, folder)  # with the original's sampling settings
+    return folder
+
+
+def build_gpt2_posts(work: Path, steps: int) -> Path:
+    from huggingtweets import TrainOptions, prepare, train
+
+    run = work / "smithjd"
+    if not (run / "dataset" / "valid.jsonl").exists():
+        prepare(run, [str(SMITHJD)], ["smithjd"])
+    options = TrainOptions(
+        base_model=str(model_folder(work, "gpt2-random")),
+        max_steps=steps,
+        learning_rate=2e-3,
+        warmup_steps=5,
+        block_size=64,
+        per_device_train_batch_size=8,
+    )
+    result = train(run, options, output_dir=work / "gpt2-posts-run")
+    return result.model_dir
+
+
+def build_tiny_demo(work: Path) -> Path:
+    from huggingtweets import TrainOptions, make_bot
+    from huggingtweets.demo import DEMO_EPOCHS, DEMO_PATIENCE, DEMO_SOURCES
+
+    options = TrainOptions(
+        base_model="tiny", num_train_epochs=DEMO_EPOCHS, early_stopping_patience=DEMO_PATIENCE
+    )
+    bot = make_bot(work / "tiny-demo-run", DEMO_SOURCES, train=options, card=False)
+    return bot.trained.model_dir
+
+
+def model_folder(work: Path, name: str, posts_steps: int = 40) -> Path:
+    """The model's folder, built on first use."""
+    done = work / f"{name}.path"
+    if done.exists() and (Path(done.read_text()) / "config.json").exists():
+        return Path(done.read_text())
+    print(f"  building {name} (once) ...", file=sys.stderr)
+    work.mkdir(parents=True, exist_ok=True)
+    if name == "gpt2-random":
+        folder = build_gpt2_random(work / name)
+    elif name == "gpt2-posts":
+        folder = build_gpt2_posts(work, posts_steps)
+    else:
+        folder = build_tiny_demo(work)
+    done.write_text(str(folder))
+    return folder
+
+
+# -- measuring ------------------------------------------------------------------
+
+
+def _synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure(folder: Path, seeds: int, samples: int) -> dict:
+    import torch
+    from transformers import pipeline
+
+    from huggingtweets.generate import GenerateOptions, Generator
+
+    generator = Generator.load(folder)
+    device = 0 if torch.cuda.is_available() else -1
+    snippet = pipeline("text-generation", model=str(folder), device=device)
+    tokenizer = generator.tokenizer
+
+    def run_pipeline(seed: int) -> list[str]:
+        torch.manual_seed(seed)
+        out = snippet(PROMPT, num_return_sequences=samples)
+        return [o["generated_text"] for o in out]
+
+    def run_ours(seed: int, **how) -> list[str]:
+        options = GenerateOptions(num_return_sequences=samples, seed=seed, **how)
+        return [s.text for s in generator.generate(PROMPT, options).samples]
+
+    methods = {
+        "pipeline": run_pipeline,
+        "ours": run_ours,
+        "as-pipeline": lambda seed: run_ours(seed, as_pipeline=True),
+    }
+    # Warm-up: first calls allocate, and ours makes its bf16 copy once.
+    snippet(PROMPT, num_return_sequences=2, max_new_tokens=2)
+    generator.generate(PROMPT, GenerateOptions(num_return_sequences=2, max_length=5, seed=0))
+    results = {name: {"seconds": [], "tokens": [], "texts": []} for name in methods}
+    order = list(methods)
+    for seed in range(seeds):
+        for name in order if seed % 2 == 0 else order[::-1]:  # alternate who goes first
+            _synchronize()
+            started = time.perf_counter()
+            texts = methods[name](seed)
+            _synchronize()
+            results[name]["seconds"].append(time.perf_counter() - started)
+            results[name]["texts"].append(texts)
+            results[name]["tokens"].append(
+                sum(len(tokenizer(t)["input_ids"]) for t in texts) / len(texts)
+            )
+    first_lines = {
+        name: [[t.split("\n", 1)[0].rstrip() for t in texts] for texts in r["texts"]]
+        for name, r in results.items()
+    }
+    equal = sum(
+        a == b
+        for theirs, exact in zip(first_lines["pipeline"], first_lines["as-pipeline"], strict=True)
+        for a, b in zip(theirs, exact, strict=True)
+    )
+    summary = {}
+    for name, r in results.items():
+        total = sum(r["seconds"])
+        summary[name] = {
+            "seconds": r["seconds"],
+            "samples_per_second": samples * seeds / total,
+            "mean_tokens_per_sample": statistics.mean(r["tokens"]),
+        }
+    base = summary["pipeline"]["samples_per_second"]
+    for name in ("ours", "as-pipeline"):
+        summary[name]["speedup"] = summary[name]["samples_per_second"] / base
+    return {
+        "parameters": generator.model.num_parameters(),
+        "methods": summary,
+        "as_pipeline_first_lines_equal": f"{equal}/{samples * seeds}",
+        "example": first_lines["ours"][0][:3],
+    }
+
+
+def worker(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = model_folder(args.work, args.worker, args.posts_steps)
+    result = measure(folder, args.seeds, args.samples)
+    result["threads"] = torch.get_num_threads()
+    args.worker_out.write_text(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="calls per method (seeds 0, 1 ...)")
+    parser.add_argument("--samples", type=int, default=10, help="samples a call (the original: 10)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    parser.add_argument("--models", default=",".join(MODELS), help="which, comma-separated")
+    parser.add_argument("--posts-steps", type=int, default=40, help="training steps of gpt2-posts")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs/benchmarks/generate")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "runs/benchmarks/generate_throughput.json"
+    )
+    parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    import torch
+
+    load_before = os.getloadavg()
+    print(
+        f"{device_name()}; torch {torch.__version__}, threads {args.threads or 'default'}; "
+        f"load average {load_before[0]:.2f}",
+        file=sys.stderr,
+    )
+    results = {}
+    for name in args.models.split(","):
+        out = args.work / f"{name}.result.json"
+        args.work.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, __file__, "--worker", name, "--worker-out", str(out)]
+        command += ["--seeds", str(args.seeds), "--samples", str(args.samples)]
+        command += ["--threads", str(args.threads), "--work", str(args.work)]
+        command += ["--posts-steps", str(args.posts_steps)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True)  # a fresh process per model
+        results[name] = json.loads(out.read_text())
+        out.unlink()
+        print(f"  {name}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        methods = results[name]["methods"]
+        print(
+            f"{name:12} ({results[name]['parameters'] / 1e6:.1f}M, "
+            f"{results[name]['threads']} threads): pipeline "
+            f"{methods['pipeline']['samples_per_second']:.2f} samples/s "
+            f"({methods['pipeline']['mean_tokens_per_sample']:.0f} tokens a sample) | ours "
+            f"{methods['ours']['samples_per_second']:.2f} = {methods['ours']['speedup']:.2f}× "
+            f"({methods['ours']['mean_tokens_per_sample']:.0f} tokens) | as-pipeline "
+            f"{methods['as-pipeline']['samples_per_second']:.2f} = "
+            f"{methods['as-pipeline']['speedup']:.2f}× (first lines equal to the pipeline's: "
+            f"{results[name]['as_pipeline_first_lines_equal']})"
+        )
+    load_after = os.getloadavg()
+    summary = {
+        "device": device_name(),
+        "torch": torch.__version__,
+        "threads": args.threads or "default",
+        "samples_per_call": args.samples,
+        "seeds": args.seeds,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "models": results,
+        "target_speedup": 2.0,
+    }
+    met = {name: r["methods"]["ours"]["speedup"] >= 2 for name, r in results.items()}
+    print(
+        "target ≥ 2× the pipeline: "
+        + ", ".join(f"{n} {'met' if ok else 'NOT met'}" for n, ok in met.items())
+        + f"; load average {load_before[0]:.2f} → {load_after[0]:.2f}"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2))
+    print(f"results written to {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
