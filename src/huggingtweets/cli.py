@@ -672,6 +672,10 @@ from .cli_sweep import sweep  # noqa: E402
 
 cli.add_command(sweep)
 
+from .cli_serve import serve  # noqa: E402
+
+cli.add_command(serve)
+
 
 def main() -> None:
     cli(prog_name="huggingtweets")
