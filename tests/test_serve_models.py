@@ -7,6 +7,7 @@ import asyncio
 import shutil
 
 import pytest
+import torch
 
 pytest.importorskip("fastapi")
 
@@ -97,7 +98,7 @@ def test_requests_waiting_together_share_one_forward_pass(model_dir, max_batch):
             assert len(answer["samples"]) == request.n
             assert all(s["text"].startswith(request.prompt) for s in answer["samples"])
             assert all("\n" not in s["text"] for s in answer["samples"])
-            assert answer["seed"] is None and answer["checked"] is True
+            assert isinstance(answer["seed"], int) and answer["checked"] is True
         batches = service.counters["batches"] - before["batches"]
         if max_batch == 20:
             # 14 rows of four requests: one prompt pass reads each request's prompt once.
@@ -118,14 +119,21 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
     short = _Prompt.encode(generator, "My dream is", settings)
     long = _Prompt.encode(generator, "O Romeo, Romeo! wherefore art thou", settings)
     stops = generator._line_break_ids()
+
+    def rng():
+        return torch.Generator().manual_seed(7)
+
     alone = sample_batch(
-        generator.model, [_Rows(short.ids, 1, short.max_length, short.min_length)], settings, stops
+        generator.model,
+        [_Rows(short.ids, 1, short.max_length, short.min_length, rng())],
+        settings,
+        stops,
     )
     together = sample_batch(
         generator.model,
         [
-            _Rows(long.ids, 2, long.max_length, long.min_length),
-            _Rows(short.ids, 2, len(short.ids) + 5, short.min_length),
+            _Rows(long.ids, 2, long.max_length, long.min_length, rng()),
+            _Rows(short.ids, 2, len(short.ids) + 5, short.min_length, rng()),
         ],
         settings,
         stops,
@@ -137,18 +145,31 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
     assert all(row.tolist()[: len(long.ids)] == long.ids for row in together[0])
 
 
-def test_a_seeded_request_gets_the_same_samples_as_the_cli(model_dir):
-    service = ModelService(_resolver({"bot": model_dir}))
+def _texts(answer: dict) -> list[str]:
+    return [s["text"] for s in answer["samples"]]
+
+
+def test_seeds_replay_samples_whatever_shared_the_batch(model_dir):
+    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0.5)
     try:
         request = GenerateRequest("bot", n=4, seed=1234, max_length=40)
         first = service.generate_sync(request)
-        second = service.generate_sync(request)
-        texts = [s["text"] for s in first["samples"]]
-        assert texts == [s["text"] for s in second["samples"]] and first["seed"] == 1234
-        cli = Generator.load(model_dir).generate(
-            "My dream is", GenerateOptions(num_return_sequences=4, seed=1234, max_length=40)
-        )
-        assert texts == [s.text for s in cli.samples]
+        assert first["seed"] == 1234
+        assert _texts(first) == _texts(service.generate_sync(request))
+        assert _texts(first) != _texts(service.generate_sync(GenerateRequest("bot", n=4, seed=1)))
+        # Unseeded requests batched together: each answer's seed, sent back alone, draws
+        # its very samples again (each request's rows draw from their own generator).
+        requests = [
+            GenerateRequest("bot", prompt=p, n=3, max_length=40)
+            for p in ("My dream is", "O Romeo, Romeo!", "Good night")
+        ]
+        batches = service.counters["batches"]
+        answers = asyncio.run(_all(service, requests))
+        assert service.counters["batches"] == batches + 1
+        assert len({a["seed"] for a in answers}) == 3
+        for request, answer in zip(requests, answers, strict=True):
+            request.seed = answer["seed"]
+            assert _texts(service.generate_sync(request)) == _texts(answer)
     finally:
         service.close()
 

@@ -15,11 +15,16 @@ idle service waits ``batch_window_s`` before it starts, to catch a burst's first
 A request of more rows than ``max_batch`` runs alone (its rows are never split), so
 ``max_batch=1`` serves requests one at a time, each as the CLI would.
 
-Seeds: a request with a seed runs alone, through ``Generator.generate``, so it gets the
-very samples ``huggingtweets generate MODEL PROMPT --seed S`` prints, every time.
-Batched rows draw from the worker's random stream: a batch's rows depend on what else
-was in it, so an unseeded request is answered with ``"seed": null`` rather than a seed
-that would not reproduce it.
+Seeds: every request has one (its own, or a fresh one it is answered with), and its
+rows draw their random numbers from a generator of their own seeded with it, never from
+a stream shared with the batch: what else shares the pass changes no request's draws.
+A request that gives a seed runs alone, so the same request gets the same samples every
+time, exactly; sending back the seed of a batched answer draws its samples again, up to
+the rounding of batched arithmetic (a padded or larger matrix product may round the
+last bit differently, which can flip a near-tie between two candidates: rare, not
+never). The API's draws are not the CLI's: ``generate --seed S`` draws from torch's
+global stream in another order (a model our loop does not sample goes through
+``Generator.generate``, which draws as the CLI does).
 
 Memory stays bounded on a burst: at most ``max_queue`` requests wait (each at most 20
 rows of at most 512 tokens, a prompt of at most 1,000 characters); beyond that
@@ -34,6 +39,7 @@ import concurrent.futures
 import contextlib
 import inspect
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +58,6 @@ from .generate import (
     Generator,
     Sample,
     _hub_file,
-    _pick,
     _token_ids,
     check_prompt,
     fast_sampling_supported,
@@ -127,7 +132,8 @@ class GenerateRequest:
 
     @property
     def batch_key(self) -> tuple | None:
-        """What a forward pass shares (None: served alone, a seeded request)."""
+        """What a forward pass shares (None: served alone, a request with a seed, so that
+        it gets the same samples every time, exactly)."""
         return None if self.seed is not None else (self.temperature, self.top_p)
 
 
@@ -135,6 +141,7 @@ class GenerateRequest:
 class _Job:
     request: GenerateRequest
     location: str  # what resolve() gave: a model folder, a run directory or a Hub id
+    seed: int  # the request's, or a fresh one: its rows draw from a generator of it
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
     @property
@@ -151,6 +158,7 @@ class _Rows:
     count: int
     max_length: int
     min_length: int
+    rng: object  # the request's torch.Generator: its rows' random numbers
 
 
 class ModelService:
@@ -195,7 +203,8 @@ class ModelService:
         """Queue the request; its future gets the answer. Raises UnknownModel (via
         ``resolve``) or QueueFull at once, before anything waits."""
         location = str(self._resolve(request.model))
-        job = _Job(request, location)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        job = _Job(request, location, seed)
         with self._cond:
             if self._closed:
                 raise HuggingtweetsError("the model service is closed")
@@ -291,8 +300,8 @@ class ModelService:
             return
         try:
             generator = self._generator(batch[0].location)
-            if batch[0].key is None or not fast_sampling_supported(generator.model):
-                for job in batch:  # seeded, or a model our batched loop does not sample
+            if not fast_sampling_supported(generator.model):
+                for job in batch:  # generate() samples it: one request at a time
                     self._answer(job, self._alone, generator, job)
             else:
                 self._batched(generator, batch)
@@ -323,7 +332,9 @@ class ModelService:
 
     def _alone(self, generator: Generator, job: _Job) -> dict:
         request = job.request
-        generation = generator.generate(request.prompt, request.options())
+        options = request.options()
+        options.seed = job.seed
+        generation = generator.generate(request.prompt, options)
         self._count([job], request.n)
         return _with_links(job, generation)
 
@@ -333,8 +344,13 @@ class ModelService:
             **generator.settings(GenerateOptions(temperature=first.temperature, top_p=first.top_p)),
             "allow_newlines": False,
         }
+        import torch
+
+        device = generator.model.device
         prepared: list[tuple[_Job, dict, _Prompt]] = []
+        rngs = {}
         for job in batch:
+            rngs[id(job)] = torch.Generator(device=device).manual_seed(job.seed)
             request = job.request
             try:
                 own = {**settings, **generator.settings(request.options())}
@@ -345,25 +361,28 @@ class ModelService:
         if not prepared:
             return
         with generator._threads():
-            texts = self._draw(generator, [(p, j.request.n) for j, _, p in prepared], settings)
+            wanted = [(p, j.request.n, rngs[id(j)]) for j, _, p in prepared]
+            texts = self._draw(generator, wanted, settings)
             self._count([j for j, _, _ in prepared], sum(j.request.n for j, _, _ in prepared))
             results = []
             for (job, own, prompt), drawn in zip(prepared, texts, strict=True):
                 samples = [Sample(t, generator._check(t)) for t in drawn]
                 results.append((job, own, prompt, samples))
-            self._redraw_copies(generator, results, settings)
+            self._redraw_copies(generator, results, settings, rngs)
         for job, own, _, samples in results:
             generation = Generation(
                 model=job.request.model,
                 prompt=job.request.prompt,
-                seed=None,  # type: ignore[arg-type]  # a batch's rows replay only with it
+                seed=job.seed,
                 settings=own,
                 checked=generator.guard is not None,
                 samples=samples,
             )
             self._answer(job, _with_links, job, generation)
 
-    def _redraw_copies(self, generator: Generator, results: list, settings: dict) -> None:
+    def _redraw_copies(
+        self, generator: Generator, results: list, settings: dict, rngs: dict
+    ) -> None:
         """``no_copies``: flagged samples drawn again, the requests' together, as
         ``Generator.generate`` does it (up to its retries)."""
         for _ in range(DEFAULT_RETRIES):
@@ -375,16 +394,17 @@ class ModelService:
             wanted = [w for w in wanted if w[3]]
             if not wanted:
                 return
-            texts = self._draw(generator, [(p, len(i)) for _, p, _, i in wanted], settings)
+            again = [(p, len(i), rngs[id(j)]) for j, p, _, i in wanted]
+            texts = self._draw(generator, again, settings)
             self._count([], sum(len(w[3]) for w in wanted))
             for (_, _, samples, flagged), drawn in zip(wanted, texts, strict=True):
                 for i, text in zip(flagged, drawn, strict=True):
                     samples[i] = Sample(text, generator._check(text), samples[i].attempts + 1)
 
     def _draw(
-        self, generator: Generator, wanted: list[tuple[_Prompt, int]], settings: dict
+        self, generator: Generator, wanted: list[tuple[_Prompt, int, object]], settings: dict
     ) -> list[list[str]]:
-        to_sample = [(p, n) for p, n in wanted if p.fixed is None]
+        to_sample = [(p, n, rng) for p, n, rng in wanted if p.fixed is None]
         rows = []
         if to_sample:
             model = generator._sampling_model("auto")
@@ -393,7 +413,7 @@ class ModelService:
                 try:
                     rows = sample_batch(
                         model,
-                        [_Rows(p.ids, n, p.max_length, p.min_length) for p, n in to_sample],
+                        [_Rows(p.ids, n, p.max_length, p.min_length, r) for p, n, r in to_sample],
                         settings,
                         generator._line_break_ids(),
                     )
@@ -402,7 +422,7 @@ class ModelService:
                         f"cannot sample from {generator.name}: {first_line(exc)}"
                     ) from None
         out, taken = [], iter(rows)
-        for prompt, n in wanted:
+        for prompt, n, _ in wanted:
             if prompt.fixed is not None:
                 out.append([prompt.fixed] * n)
             else:
@@ -471,7 +491,9 @@ def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list
     rows continue its prompt, all in one sampling loop. Prompts are read once each,
     left-padded to the longest under an attention mask (positions counted from each
     prompt's first real token); each row stops at a line break, end-of-text or its own
-    ``max_length`` and leaves the batch at once. Same temperature and top-p for all.
+    ``max_length`` and leaves the batch at once. Same temperature and top-p for all;
+    each group's random numbers come from its own generator (``rng``), so a group
+    draws what it would draw alone.
 
     Returns, per group, its rows as 1-D tensors: the prompt and its continuation."""
     import torch
@@ -518,6 +540,19 @@ def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list
         tokens_out = torch.zeros(rows, steps, dtype=torch.long, device=device)
         lengths = limit.clone()
         active = torch.arange(rows, device=device)
+        rngs = [g.rng for g in groups]
+
+        def noise(columns: int):
+            """Exponential noise for the active rows' candidates, each group's rows
+            from its own generator (rows stay sorted by group as they leave)."""
+            present, counts = torch.unique_consecutive(row_group[active], return_counts=True)
+            return torch.cat(
+                [
+                    torch.empty((c, columns), device=device).exponential_(generator=rngs[g])
+                    for g, c in zip(present.tolist(), counts.tolist(), strict=True)
+                ]
+            )
+
         for step in range(steps):
             scores = logits
             if settings["temperature"] != 1.0:
@@ -528,7 +563,7 @@ def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list
                     scores = scores.clone() if scores is logits else scores
                     banned = early.nonzero().squeeze(1)
                     scores[banned[:, None], torch.tensor(eos, device=device)] = -float("inf")
-            token = _pick(scores, top_k, settings["top_p"])
+            token = _pick_own(scores, top_k, settings["top_p"], noise)
             tokens_out[active, step] = token
             done = ends[token] | (step + 1 >= limit[active])
             if bool(done.any()):
@@ -555,6 +590,30 @@ def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list
         ids = torch.tensor(groups[group].ids, device=device)
         result[group].append(torch.cat([ids, tokens_out[i, :n]]))
     return result
+
+
+def _pick_own(scores, top_k: int, top_p: float, noise: Callable):
+    """``generate._pick`` with the noise for the candidates drawn by ``noise(columns)``
+    (each row's from its own request's generator): the candidate with the largest
+    ``p / q`` among the top-k (ties with the k-th kept), top-p applied."""
+    vocab = scores.shape[-1]
+    k = min(top_k, vocab) if top_k > 0 else vocab
+    values, index = scores.topk(k)
+    if k < vocab:
+        kth = values[:, -1:]
+        kept = int((scores >= kth).sum(-1).max())
+        if kept > k:  # ties with the k-th score: TopK keeps them all
+            values, index = scores.topk(kept)
+            values = values.masked_fill(values < kth, -float("inf"))
+    if top_p < 1.0:
+        ascending = values.flip(-1)
+        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False  # the most likely token always stays
+        values = ascending.masked_fill(drop, -float("inf")).flip(-1)
+    index, order = index.sort(-1)  # in vocabulary order, as generate() meets them
+    probs = values.gather(-1, order).softmax(-1)
+    choice = (probs / noise(probs.shape[1]).to(probs.dtype)).argmax(-1, keepdim=True)
+    return index.gather(-1, choice).squeeze(1)
 
 
 def _with_links(job: _Job, generation: Generation) -> dict:
