@@ -37,6 +37,7 @@ from .errors import HuggingtweetsError
 from .options import MAX_SEED, OptionError, option_specs
 from .serve_jobs import (
     JOB_ID_RE,
+    RESERVED_RUN_IDS,
     RUN_ID_RE,
     SERVER_ONLY_OPTIONS,
     Busy,
@@ -327,8 +328,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 400:  # FastAPI: a body it cannot decode (not UTF-8 ...)
+            return _error(422, ["body"], "the body is not valid JSON text", "json_invalid")
         loc = ["body"] if exc.status_code == 413 else []
-        return _error(exc.status_code, loc, str(exc.detail), "http_error", exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of that path only; a path
+            # served by two routes (GET and POST /runs) allows both.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, loc, str(exc.detail), "http_error", headers)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
@@ -337,6 +345,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
         log.error("%s %s failed: %s", request.method, request.url.path, redact(repr(exc)))
         return _error(500, [], "internal error: the server log has the details", "server_error")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match, Route
+
+    matching = []
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match == Match.FULL:
+                matching.append(route)
+    # A fixed path (/runs/upload) is its own resource, not a run named so (reserved).
+    fixed = [route for route in matching if "{" not in route.path]
+    return sorted({method for route in fixed or matching for method in route.methods})
 
 
 # -- the guard: host, token, body size -------------------------------------------------------
@@ -484,6 +506,8 @@ def create_app(
         responses={**auth, **_errors(404, 422)},
     )
     def show_run(run_id: RunId) -> dict:
+        if run_id in RESERVED_RUN_IDS:  # /runs/upload: a resource of its own (POST)
+            raise HTTPException(405, "Method Not Allowed")
         return manager.run(run_id)
 
     @app.post(

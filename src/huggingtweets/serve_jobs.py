@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # A run id is a plain folder name under runs_dir: letters, digits, '.', '_', '-', never
 # starting with a dot (no '.', '..', hidden folders or temporaries), no separator at all.
 RUN_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+# Names a run cannot have: the API's own words under /runs/ (POST /api/v1/runs/upload).
+RESERVED_RUN_IDS = frozenset({"upload"})
 JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 # An uploaded file's name: a plain name too (spaces allowed, as browsers send them), and
 # one of the endings an export or a posts file has (the formats recognise the rest).
@@ -113,6 +115,8 @@ def check_run_id(run_id: object, name: str = "run_id") -> str:
             "must be a plain folder name: letters, digits, '.', '_' or '-', not starting "
             "with '.', at most 100 characters",
         )
+    if run_id in RESERVED_RUN_IDS:
+        raise OptionError(name, f"{run_id!r} is reserved by the API: choose another name")
     return run_id
 
 
@@ -238,7 +242,7 @@ class JobManager:
         return given
 
     def _run_model_dir(self, run_id: str) -> Path | None:
-        if not RUN_ID_RE.fullmatch(run_id):
+        if not RUN_ID_RE.fullmatch(run_id) or run_id in RESERVED_RUN_IDS:
             return None
         model_dir = self.runs_dir / run_id / "model"
         return model_dir if (model_dir / "config.json").is_file() else None
@@ -311,7 +315,9 @@ class JobManager:
             return []
         found = []
         for path in self.runs_dir.iterdir():
-            if not RUN_ID_RE.fullmatch(path.name) or path.is_symlink() or not path.is_dir():
+            if not RUN_ID_RE.fullmatch(path.name) or path.name in RESERVED_RUN_IDS:
+                continue
+            if path.is_symlink() or not path.is_dir():
                 continue
             if not any((path / part).is_dir() for part in ("posts", "dataset", "model")):
                 continue
@@ -386,7 +392,8 @@ class JobManager:
             taken = {j.run_id for j in self._jobs.values()}
             for n in range(1, 10_000):
                 candidate = base if n == 1 else f"{base}-{n}"
-                if candidate not in taken and not (self.runs_dir / candidate).exists():
+                free = candidate not in taken and candidate not in RESERVED_RUN_IDS
+                if free and not (self.runs_dir / candidate).exists():
                     return candidate
         raise HuggingtweetsError(f"too many runs named {base}-N; choose a run_id")
 
