@@ -114,7 +114,9 @@ def job_line(job: dict) -> str:
     if state == "queued":
         position = job.get("position")
         where = f"position {position} in the queue" if position else "in the queue"
-        return f"Queued: {where} (one training runs at a time)"
+        if job.get("kind") == "train":
+            return f"Queued: {where} (one training runs at a time)"
+        return f"Queued: {where}"
     if state == "failed":
         return f"Failed: {job.get('error') or 'the job stopped'}"
     if state == "cancelled":
@@ -188,9 +190,9 @@ def statistics_table(rows: Iterable[dict], handles: list[str]) -> dict:
         else:
             cells = [_number(values)]
             if not columns:
-                columns = ["value"]
+                columns = ["Posts"]
         body.append([str(row.get("label", "")), *cells])
-    return {"headers": ["Data", *(columns or ["value"])], "data": body}
+    return {"headers": ["Data", *columns], "data": body}
 
 
 def examples_table(
@@ -258,7 +260,9 @@ def latest_jobs(jobs: Iterable[dict], run_id: str | None) -> dict[str, dict]:
     return latest
 
 
-def run_choices(runs: Iterable[dict]) -> list[tuple[str, str]]:
+def run_choices(runs: Iterable[dict], jobs: Iterable[dict] = ()) -> list[tuple[str, str]]:
+    """(label, run id) for the run dropdown, newest first; a run whose first collection
+    has not written its folder yet is listed by its job (a choice must exist to be chosen)."""
     choices = []
     for run in sorted(runs, key=lambda r: str(r.get("created") or ""), reverse=True):
         handles = ", ".join(str(h) for h in run.get("handles") or [])
@@ -268,6 +272,14 @@ def run_choices(runs: Iterable[dict]) -> list[tuple[str, str]]:
         if run.get("has_model"):
             label += " · trained"
         choices.append((label, str(run["id"])))
+    known = {value for _, value in choices}
+    for job in jobs:
+        run_id = str(job.get("run_id"))
+        if job.get("kind") == "prepare" and run_id not in known:
+            state = job.get("state")
+            doing = "collecting" if state not in TERMINAL else f"collection {state}"
+            choices.insert(0, (f"{run_id} ({doing})", run_id))
+            known.add(run_id)
     return choices
 
 
@@ -351,41 +363,45 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             job = max(active, key=lambda j: str(j.get("created", "")))
             run_id, tab = job["run_id"], ("train" if job.get("kind") == "train" else "accounts")
         else:
-            newest = [value for _, value in run_choices(runs)]
+            newest = [value for _, value in run_choices(runs, jobs)]
             run_id = chosen if chosen in newest else (newest[0] if newest else None)
             tab = "generate" if chosen else "accounts"
         names = manager.model_names()
         model = chosen or (run_id if run_id in names else (names[0] if names else None))
         return (
-            gr.update(choices=run_choices(runs), value=run_id),
+            gr.update(choices=run_choices(runs, jobs), value=run_id),
             gr.update(choices=names, value=model),
             gr.Tabs(selected=tab),
         )
 
     def collect(accounts: str, upload: str | None, upload_handle: str):
+        """Step 1's button: a prepare job for the accounts or the uploaded file."""
         sources = parse_accounts(accounts)
         handles = parse_accounts(upload_handle)
+        problem = None
+        if upload and sources:
+            problem = "Give accounts or a file, not both."
+        elif not upload and not sources:
+            problem = (
+                "Enter up to three accounts (x:NAME, bsky:NAME, mastodon:USER@HOST) or "
+                "choose an export file."
+            )
+        elif len(sources) > MAX_ACCOUNTS:
+            problem = f"At most {MAX_ACCOUNTS} accounts (got {len(sources)})."
+        if problem:
+            return gr.skip(), status_html(problem, "error"), gr.skip()
         try:
             if upload:
                 path = Path(upload)
                 job = manager.create_run_from_upload(path.name, path, handles)
-            elif not sources:
-                return gr.skip(), status_html(
-                    "Enter up to three accounts (x:NAME, bsky:NAME, mastodon:USER@HOST) or "
-                    "choose an export file.",
-                    "error",
-                )
-            elif len(sources) > MAX_ACCOUNTS:
-                return gr.skip(), status_html(
-                    f"At most {MAX_ACCOUNTS} accounts (got {len(sources)}).", "error"
-                )
             else:
                 job = manager.create_run(sources)
         except HuggingtweetsError as exc:
-            return gr.skip(), status_html(str(exc), "error")
+            return gr.skip(), status_html(str(exc), "error"), gr.skip()
         return (
-            gr.update(choices=run_choices(manager.runs()), value=job["run_id"]),
+            gr.update(choices=run_choices(manager.runs(), manager.jobs()), value=job["run_id"]),
             progress_html(job),
+            None,  # the upload is the server's now: the field is free for the next one
         )
 
     def train(run_id: str | None, base_model: str, epochs: float | None, lora: bool, seen: dict):
@@ -418,10 +434,11 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             return (gr.skip(),) * 8
         jobs, states = job_states(run_id)
         before = seen.get("states", {})
-        finished = {
-            job["kind"]
+        # Jobs this page saw going that have ended since: (kind, how).
+        ended = {
+            (job["kind"], job["state"])
             for job in jobs.values()
-            if job["state"] == "succeeded" and before.get(job["id"]) not in (None, "succeeded")
+            if job["state"] in TERMINAL and before.get(job["id"]) not in (None, *TERMINAL)
         }
         collect_now = progress_html(jobs["prepare"]) if "prepare" in jobs else seen.get("collect")
         train_now = progress_html(jobs["train"]) if "train" in jobs else seen.get("train")
@@ -434,14 +451,17 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             gr.skip(),
             gr.skip(),
         ]
-        if "prepare" in finished:
+        # The runs' labels say what they hold now (and a run made in another tab appears).
+        choices = [list(choice) for choice in run_choices(manager.runs(), manager.jobs())]
+        if choices != seen.get("choices"):
+            out[5] = gr.update(choices=choices)
+        if ("prepare", "succeeded") in ended:
             out[1], out[2] = run_view(run_id)
-            out[5] = gr.update(choices=run_choices(manager.runs()))
-        if "train" in finished:
+        if ("train", "succeeded") in ended:  # on to step 3 with the new model
             out[4] = gr.update(choices=manager.model_names(), value=run_id)
-            out[5] = gr.update(choices=run_choices(manager.runs()))
             out[6] = gr.Tabs(selected="generate")
         seen = {**seen, "states": states, "collect": collect_now, "train": train_now}
+        seen["choices"] = choices
         return (*out, seen)
 
     async def generate(model: str | None, prompt: str):
@@ -565,22 +585,27 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                     cancel_button = gr.Button("Cancel", elem_id="cancel", variant="stop")
                 train_progress = html_box("train-progress")
             with gr.Tab("3 · Generate", id="generate", elem_id="step-generate"):
-                with gr.Row():
-                    model = gr.Dropdown(label="Model", elem_id="model", choices=[], value=None)
+                with gr.Row():  # side by side on a desktop, one above the other on a phone
+                    model = gr.Dropdown(
+                        label="Model", elem_id="model", choices=[], value=None, min_width=240
+                    )
                     prompt = gr.Textbox(
                         label="Prompt",
                         elem_id="prompt",
                         value=DEFAULT_PROMPT,
                         max_lines=3,
                         max_length=1000,
+                        min_width=240,
                     )
                 generate_button = gr.Button("Generate", elem_id="generate", variant="primary")
                 generate_status = html_box("generate-status")
-                generations = html_box("generations", GENERATIONS_CSS)
                 with gr.Row():
-                    preview_image = gr.Image(
-                        label="Preview", elem_id="preview", interactive=False, type="pil"
-                    )
+                    with gr.Column(scale=3, min_width=300):
+                        generations = html_box("generations", GENERATIONS_CSS)
+                    with gr.Column(scale=2, min_width=260):
+                        preview_image = gr.Image(
+                            label="Preview", elem_id="preview", interactive=False, type="pil"
+                        )
                 push_button = gr.Button(
                     "Push to the Hugging Face Hub", elem_id="push", visible=can_push
                 )
@@ -603,7 +628,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         collect_button.click(
             collect,
             inputs=[accounts, upload, upload_handle],
-            outputs=[run, collect_status],
+            outputs=[run, collect_status, upload],
             concurrency_limit=None,
         )
         train_button.click(

@@ -1,0 +1,273 @@
+"""The web app end to end in a real browser: Debian's headless Chromium driven by Playwright.
+
+``huggingtweets serve`` runs as a subprocess on a free port of 127.0.0.1, with a tiny GPT-2
+built offline as the model given at start (so the page opens on step 3, and step 2 can
+fine-tune it by name). The test then does what a user does: step 1 uploads a file of
+posts that hold HTML (shown as text, nothing injected) and the real X export of smithjd as
+a .zip; step 2 trains on it with live progress, which a second tab sees too; step 3
+generates ten posts with their flags and share links. Screenshots of the three steps
+(desktop, and step 3 on a phone-sized screen) go to a temporary folder and
+/work/notes/screens/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+from conftest import ROOT  # noqa: E402
+from exports import zip_folder  # noqa: E402
+
+from huggingtweets.tiny import build_tiny_base  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+NOTES_SCREENS = Path("/work/notes/screens")
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+BASE_NAME = "tiny-base"
+EPOCHS = "0.3"  # a few hundred steps of a one-layer model: seconds
+SERVER_START_S = 90
+TRAIN_S = 120
+
+# Every post holds HTML that a browser would run if it were inserted as HTML: the page
+# must show it as text, whichever posts it picks to show.
+MARKUP = (
+    "<b>bold words</b>, <script>window.__pwned = 1</script>, "
+    '<img src=x onerror="window.__pwned = 2">'
+)
+MARKUP_POSTS = [f"Post {i} about the garden and the weather with {MARKUP} in it" for i in range(60)]
+
+
+def chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.environ.get("HUGGINGTWEETS_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+    pytest.skip(f"{CHROMIUM} is missing (set HUGGINGTWEETS_REQUIRE_BROWSER=1 to fail instead)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"no /api/v1/health within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``huggingtweets serve TINY_BASE --runs-dir RUNS --port PORT``: its URL."""
+    root = tmp_path_factory.mktemp("serve")
+    texts = MARKUP_POSTS + [f"my dream is number {i} of a long day" for i in range(50)]
+    base = build_tiny_base(
+        texts, root / BASE_NAME, vocab_size=300, n_layer=1, n_head=2, n_embd=32, context=64
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_TOKEN", "HUGGING"))}
+    # No token, no network: no push button, nothing fetched.
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(root / "hf-home"), GRADIO_ANALYTICS_ENABLED="0")
+    log = root / "server.log"
+    command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
+    command += ["--runs-dir", str(root / "runs"), "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def uploads(smithjd, tmp_path) -> dict[str, Path]:
+    markup = tmp_path / "markup-posts.txt"
+    markup.write_text("\n".join(MARKUP_POSTS) + "\n", encoding="utf-8")
+    return {"markup": markup, "export": zip_folder(smithjd, tmp_path / "smithjd-export.zip")}
+
+
+def shoot(page, name: str, folder: Path) -> None:
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    NOTES_SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, NOTES_SCREENS / path.name)
+
+
+def open_tab(page, number: int) -> None:
+    page.get_by_role("tab", name=f"{number} ·").click()
+
+
+def upload(page, path: Path, handle: str) -> None:
+    """Step 1 with a file: choose it, name its account, collect; the statistics show."""
+    open_tab(page, 1)
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    # The download link appears once the file is on the server.
+    page.locator(f'#upload [data-testid=download-link][download="{path.name}"]').wait_for()
+    page.locator("#upload-handle input, #upload-handle textarea").first.fill(handle)
+    page.locator("#collect").click()
+    page.locator("#collect-status [data-state=succeeded]").wait_for(timeout=60_000)
+    page.locator("#statistics").get_by_text(handle).first.wait_for()
+
+
+def test_three_steps_in_chromium(server, uploads, tmp_path):
+    executable = chromium()
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(executable), args=["--no-sandbox"])
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server)
+        try:
+            walk_through(context, page, server, uploads, screens)
+        except BaseException:
+            page.screenshot(path=str(screens / "failure.png"), full_page=True)
+            NOTES_SCREENS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(screens / "failure.png", NOTES_SCREENS / "failure.png")
+            raise
+        assert errors == []
+        browser.close()
+
+
+def walk_through(context, page, server: str, uploads: dict[str, Path], screens: Path) -> None:
+    # Given a model at start, the page opens on step 3 with it; no token, no push.
+    expect(page.get_by_role("tab", name="3 ·")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#model input")).to_have_value(BASE_NAME)
+    expect(page.locator("#push")).to_have_count(0)
+
+    # Step 1, posts holding HTML: shown as text, nothing inserted or run.
+    upload(page, uploads["markup"], "markup")
+    examples = page.locator("#examples")
+    expect(examples).to_contain_text(MARKUP)
+    assert examples.locator("b, script, img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+    # Step 1, the real X export as a .zip: the card's statistics and kept posts.
+    upload(page, uploads["export"], "smithjd")
+    statistics = page.locator("#statistics")
+    expect(statistics).to_contain_text("1,758")  # posts in the export (test_x_export)
+    expect(statistics).to_contain_text("kept")
+    expect(page.locator("#examples")).to_contain_text("smithjd")
+    expect(page.locator("#run input")).to_have_value(re.compile(r"^smithjd\b.* posts\)$"))
+    shoot(page, "step1-accounts", screens)
+
+    # Step 2: the CLI's defaults shown; a tiny base by the name the server serves it.
+    open_tab(page, 2)
+    base_model = page.locator("#base-model input, #base-model textarea").first
+    expect(base_model).to_have_value("gpt2")
+    expect(page.locator("#epochs input")).to_have_value("4")
+    base_model.fill(BASE_NAME)
+    page.locator("#epochs input").fill(EPOCHS)
+    page.locator("#train").click()
+    progress = page.locator("#train-progress")
+    running = progress.locator("[data-state=running]", has_text="step")
+    failed = progress.locator("[data-state=failed]")
+    running.or_(failed).wait_for(timeout=TRAIN_S * 1000)
+    assert failed.count() == 0, failed.inner_text()
+    expect(running).to_contain_text("epoch")
+    job_id = progress.locator("[data-job]").get_attribute("data-job")
+    shoot(page, "step2-train", screens)
+
+    # A second tab shows the same job (it lives in the server, not in the page).
+    other = context.new_page()
+    other.goto(server)
+    expect(other.locator("#run input")).to_have_value(re.compile(r"^smithjd\b"))
+    expect(other.locator(f'#train-progress [data-job="{job_id}"]')).to_have_count(1)
+    other.close()
+
+    # Done: the page moves on to step 3 with the trained run chosen.
+    done = progress.locator("[data-state=succeeded]").or_(failed)
+    done.wait_for(state="attached", timeout=TRAIN_S * 1000)  # step 2 is hidden by then
+    assert failed.count() == 0, failed.inner_text()
+    expect(page.get_by_role("tab", name="3 ·")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#model input")).to_have_value("smithjd")
+    expect(page.locator("#preview img")).to_have_count(1, timeout=10_000)
+
+    # Step 3 from the keyboard: the prompt's default, the Generate button by Enter.
+    expect(page.locator("#prompt textarea, #prompt input").first).to_have_value("My dream is")
+    page.locator("#generate").focus()
+    page.keyboard.press("Enter")
+    samples = page.locator("#generations li.ht-sample")
+    expect(samples).to_have_count(10, timeout=30_000)
+    shared = 0
+    for i in range(10):
+        sample = samples.nth(i)
+        text = sample.locator(".ht-text").inner_text()
+        assert text.startswith("My dream is")
+        flagged = sample.get_attribute("data-flagged")
+        assert flagged in ("true", "false")
+        flag = sample.locator(".ht-flag").inner_text()
+        assert flag.startswith("⚠" if flagged == "true" else "✓"), flag
+        links = sample.locator(".ht-share a")
+        if flagged == "true":  # a copy of someone's words gets no share link
+            assert links.count() == 0
+            continue
+        shared += 1
+        hrefs = {
+            css: sample.locator(f"a.share-{css}").get_attribute("href")
+            for css in ("x", "bluesky", "mastodon")
+        }
+        assert hrefs["x"].startswith("https://x.com/intent/post?text=")
+        assert hrefs["bluesky"].startswith("https://bsky.app/intent/compose?text=")
+        assert urlsplit(hrefs["mastodon"]).path == "/share"
+        for href in hrefs.values():
+            assert " " not in href  # encoded
+            shared_text = parse_qs(urlsplit(href).query)["text"][0]
+            assert shared_text.startswith(text[:20].rstrip("…")), (href, text)
+        for i_link in range(links.count()):
+            link = links.nth(i_link)
+            assert "noopener" in link.get_attribute("rel")
+            assert link.get_attribute("target") == "_blank"
+    assert shared > 0
+    shoot(page, "step3-generate", screens)
+
+    # A phone-sized screen: the same page, nothing wider than the screen.
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    shoot(page, "step3-generate-phone", screens)
+    page.set_viewport_size(DESKTOP)
+
+    # A prompt holding HTML comes back as text.
+    prompt = page.locator("#prompt textarea, #prompt input").first
+    prompt.fill('<b>bold</b> <img src=x onerror="window.__pwned = 3"> my dream')
+    page.locator("#generate").click()
+    expect(samples.first).to_contain_text("<b>bold</b>", timeout=30_000)
+    assert page.locator("#generations b, #generations img").count() == 0
+    assert page.evaluate("window.__pwned") is None
