@@ -45,6 +45,7 @@ from .serve_jobs import (
     ServeConfig,
     UnknownJob,
     UnknownRun,
+    UploadTooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, QueueFull):
             retry = str(max(1, int(getattr(exc, "retry_after", 1))))
             return _error(503, [], str(exc), "queue_full", {"Retry-After": retry})
+        if isinstance(exc, UploadTooLarge):
+            return _error(413, ["body", "file"], exc.problem, "too_large")
         if isinstance(exc, OptionError):
             return _error(422, _field_loc(exc.name), exc.problem, "value_error")
         return _error(422, ["body"], str(exc), "value_error")

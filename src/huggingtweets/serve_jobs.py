@@ -49,7 +49,7 @@ JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 # An uploaded file's name: a plain name too (spaces allowed, as browsers send them), and
 # one of the endings an export or a posts file has (the formats recognise the rest).
 UPLOAD_NAME_RE = re.compile(r"[A-Za-z0-9_()+,=\-][A-Za-z0-9 ._()+,=\-]{0,199}")
-UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".json", ".txt", ".js")
+UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".ndjson", ".json", ".txt", ".js")
 UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
 # Hub ids as the Hub spells them (owner/name or a bare name such as gpt2).
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
@@ -102,6 +102,13 @@ class UnknownRun(HuggingtweetsError):
 
 class UnknownJob(HuggingtweetsError):
     """No job of that id (404)."""
+
+
+class UploadTooLarge(OptionError):
+    """An upload over ServeConfig.max_upload_bytes (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("file", f"is larger than the server's limit of {limit:,} bytes")
 
 
 class Busy(HuggingtweetsError):
@@ -526,7 +533,7 @@ class JobManager:
 
     def _save_bounded(self, data: bytes | Path | IO[bytes], path: Path) -> None:
         limit = self.config.max_upload_bytes
-        too_large = OptionError("file", f"is larger than the server's limit of {limit:,} bytes")
+        too_large = UploadTooLarge(limit)
         if isinstance(data, bytes | bytearray):
             if len(data) > limit:
                 raise too_large

@@ -1,0 +1,490 @@
+"""The JSON API of ``huggingtweets serve`` (serve_api.py over serve_jobs.py): runs from
+accounts and uploads, their statistics, bad input answered 4xx naming the field, the
+token off loopback, and a real training of a tiny model in the worker process, seen
+through GET and the event stream, with a queue, a 409 and cancellations."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from conftest import run_cli, shared_data
+from fastapi.testclient import TestClient
+
+from huggingtweets.errors import HuggingtweetsError
+from huggingtweets.serve_api import create_app
+from huggingtweets.serve_jobs import ServeConfig
+
+API = "/api/v1"
+# Configured secrets: none may ever come back in an answer (checked on every answer).
+SECRETS = {
+    "HF_TOKEN": "hf_serveApiTestSecret0123456789",
+    "MASTODON_ACCESS_TOKEN": "mastodonServeSecret9876543210",
+    "WANDB_API_KEY": "wandbServeSecretKey0123456789abcdef",
+}
+API_TOKEN = "serve-api-test-token-0123456789abcdef"
+# A tiny model (built offline from the run's posts), a few small steps.
+TINY = {"base_model": "tiny", "max_steps": 4, "per_device_train_batch_size": 2, "block_size": 32}
+ENDED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Api:
+    """The test client, recording every answer (to look for secrets in them later)."""
+
+    client: TestClient
+    runs_dir: Path
+    answers: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, **kwargs):
+        response = self.client.request(method, path, **kwargs)
+        self.answers.append(response.text + json.dumps(dict(response.headers)))
+        assert "Traceback" not in response.text
+        return response
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.call("POST", path, **kwargs)
+
+    def wait(self, job_id: str, until=lambda job: job["state"] in ENDED, timeout: float = 180):
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(f"{API}/jobs/{job_id}").json()
+            if until(job) or job["state"] in ENDED:
+                return job
+            assert time.monotonic() < deadline, f"job still {job['state']}: {job}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in SECRETS.items():
+            env.setenv(name, value)  # before the worker process starts: it inherits them
+        runs_dir = tmp_path_factory.mktemp("serve") / "runs"
+        app = create_app(ServeConfig(runs_dir=runs_dir), ui=False)
+        with TestClient(app) as client:  # the lifespan closes the jobs and models at the end
+            yield Api(client, runs_dir)
+
+
+def _error(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["detail"], list) and body["detail"], body
+    return body["detail"][0]
+
+
+def _prepared(api: Api, body: dict) -> dict:
+    answer = api.post(f"{API}/runs", json=body)
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["kind"] == "prepare" and job["state"] in ("queued", "running", "succeeded")
+    done = api.wait(job["id"])
+    assert done["state"] == "succeeded", done
+    return done
+
+
+@pytest.fixture(scope="module")
+def romeo(api) -> str:
+    return _prepared(api, {"sources": ["sample:romeo"]})["run_id"]
+
+
+@pytest.fixture(scope="module")
+def speeches() -> list[str]:
+    """300 real lines of tiny Shakespeare, each of 4 words or more (so prepare keeps all)."""
+    text = shared_data("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    kept = list(dict.fromkeys(line for line in lines if len(line.split()) >= 4))
+    return kept[:300]
+
+
+def _upload(api: Api, name: str, data: bytes, **fields):
+    return api.post(f"{API}/runs/upload", files={"file": (name, data)}, data=fields)
+
+
+@pytest.fixture(scope="module")
+def bard(api, speeches) -> str:
+    answer = _upload(api, "bard posts.txt", "\n".join(speeches).encode(), handle="bard")
+    assert answer.status_code == 202, answer.text
+    done = api.wait(answer.json()["id"])
+    assert done["state"] == "succeeded", done
+    return done["run_id"]
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def test_health_is_ok_and_versioned(api):
+    from huggingtweets import __version__
+
+    answer = api.get(f"{API}/health")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "version": __version__}
+
+
+def test_a_run_from_an_account_has_the_cards_statistics_and_examples(api, romeo):
+    run = api.get(f"{API}/runs/{romeo}").json()
+    assert run["id"] == romeo == "romeo" and run["handles"] == ["romeo"]
+    assert run["has_model"] is False
+    rows = {row["label"]: row for row in run["statistics"]}
+    stats = json.loads((api.runs_dir / romeo / "dataset" / "stats.json").read_text())
+    account = stats["accounts"][0]
+    assert rows["Posts downloaded"]["values"] == {"romeo": account["downloaded"]}
+    assert rows["Posts kept"]["values"] == {"romeo": account["kept"]} and account["kept"] > 0
+    assert run["posts"] == account["kept"]
+    trained = {
+        json.loads(line)["text"]
+        for line in (api.runs_dir / romeo / "dataset" / "train.jsonl").read_text().splitlines()
+    }
+    assert run["examples"]["romeo"] and set(run["examples"]["romeo"]) <= trained
+    listed = {r["id"]: r for r in api.get(f"{API}/runs").json()}
+    assert listed[romeo]["posts"] == account["kept"] and listed[romeo]["has_model"] is False
+    assert any(job["kind"] == "prepare" for job in run["jobs"])
+
+
+def test_a_run_from_an_uploaded_file(api, bard, speeches):
+    run = api.get(f"{API}/runs/{bard}").json()
+    assert run["handles"] == ["bard"]
+    rows = {row["label"]: row["values"] for row in run["statistics"]}
+    kept = next(values for label, values in rows.items() if "kept" in label.lower())
+    assert kept == {"bard": len(speeches)}  # every line of 4+ words is a post kept
+    assert run["examples"]["bard"] and set(run["examples"]["bard"]) <= set(speeches)
+    # The upload lived in a folder of its own, removed with the job.
+    assert not any((api.runs_dir / ".uploads").iterdir())
+
+
+def test_an_upload_with_too_little_text_fails_in_one_line(api):
+    answer = _upload(api, "few.txt", b"one two three four\nfive six seven eight\n")
+    assert answer.status_code == 202, answer.text
+    job = api.wait(answer.json()["id"])
+    assert job["state"] == "failed"
+    assert "6,000 characters" in job["error"] and "\n" not in job["error"]
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "problem"),
+    [
+        ("../evil.txt", b"x y z w\n" * 10, "plain file name"),
+        ("a/b.txt", b"x y z w\n", "plain file name"),
+        (".hidden.txt", b"x y z w\n", "plain file name"),
+        ("tool.exe", b"MZ", "expected an X or Mastodon export"),
+        ("export.zip", b"this is not a zip file", "export.zip"),
+    ],
+)
+def test_uploads_are_checked_before_anything_runs(api, name, data, problem):
+    jobs_before = len(api.get(f"{API}/jobs").json())
+    error = _error(_upload(api, name, data), 422)
+    assert error["loc"] == ["body", "file"] and problem in error["msg"]
+    assert str(api.runs_dir) not in error["msg"]  # where the server keeps files: not said
+    assert len(api.get(f"{API}/jobs").json()) == jobs_before
+    assert not (api.runs_dir.parent / "evil.txt").exists()
+
+
+def test_an_upload_over_the_limit_is_413(tmp_path):
+    app = create_app(ServeConfig(runs_dir=tmp_path / "runs", max_upload_bytes=1000), ui=False)
+    with TestClient(app) as client:
+        # Over the limit: the file refused as it is copied; far over: the body, unread.
+        for size in (1001, 100_000):
+            answer = client.post(f"{API}/runs/upload", files={"file": ("big.txt", b"w" * size)})
+            assert answer.status_code == 413 and answer.json()["detail"][0]["loc"][0] == "body"
+        answer = client.post(f"{API}/runs/upload", content=b"{}")  # not multipart at all
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "file"]
+    assert not (tmp_path / "runs" / "big").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{API}/runs/%2e%2e",
+        f"{API}/runs/..%2f..%2fetc",
+        f"{API}/runs/.hidden",
+        f"{API}/runs/a%2Fb",
+        f"{API}/runs/%2e%2e/train",
+    ],
+)
+def test_run_ids_cannot_leave_the_runs_folder(api, path):
+    method = "POST" if path.endswith("/train") else "GET"
+    answer = api.call(method, path, json={"base_model": "tiny"} if method == "POST" else None)
+    assert 400 <= answer.status_code < 500, answer.text
+
+
+def test_paths_on_the_server_are_not_sources(api, tmp_path):
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("a private line of text\n" * 400)
+    messages = []
+    for spec in (str(secret_file), str(tmp_path / "missing.txt")):
+        error = _error(api.post(f"{API}/runs", json={"sources": [spec]}), 422)
+        assert error["loc"] == ["body", "sources"]
+        messages.append(error["msg"].replace(spec, "SPEC"))
+    assert messages[0] == messages[1]  # whether a file exists is not told either
+    escape = {"sources": ["sample:romeo"], "run_id": "../x"}
+    assert _error(api.post(f"{API}/runs", json=escape), 422)["loc"] == ["body", "run_id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/generate", b'{"model": "romeo", ', ["body"]),  # malformed JSON
+        ("/generate", b"\xff\xfe{}", ["body"]),  # not even text
+        ("/generate", {"model": "romeo", "n": "5"}, ["body", "n"]),  # wrong type
+        ("/generate", {"model": "romeo", "n": 21}, ["body", "n"]),
+        ("/generate", {"model": "romeo", "n": 0}, ["body", "n"]),
+        ("/generate", {"model": "romeo", "max_length": 513}, ["body", "max_length"]),
+        ("/generate", {"model": "romeo", "prompt": "x" * 1001}, ["body", "prompt"]),
+        ("/generate", {"model": "romeo", "prompt": "   "}, ["body", "prompt"]),
+        ("/generate", {"model": "romeo", "temperature": 0}, ["body", "temperature"]),
+        ("/generate", {"model": "romeo", "top_p": 1.5}, ["body", "top_p"]),
+        ("/generate", {"model": "romeo", "no_copies": "yes"}, ["body", "no_copies"]),
+        ("/generate", {"model": "romeo", "evil": 1}, ["body", "evil"]),  # unknown field
+        ("/generate", {"prompt": "My dream is"}, ["body", "model"]),  # missing
+        ("/generate", [1, 2], ["body"]),
+        ("/runs", {"sources": []}, ["body", "sources"]),
+        ("/runs", {"sources": ["sample:a", "sample:b", "sample:c", "x:d"]}, ["body", "sources"]),
+        ("/runs", {"sources": "sample:romeo"}, ["body", "sources"]),
+        ("/runs", {"sources": ["sample:romeo"], "handles": ["../x"]}, ["body", "handles"]),
+        ("/runs/romeo/train", {"epochs": -1}, ["body", "epochs"]),
+        ("/runs/romeo/train", {"max_steps": 0}, ["body", "max_steps"]),
+        ("/runs/romeo/train", {"base_model": "/etc"}, ["body", "base_model"]),
+        ("/runs/romeo/train", {"base_model": "../../model"}, ["body", "base_model"]),
+        ("/runs/romeo/train", {"trust_pickle": True}, ["body", "trust_pickle"]),
+        ("/runs/romeo/train", {"lora": "yes"}, ["body", "lora"]),
+        ("/runs/romeo/train", {"lr_scheduler_type": "bogus"}, ["body", "lr_scheduler_type"]),
+        ("/runs/romeo/train", {"epochs": 1, "num_train_epochs": 2}, ["body", "epochs"]),
+        ("/runs/upload/train", {"base_model": "tiny"}, ["path", "run_id"]),  # a reserved name
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(api, romeo, path, body, loc):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    headers = {"content-type": "application/json"}
+    error = _error(api.post(API + path, headers=headers, **kwargs), 422)
+    assert error["loc"][: len(loc)] == loc, error
+    assert error["msg"]
+
+
+def test_unknown_runs_jobs_and_models_are_404(api, romeo):
+    unknown_job = "0123456789abcdef"
+    assert _error(api.get(f"{API}/runs/no-such-run"), 404)["loc"] == ["path", "run_id"]
+    train = api.post(f"{API}/runs/no-such-run/train", json={"base_model": "tiny"})
+    assert _error(train, 404)["loc"] == ["path", "run_id"]
+    for answer in (
+        api.get(f"{API}/jobs/{unknown_job}"),
+        api.get(f"{API}/jobs/{unknown_job}/events"),
+        api.post(f"{API}/jobs/{unknown_job}/cancel"),
+    ):
+        assert _error(answer, 404)["loc"] == ["path", "job_id"]
+    for model in ("no-such-model", romeo, "../romeo/model", "/etc"):  # romeo: no model yet
+        answer = api.post(f"{API}/generate", json={"model": model, "n": 1})
+        assert _error(answer, 404)["loc"] == ["body", "model"]
+
+
+def test_a_secret_in_a_request_is_not_echoed(api):
+    secret = SECRETS["HF_TOKEN"]
+    error = _error(api.post(f"{API}/runs", json={"sources": [secret]}), 422)
+    assert secret not in error["msg"] and "***" in error["msg"]
+
+
+# -- the token --------------------------------------------------------------------------------
+
+
+def test_off_loopback_every_route_but_health_needs_the_token(tmp_path):
+    with pytest.raises(HuggingtweetsError, match="HUGGINGTWEETS_API_TOKEN"):
+        create_app(ServeConfig(runs_dir=tmp_path, host="0.0.0.0"), ui=False)
+    config = ServeConfig(runs_dir=tmp_path, host="0.0.0.0", token=API_TOKEN)
+    assert API_TOKEN not in repr(config)
+    answers = []
+    with TestClient(create_app(config, ui=False)) as client:
+        health = client.get(f"{API}/health")
+        assert health.status_code == 200
+        for path in (f"{API}/runs", f"{API}/jobs", "/openapi.json", "/docs"):
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_TOKEN}):
+                answer = client.get(path, headers=headers)
+                answers.append(answer)
+                assert answer.status_code == 401, (path, headers)
+                assert answer.headers["www-authenticate"] == "Bearer"
+                assert answer.json()["detail"][0]["loc"] == ["header", "authorization"]
+            answer = client.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"})
+            answers.append(answer)
+            assert answer.status_code == 200, path
+        refused = client.post(f"{API}/generate", json={"model": "x"})
+        assert refused.status_code == 401  # before the body is even read
+    for answer in answers:
+        assert API_TOKEN not in answer.text + json.dumps(dict(answer.headers))
+
+
+def test_on_loopback_requests_to_other_host_names_are_refused(api):
+    """A web page cannot reach the local server through DNS rebinding."""
+    answer = api.get(f"{API}/runs", headers={"host": "attacker.example:7860"})
+    assert _error(answer, 400)["loc"] == ["header", "host"]
+    assert api.get(f"{API}/runs", headers={"host": "127.0.0.1:7860"}).status_code == 200
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def _events(stream_text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in stream_text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+@dataclass
+class Trainings:
+    first: dict
+    busy: object
+    queued: dict
+    third: dict
+    third_cancelled: dict
+    queued_after_cancel: dict
+    seen_by_get: dict
+    stream: object
+    events: list
+    second_cancelled: dict
+    final: dict
+
+
+@pytest.fixture(scope="module")
+def trainings(api, romeo, bard) -> Trainings:
+    """Three trainings: the first runs to its end (followed over GET and the event
+    stream); the third, queued, is cancelled there; the second, once running, is
+    cancelled after a step."""
+    juliet = _prepared(api, {"sources": ["sample:juliet"]})["run_id"]
+    first = api.post(f"{API}/runs/{romeo}/train", json={**TINY, "epochs": 1})
+    assert first.status_code == 202, first.text
+    first = first.json()
+    busy = api.post(f"{API}/runs/{romeo}/train", json=TINY)
+    # Enough steps that the cancel below surely lands while it trains.
+    queued = api.post(f"{API}/runs/{juliet}/train", json={**TINY, "max_steps": 500}).json()
+    third = api.post(f"{API}/runs/{bard}/train", json=TINY).json()
+    third_cancelled = api.post(f"{API}/jobs/{third['id']}/cancel").json()
+    queued_after_cancel = api.get(f"{API}/jobs/{queued['id']}").json()
+    seen_by_get = api.wait(first["id"], lambda job: (job["progress"] or {}).get("step"))
+    # TestClient answers once the stream has ended: with the job.
+    stream = api.get(f"{API}/jobs/{first['id']}/events")
+    running = api.wait(queued["id"], lambda job: (job["progress"] or {}).get("step"))
+    assert running["state"] == "running", running
+    api.post(f"{API}/jobs/{queued['id']}/cancel")
+    second_cancelled = api.wait(queued["id"])
+    final = api.get(f"{API}/jobs/{first['id']}").json()
+    return Trainings(
+        first,
+        busy,
+        queued,
+        third,
+        third_cancelled,
+        queued_after_cancel,
+        seen_by_get,
+        stream,
+        _events(stream.text),
+        second_cancelled,
+        final,
+    )
+
+
+def test_a_training_is_seen_through_get_and_the_event_stream(api, trainings, romeo):
+    assert trainings.first["kind"] == "train" and trainings.first["run_id"] == romeo
+    seen = trainings.seen_by_get
+    assert seen["state"] == "running" and seen["progress"]["stage"] == "train"
+    assert seen["progress"]["total"] == TINY["max_steps"] and seen["progress"]["step"] >= 1
+    stream = trainings.stream
+    assert stream.status_code == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    kinds = [kind for kind, _ in trainings.events]
+    assert kinds[-1] == "end" and set(kinds[:-1]) <= {"job"}
+    ended = trainings.events[-1][1]
+    assert ended["state"] == "succeeded" and ended["error"] is None
+    steps = [
+        job["progress"]["step"]
+        for _, job in trainings.events
+        if job["progress"] and job["progress"]["stage"] == "train" and job["progress"]["step"]
+    ]
+    assert steps == sorted(steps) and steps[-1] == TINY["max_steps"]
+    assert any((job["progress"] or {}).get("loss") for _, job in trainings.events)
+    assert trainings.final == ended
+    assert api.get(f"{API}/runs/{romeo}").json()["has_model"] is True
+    assert (api.runs_dir / romeo / "model" / "config.json").is_file()
+
+
+def test_a_second_training_of_a_run_is_409(trainings):
+    busy = trainings.busy
+    assert busy.status_code == 409 and busy.json()["detail"][0]["loc"] == ["path", "run_id"]
+
+
+def test_trainings_queue_with_their_position_and_cancel(api, trainings):
+    queued, third = trainings.queued, trainings.third
+    assert queued["state"] == "queued" and queued["position"] == 1
+    assert third["state"] == "queued" and third["position"] == 2
+    assert trainings.third_cancelled["state"] == "cancelled"
+    assert trainings.third_cancelled["position"] is None
+    assert trainings.queued_after_cancel["position"] == 1
+    # Never started: no progress, no model.
+    third_now = api.get(f"{API}/jobs/{third['id']}").json()
+    assert third_now["state"] == "cancelled" and third_now["progress"] is None
+    # The running one stopped after a step, keeping its checkpoint, not a model.
+    second = trainings.second_cancelled
+    assert second["state"] == "cancelled" and second["error"] is None
+    assert second["progress"]["step"] < 500
+    run_dir = api.runs_dir / second["run_id"]
+    assert list((run_dir / "checkpoints").glob("checkpoint-*"))
+    assert not (run_dir / "model").exists()
+    listed = {job["id"]: job["state"] for job in api.get(f"{API}/jobs").json()}
+    assert listed[third["id"]] == "cancelled" and listed[trainings.first["id"]] == "succeeded"
+
+
+def test_the_trained_run_generates(api, trainings, romeo):
+    answer = api.post(f"{API}/generate", json={"model": romeo, "n": 3, "max_length": 24, "seed": 7})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["model"] == romeo  # the name, not where the server keeps it
+    assert result["seed"] == 7 and len(result["samples"]) == 3
+    for sample in result["samples"]:
+        assert isinstance(sample["text"], str) and isinstance(sample["flagged"], bool)
+        if not sample["flagged"]:
+            assert set(sample["share"]) == {"x", "bluesky", "mastodon"}
+    again = api.post(f"{API}/generate", json={"model": romeo, "n": 3, "max_length": 24, "seed": 7})
+    assert again.json()["samples"] == result["samples"]  # the seed reproduces them
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_public_host_without_a_token(monkeypatch, tmp_path):
+    monkeypatch.delenv("HUGGINGTWEETS_API_TOKEN", raising=False)
+    result = run_cli("serve", "--host", "0.0.0.0", "--runs-dir", tmp_path, expect=2)
+    assert "HUGGINGTWEETS_API_TOKEN" in result.stderr and len(result.stderr.splitlines()) == 1
+    monkeypatch.setenv("HUGGINGTWEETS_API_TOKEN", "short")
+    result = run_cli("serve", "--host", "0.0.0.0", "--runs-dir", tmp_path, expect=2)
+    assert "too short" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_serve_says_in_one_line_that_the_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", port, "--runs-dir", tmp_path, expect=2)
+    assert f"port {port} is in use" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+# -- last: nothing secret in any answer --------------------------------------------------------
+
+
+def test_no_answer_held_a_secret(api, trainings):
+    assert len(api.answers) > 50
+    for answer in api.answers:
+        for secret in (*SECRETS.values(), API_TOKEN):
+            assert secret not in answer
