@@ -642,6 +642,10 @@ from .cli_sweep import sweep  # noqa: E402
 
 cli.add_command(sweep)
 
+from .cli_update import update_command  # noqa: E402
+
+cli.add_command(update_command)
+
 
 def main() -> None:
     cli(prog_name="huggingtweets")
