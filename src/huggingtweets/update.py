@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from .errors import HuggingtweetsError
@@ -213,7 +214,7 @@ def _collect_new(
     something new is found; files given as SOURCEs are read whole.
     """
     from .collect import resolve_all
-    from .sources import SourceOptions
+    from .sources import SourceOptions, resolve
     from .sources.live import LiveOptions, LiveSource
 
     source_options = source_options or SourceOptions()
@@ -229,6 +230,8 @@ def _collect_new(
         for source in resolved:
             reporter.raise_if_cancelled()
             account_posts = source.read()
+            if not account_posts.posts:
+                raise HuggingtweetsError(f"no posts found in {source.spec}")
             handle = account_posts.account.handle
             if (
                 handle not in handles
@@ -238,7 +241,9 @@ def _collect_new(
                 # A plain file's handle comes from its name, which a newer file may not
                 # share: with one account on each side, it is that account.
                 handle = handles[0]
-                account_posts.account = replace_account(account_posts.account, handle)
+                account_posts.account = msgspec.structs.replace(
+                    account_posts.account, handle=handle
+                )
             if handle not in handles:
                 raise HuggingtweetsError(
                     f"{source.spec} holds @{handle}'s posts, but {run.root} is the bot of "
@@ -269,19 +274,11 @@ def _collect_new(
         for path in (run.posts_path(handle), run.account_path(handle), run.state_path(handle)):
             if path.exists():
                 shutil.copyfile(path, scratch.posts_dir / path.name)
-        from .sources import resolve
-
         options = replace(source_options, handle=handle, live=live)
         reporter.raise_if_cancelled()
         accounts.append(resolve(spec, options).collect(scratch, reporter))
         fresh.add(handle)
     return accounts, fresh, asked
-
-
-def replace_account(account, handle: str):
-    import msgspec
-
-    return msgspec.structs.replace(account, handle=handle)
 
 
 @dataclass
@@ -435,7 +432,7 @@ def update_bot(
                     f"{run.root} was made from a file: give the newer export: "
                     f"huggingtweets update {run.root} NEW.zip"
                 )
-            message = _nothing_new(data, new, previous, run)
+            message = _nothing_new(data, new, run)
             reporter.end(STAGE, message, updated=False)
             return UpdateResult(run, False, message, new, 0, new, since=data.since)
         # From here on the run changes: new posts first (so that they are not fetched
@@ -458,18 +455,24 @@ def update_bot(
     return _train_and_swap(run, previous, data, options, reporter)
 
 
-def _nothing_new(data: _Dataset, new: int, previous: _Previous, run: RunDir) -> str:
+def _nothing_new(data: _Dataset, new: int, run: RunDir) -> str:
+    """What an update with nothing to train on says (it changes nothing)."""
     if data.since:
         since = f"since {data.since[:10]} {data.since[11:16]} UTC"
     else:  # undated posts (plain text files): the last training
         when = datetime.fromtimestamp(run.metrics_path.stat().st_mtime, timezone.utc)
         since = f"since the last training ({when:%Y-%m-%d %H:%M} UTC)"
-    message = f"no new posts {since}"
-    if new:
-        message += f" to train on ({new} new, all held out for evaluation; the model is unchanged)"
-    elif data.dropped_new:
-        message += f" ({data.dropped_new} new, all dropped by the rules: reposts, short posts ...)"
-    return message + ": nothing changed"
+    if new:  # a post or two, which the split held out
+        return (
+            f"{new} new post{'s' if new > 1 else ''} {since}, all held out for evaluation: "
+            "nothing to train on yet, nothing changed"
+        )
+    if data.dropped_new:
+        return (
+            f"no new posts {since} ({data.dropped_new} new ones were all dropped by the "
+            "rules: reposts, short posts ...): nothing changed"
+        )
+    return f"no new posts {since}: nothing changed"
 
 
 @contextlib.contextmanager
