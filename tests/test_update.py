@@ -142,6 +142,13 @@ def test_a_stopped_update_leaves_the_previous_model_in_place(file_run, tmp_path)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
     # The new posts were kept: the next update, with no file given, trains on them.
     assert len((run / "posts" / "romeo.jsonl").read_text().splitlines()) == NEW
+    done = update_bot(run, options=UpdateOptions(num_train_epochs=1, evaluate="never"))
+    assert done.updated and done.new_posts == len(_ids(run, "train") | _ids(run, "valid")) - len(
+        before["train"] | before["valid"]
+    )
+    assert _sha(done.history / "model" / "model.safetensors") == before["weights"]
+    assert not (run / "evaluation.json").exists()  # the previous model's is in history/ only
+    assert (done.history / "evaluation.json").read_bytes() == before["evaluation"]
 
 
 def test_a_run_from_a_file_needs_the_newer_export(file_run):
@@ -188,7 +195,7 @@ def test_a_live_account_fetches_only_the_newer_posts(tmp_path, monkeypatch):
         server.add_user("romeo", 120)
         url = ("--x-api-url", server.url)
         run = tmp_path / "run"
-        run_cli("train", "x:romeo", "--out", run, *url, *TINY)
+        run_cli("train", "x:romeo", "--out", run, *url, *TINY, "--no-card")
         weights = _sha(run / "model" / "model.safetensors")
         newest = max(server.all_ids("romeo"), key=int)
         asked = len(server.seen("/tweets"))

@@ -42,7 +42,14 @@ from .errors import HuggingtweetsError
 from .events import Reporter, reporter_or_silent
 from .options import MAX_SEED, check_options, option, option_specs, options_to_dict
 from .records import AccountPosts, iter_jsonl
-from .runs import RunDir, Staging, _tmp_prefix, check_writable_dir, write_json
+from .runs import (
+    RunDir,
+    Staging,
+    _tmp_prefix,
+    check_writable_dir,
+    remove_stale_temporaries,
+    write_json,
+)
 
 STAGE = "update"
 HISTORY_DIR = "history"
@@ -697,6 +704,7 @@ def _swap(run: RunDir, new_run: RunDir, stage: Path, now: datetime, reporter: Re
     history/. The renames run as cooperative work: a Ctrl-C waits for them to finish."""
     history_root = run.root / HISTORY_DIR
     history_root.mkdir(exist_ok=True)
+    remove_stale_temporaries(history_root)  # an entry a killed update left half-made
     name = history_name(now)
     target, n = history_root / name, 1
     while target.exists():
