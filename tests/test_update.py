@@ -110,6 +110,8 @@ def test_update_adds_only_the_new_posts_and_keeps_the_previous_model(file_run):
     assert metrics["base_model"] == "tiny"  # the original base, not the folder trained from
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["samples"] == 20 and evaluation["held_out"] == len(valid)
+    # Against the original base (the run's tiny one), not the previous version.
+    assert evaluation["groups"][0]["perplexity"]["base_source"] == "recomputed"
     card = (run / "model" / "README.md").read_text()
     assert "posted from 2024-01-01 to 2024-01-16" in card
     assert "Kept up to date (once" in card and "Does it sound like them?" in card
