@@ -139,6 +139,7 @@ def update_bot(
     live and platform options (service URLs, time-outs), as ``collect`` takes them.
 
     Returns ``updated=False`` (and changes nothing) when there is nothing new to train on.
+    One process only: not meant to run under ``torchrun`` / ``accelerate launch``.
     """
     options = options or UpdateOptions()
     reporter = reporter_or_silent(reporter)
@@ -288,12 +289,13 @@ def _train_and_swap(
         metrics = _metrics(trained.metrics, previous, data, replayed, options, now)
         write_json(new_run.metrics_path, metrics)
         evaluation = _evaluate(run, new_run, previous, options, reporter)
-        card = _write_card(run, new_run, reporter, evaluation)
+        card = _write_card(run, new_run, reporter)
         reporter.raise_if_cancelled()
         history = _swap(run, new_run, stage, now, reporter)
-    card_path = run.model_dir / card.name if card is not None else None
+    card_path = run.model_dir / card.name
+    new = len(data.new_train) + len(data.new_valid)
     message = (
-        f"{len(data.new_train) + len(data.new_valid)} new posts "
+        f"{new} new post{'s' if new > 1 else ''} "
         f"({len(data.new_train)} trained on with {len(replayed)} older ones, "
         f"{len(data.new_valid)} held out); the previous model is kept in {history}"
     )
@@ -398,14 +400,14 @@ def _evaluate(
     return result.evaluation
 
 
-def _write_card(
-    run: RunDir, new_run: RunDir, reporter: Reporter, evaluation: dict | None
-) -> Path | None:
+def _write_card(run: RunDir, new_run: RunDir, reporter: Reporter) -> Path:
+    """The new model's card, for the Hub id the previous card was written for."""
     from .cli_evaluate import card_repo_id
     from .pipeline import write_card_reporting
 
-    repo_id = card_repo_id(run.model_dir / "README.md")
-    return write_card_reporting(new_run, reporter, repo_id=repo_id)
+    return write_card_reporting(
+        new_run, reporter, repo_id=card_repo_id(run.model_dir / "README.md")
+    )
 
 
 def _link_tree(source: Path, target: Path) -> None:
