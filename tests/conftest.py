@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from huggingtweets.cli import cli
+
+# Trainings in tests skip the evaluation that `train` runs by default (about 30 s each on
+# a tiny model); tests/test_evaluate.py checks that default with the variable removed.
+os.environ["HUGGINGTWEETS_EVALUATE"] = "never"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -210,3 +210,89 @@ def test_a_damaged_evaluation_is_one_line(evaluated, tmp_path):
     path.unlink()
     run_cli("evaluate", copy, "--samples", 20, "--no-card")
     assert orjson.loads(path.read_bytes())["accounts"] == ["romeo", "juliet"]
+
+
+def _small_run(tmp_path, demo_run_dir):
+    """The demo's dataset in a fresh run directory (no model yet)."""
+    run_dir = tmp_path / "rj"
+    run_dir.mkdir(parents=True)
+    for name in ("dataset", "posts"):
+        if (demo_run_dir / name).exists():
+            shutil.copytree(demo_run_dir / name, run_dir / name)
+    for path in demo_run_dir.glob("*.json"):
+        if path.name not in (EVALUATION_FILE, "metrics.json"):
+            shutil.copy2(path, run_dir / path.name)
+    return run_dir
+
+
+@pytest.mark.slow
+def test_training_evaluates_by_default_when_it_is_quick(tmp_path, tmp_path_factory, monkeypatch):
+    from huggingtweets.evaluate import EvaluateOptions
+    from huggingtweets.events import Reporter
+    from huggingtweets.pipeline import EVALUATE_ENV, make_bot
+    from huggingtweets.train import TrainOptions
+
+    monkeypatch.delenv(EVALUATE_ENV)  # conftest turns it off for the other trainings
+    run_dir = _small_run(tmp_path, demo_run(tmp_path_factory).run_dir)
+    events = []
+    bot = make_bot(
+        run_dir,
+        train=TrainOptions(base_model="tiny", max_steps=2),
+        evaluate_options=EvaluateOptions(samples=30, seed=5),
+        reporter=Reporter(events.append),
+    )
+    assert bot.evaluated is not None
+    evaluation = orjson.loads((run_dir / EVALUATION_FILE).read_bytes())
+    assert evaluation["samples"] == 30 and evaluation["seed"] == 5
+    assert evaluation["model_fingerprint"] == model_fingerprint(run_dir / "model")
+    card = (run_dir / "model" / "README.md").read_text(encoding="utf-8")
+    assert "Does it sound like them?" in card
+    order = [e.stage for e in events if e.kind == "end"]
+    assert order.index("evaluate") < order.index("card")  # the card shows the evaluation
+
+
+@pytest.mark.slow
+def test_a_large_model_or_never_skips_it_and_always_insists(
+    tmp_path, tmp_path_factory, monkeypatch
+):
+    from huggingtweets import evaluate as evaluate_module
+
+    demo = demo_run(tmp_path_factory)
+    monkeypatch.delenv("HUGGINGTWEETS_EVALUATE")
+    # a model "too large to evaluate in a minute here": the threshold below the tiny model
+    monkeypatch.setitem(evaluate_module.QUICK_PARAMETERS, "cpu", 1)
+    monkeypatch.setitem(evaluate_module.QUICK_PARAMETERS, "gpu", 1)
+    run_dir = _small_run(tmp_path, demo.run_dir)
+    result = run_cli("train", run_dir, "--base-model", "tiny", "--max-steps", 2, "--no-card")
+    assert not (run_dir / EVALUATION_FILE).exists()
+    assert "huggingtweets evaluate" in result.output  # says how to run it later
+
+    never = _small_run(tmp_path / "never", demo.run_dir)
+    monkeypatch.setitem(evaluate_module.QUICK_PARAMETERS, "cpu", 10**12)
+    run_cli(
+        "train", never, "--base-model", "tiny", "--max-steps", 2, "--no-card", "--evaluate", "never"
+    )
+    assert not (never / EVALUATION_FILE).exists()
+
+    # always: too few held-out posts is then an error, one line, exit 2
+    few = _small_run(tmp_path / "few", demo.run_dir)
+    valid = next((few / "dataset").glob("valid*"))
+    lines = valid.read_text(encoding="utf-8").splitlines()
+    valid.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    result = run_cli(
+        "train",
+        few,
+        "--base-model",
+        "tiny",
+        "--max-steps",
+        2,
+        "--no-card",
+        "--evaluate",
+        "always",
+        expect=2,
+    )
+    assert "held-out post" in result.stderr and "Traceback" not in result.output
+    # a bad value in the environment is one line too
+    monkeypatch.setenv("HUGGINGTWEETS_EVALUATE", "sometimes")
+    result = run_cli("train", few, "--base-model", "tiny", "--max-steps", 2, expect=2)
+    assert "sometimes" in result.stderr

@@ -527,3 +527,25 @@ def test_html_full_of_unclosed_tags_is_read_in_linear_time():
     assert time.monotonic() - start < 3
     # A "<" that no ">" closes is text; tags around it are still tags.
     assert html_to_text("<p>1 < 2 and 3 > 2 <3</p><p>x<br>y</p>") == "1 < 2 and 3 > 2 <3\n\nx\ny"
+
+
+def test_a_huge_folder_is_refused_instead_of_walking_the_disk(tmp_path, monkeypatch):
+    """`prepare /` or a home folder: one line at the bound, not an hour of walking."""
+    from huggingtweets.sources import tree
+
+    monkeypatch.setattr(tree, "MAX_TREE_ENTRIES", 30)
+    folder = tmp_path / "home"
+    for i in range(4):
+        sub = folder / f"d{i}"
+        sub.mkdir(parents=True)
+        for j in range(10):
+            (sub / f"f{j}.txt").write_text("hello world\n")
+    result = run_cli("prepare", folder, "--out", tmp_path / "run", expect=2)
+    assert "more than 30 files and folders" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run" / "dataset").exists()
+    # under the bound, the same walk lists every file of the nested folders
+    monkeypatch.setattr(tree, "MAX_TREE_ENTRIES", 100)
+    names = tree.DirTree(folder).names()
+    assert len(names) == 40 and "d3/f9.txt" in names
+    assert tree.DirTree(folder / "d0", recursive=False).names() == [f"f{j}.txt" for j in range(10)]

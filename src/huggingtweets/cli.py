@@ -25,6 +25,7 @@ from .console import EventRenderer, console, err_console, stats_table, warn
 from .errors import HuggingtweetsError
 from .events import Reporter, cancel_on_sigint
 from .options import OptionError
+from .pipeline import EVALUATE_CHOICES, EVALUATE_ENV, default_evaluate
 from .prepare import PrepareOptions
 from .push import PushOptions
 from .share import ShareOptions
@@ -272,6 +273,17 @@ def print_prepare_result(result) -> None:
 @click.option(
     "--no-card", is_flag=True, help="Do not write the model card (`huggingtweets card` later)."
 )
+@click.option(
+    "--evaluate",
+    "evaluate_when",
+    type=click.Choice(EVALUATE_CHOICES),
+    envvar=EVALUATE_ENV,
+    show_envvar=True,
+    default="auto",
+    show_default=True,
+    help="Run `huggingtweets evaluate` after training: auto when it should take under about "
+    "a minute here (small models on a CPU) and there are enough held-out posts.",
+)
 @dataclass_options(PushOptions, "push_options")  # --push-to-hub, --repo-id (the card's too)
 def train(
     targets,
@@ -282,6 +294,7 @@ def train(
     prepare_options,
     source_options,
     no_card,
+    evaluate_when,
     push_options,
 ):
     """Fine-tune a language model on a prepared run: RUN_DIR/model/ and metrics.json.
@@ -300,6 +313,7 @@ def train(
       huggingtweets train runs/me --base-model ./my-model --lora --precision bf16
       huggingtweets train runs/me --config sweep-3.yaml --output-dir runs/me/trials/3
       huggingtweets train runs/me --resume
+      huggingtweets train runs/me --evaluate never
       huggingtweets train runs/me --push-to-hub --hub-model-id me/me-bot
       accelerate launch -m huggingtweets train runs/me --report-to wandb
     """
@@ -350,6 +364,7 @@ def train(
                 repo_id=push_options.hub_model_id,
                 push=push,
                 output_dir=output_dir,
+                evaluate=evaluate_when,
                 reporter=reporter,
             )
     except TrainingInterrupted as stop:
@@ -364,6 +379,10 @@ def train(
     if not result.trained.main_process:  # accelerate launch / torchrun: the first reports
         return
     _print_training(result.trained.metrics)
+    if result.evaluated is not None:
+        from .cli_evaluate import print_verdict
+
+        print_verdict(result.evaluated.evaluation, result.evaluated.path)
     if result.card is not None:
         console.print(
             f"Model card written to {escape(str(result.card))} (+ preview.png)", soft_wrap=True
@@ -561,11 +580,18 @@ def demo(run_dir, epochs, seed):
 
     epochs = DEMO_EPOCHS if epochs is None else epochs
     started = time.perf_counter()
+    stages = {
+        "prepare": " ".join(DEMO_SOURCES),
+        "train": f"the tiny model, up to {epochs:g} epochs",
+        "evaluate": "does it sound like them?",
+        "card": "",
+        "generate": f"{DEMO_SAMPLES} posts for “My dream is”",
+    }
+    if default_evaluate() == "never":  # $HUGGINGTWEETS_EVALUATE; the tiny model is quick
+        del stages["evaluate"]
     headers = {
-        "prepare": f"[bold]1/4 prepare[/bold]  {' '.join(DEMO_SOURCES)}",
-        "train": f"[bold]2/4 train[/bold]  the tiny model, up to {epochs:g} epochs",
-        "card": "[bold]3/4 card[/bold]",
-        "generate": f"[bold]4/4 generate[/bold]  {DEMO_SAMPLES} posts for “My dream is”",
+        stage: f"[bold]{i}/{len(stages)} {stage}[/bold]  {what}".rstrip()
+        for i, (stage, what) in enumerate(stages.items(), 1)
     }
 
     def show(event) -> None:
@@ -590,6 +616,10 @@ def demo(run_dir, epochs, seed):
         f"{m['timings']['train_seconds']:.0f} s on {escape(m['device'])}",
         soft_wrap=True,
     )
+    if result.evaluation is not None:
+        from .cli_evaluate import print_verdict
+
+        print_verdict(result.evaluation, result.run_dir / "evaluation.json")
     _print_samples(result.generation)
     elapsed = time.perf_counter() - started
     console.rule()
@@ -645,6 +675,10 @@ cli.add_command(sweep)
 from .cli_update import update_command  # noqa: E402
 
 cli.add_command(update_command)
+
+from .cli_serve import serve  # noqa: E402
+
+cli.add_command(serve)
 
 
 def main() -> None:

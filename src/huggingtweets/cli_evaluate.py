@@ -74,6 +74,21 @@ def evaluate_command(run_dir, options, output_dir, no_card):
         console.print(f'Model card updated: {escape(str(card))} ("Does it sound like them?")')
 
 
+def print_verdict(evaluation: dict, path: Path) -> None:
+    """After training: the real-or-bot verdict of all accounts together, in one line."""
+    from .evaluate_report import card_section
+
+    section = card_section(evaluation, Path("/nonexistent"))
+    if section["classifier"]:
+        _, accuracy, interval, verdict, _ = section["classifier"][0]
+        console.print(
+            f"Does it sound like them? A classifier tells real from bot {accuracy} of the time "
+            f"(95 % interval {interval}; 50 %: it cannot): {escape(verdict)}. More in "
+            f"{escape(str(path))}",
+            soft_wrap=True,
+        )
+
+
 def _pct(value) -> str:
     return "—" if value is None else f"{value:.0%}"
 

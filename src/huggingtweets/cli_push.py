@@ -22,8 +22,18 @@ from .push import PushOptions
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the model to push is, when not RUN_DIR/model (a trial: RUN_DIR/trials/2).",
 )
+@click.option(
+    "--space",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[OWNER/NAME]",
+    help="Also publish a Gradio Space for the bot (app.py, requirements.txt, README.md) "
+    "that loads the pushed model and writes ten posts from a prompt. Default: a Space "
+    "named as the model. Give it after RUN_DIR.",
+)
 @dataclass_options(PushOptions, "options", exclude=("push_to_hub",))
-def push(run_dir, output_dir, options):
+def push(run_dir, output_dir, space, options):
     """Publish RUN_DIR's trained model on the Hugging Face Hub, in one commit.
 
     Uploads exactly the model: weights, config, tokenizer, generation config, the card
@@ -38,14 +48,24 @@ def push(run_dir, output_dir, options):
       huggingtweets push runs/me --repo-id my-org/me-bot --private
       huggingtweets push runs/me --revision dev
       huggingtweets push runs/me --output-dir runs/me/trials/3
+      huggingtweets push runs/me --space                  # + the Space YOUR_NAME/<handles>
+      huggingtweets push runs/me --space my-org/me-bot-demo
     """
     from .cli import _reporting, console  # the CLI layer's terminal and progress
     from .push import push_run
     from .runs import RunDir
 
     run = RunDir(run_dir).with_output(output_dir)
+    if space:
+        from .space import check_space_id
+
+        check_space_id(space)  # before anything is pushed
     with _reporting() as reporter:
         result = push_run(run, options, reporter=reporter)
+        if space is not None:
+            from .space import push_space
+
+            published = push_space(run, result.repo_id, space or None, options, reporter)
     files = f"{len(result.uploaded)} files"
     if result.deleted:
         files += f" (and removed {len(result.deleted)} left by an earlier push)"
@@ -57,6 +77,8 @@ def push(run_dir, output_dir, options):
             f"Nothing to push: {escape(result.url)} holds this model already (commit {commit})",
             soft_wrap=True,
         )
+    if space is not None:
+        console.print(f"Space: {escape(published.url)}", soft_wrap=True)
     console.print("Use it:", soft_wrap=True)
     console.print(
         f'  huggingtweets generate {escape(result.repo_id)} "My dream is" -n 5', soft_wrap=True

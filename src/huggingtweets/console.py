@@ -33,7 +33,7 @@ def stats_table(stats: dict) -> Table:
     return table
 
 
-_UNITS = {"train": "step", "collect": "post", "sweep": "trial"}
+_UNITS = {"train": "step", "collect": "post", "sweep": "trial", "evaluate": "post"}
 
 
 class EventRenderer:

@@ -38,6 +38,7 @@ class DemoResult:
     card: Path
     generation: Generation
     timings: dict[str, float] = field(default_factory=dict)
+    evaluation: dict | None = None  # evaluation.json, when the pipeline evaluated the model
 
 
 def check_out_dir(out: Path) -> None:
@@ -99,7 +100,8 @@ def run_demo(
     assert bot.prepared is not None  # sources were given
 
     started = time.perf_counter()
-    generator = Generator.load(out)
+    # evaluated after training (the default, as for `train`): its model, loaded once
+    generator = bot.evaluated.generator if bot.evaluated is not None else Generator.load(out)
     card = write_card_reporting(RunDir(out), reporter, seed=seed, generator=generator)
     timings["card"] = time.perf_counter() - started
 
@@ -110,4 +112,7 @@ def run_demo(
     )
     reporter.end("generate", generation=generation.to_dict())
     timings["generate"] = time.perf_counter() - started
-    return DemoResult(out, bot.prepared.stats, bot.trained.metrics, card, generation, timings)
+    evaluation = bot.evaluated.evaluation if bot.evaluated is not None else None
+    return DemoResult(
+        out, bot.prepared.stats, bot.trained.metrics, card, generation, timings, evaluation
+    )

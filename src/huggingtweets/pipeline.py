@@ -1,4 +1,4 @@
-"""The whole flow in one place: (collect →) prepare → train → card (→ push).
+"""The whole flow in one place: (collect →) prepare → train (→ evaluate) → card (→ push).
 
 The CLI's ``train SOURCE... --out``, the demo, the web app and a user's script all call
 :func:`make_bot`; none of them strings the stages together itself. Options are data (the
@@ -16,12 +16,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from .errors import HuggingtweetsError
 from .events import Reporter, reporter_or_silent
 from .prepare import PrepareOptions, PrepareResult, prepare
 from .push import Pusher, PushOptions, PushResult
 from .runs import RunDir
+
+if TYPE_CHECKING:
+    from .evaluate import EvaluateOptions, EvaluateResult
 from .sources import SourceOptions
 from .train import TrainOptions, TrainResult
 from .train import train as train_stage
@@ -34,6 +38,23 @@ class BotResult:
     trained: TrainResult
     card: Path | None  # None: no card asked for, or not the main process
     pushed: PushResult | None = None  # None: not pushed (push=None), or not the main process
+    evaluated: EvaluateResult | None = None  # None: not evaluated (see make_bot's evaluate)
+
+
+EvaluateWhen = Literal["auto", "always", "never"]
+EVALUATE_CHOICES: tuple[str, ...] = ("auto", "always", "never")
+# The default of make_bot's and train's `evaluate` where none is given (a slow CI, or a
+# sweep's many trials, can say never once).
+EVALUATE_ENV = "HUGGINGTWEETS_EVALUATE"
+
+
+def default_evaluate() -> EvaluateWhen:
+    value = os.environ.get(EVALUATE_ENV, "auto").strip().lower() or "auto"
+    if value not in EVALUATE_CHOICES:
+        raise HuggingtweetsError(
+            f"{EVALUATE_ENV}={value!r} is not one of {', '.join(EVALUATE_CHOICES)}"
+        )
+    return value  # type: ignore[return-value]
 
 
 def make_bot(
@@ -48,6 +69,8 @@ def make_bot(
     repo_id: str | None = None,
     push: PushOptions | None = None,
     output_dir: Path | str | None = None,
+    evaluate: EvaluateWhen | None = None,
+    evaluate_options: EvaluateOptions | None = None,
     reporter: Reporter | None = None,
 ) -> BotResult:
     """Prepare ``sources`` into ``run_dir`` (or use its dataset when none are given),
@@ -56,7 +79,13 @@ def make_bot(
     ``push``: then publish the model and its card on the Hub (push.py); the token and
     the repository are checked first, before anything is collected or trained.
     ``output_dir``: where model/ and metrics.json go (default ``run_dir``; a sweep gives
-    each trial its own, e.g. RUN_DIR/trials/3). Every option is checked before anything is
+    each trial its own, e.g. RUN_DIR/trials/3).
+    ``evaluate``: "auto" (the default, or $HUGGINGTWEETS_EVALUATE) runs ``evaluate`` after
+    training when it should take under about a minute here (evaluate.quick_to_evaluate)
+    and the run holds enough held-out posts, so that the card answers "does it sound like
+    them?"; "always" runs it whatever it costs (too few posts is then an error); "never"
+    skips it (``huggingtweets evaluate`` later); ``evaluate_options`` its samples and seed.
+    Every option is checked before anything is
     collected, built or deleted: a typo must not cost a collection or a model load.
     """
     from .card import check_repo_id
@@ -64,6 +93,9 @@ def make_bot(
     from .tracking import track
 
     reporter = reporter_or_silent(reporter)
+    evaluate = evaluate or default_evaluate()
+    if evaluate not in EVALUATE_CHOICES:
+        raise HuggingtweetsError(f"evaluate must be one of {', '.join(EVALUATE_CHOICES)}")
     train_options = train or TrainOptions()
     if repo_id is not None and card:
         check_repo_id(repo_id)
@@ -95,11 +127,42 @@ def make_bot(
             run, tracker.train_options, reporter=reporter, callbacks=tracker.callbacks
         )
         tracker.trained(trained)  # before the card, which may link to the runs
+        evaluated = None
+        if trained.main_process:
+            evaluated = evaluate_after_training(run, evaluate, reporter, evaluate_options)
         card_path = None
         if card and trained.main_process:
-            card_path = write_card_reporting(run, reporter, repo_id=repo_id)
+            generator = evaluated.generator if evaluated is not None else None
+            card_path = write_card_reporting(run, reporter, repo_id=repo_id, generator=generator)
     pushed = pusher.push(run) if pusher is not None and trained.main_process else None
-    return BotResult(run, prepared, trained, card_path, pushed)
+    return BotResult(run, prepared, trained, card_path, pushed, evaluated)
+
+
+def evaluate_after_training(
+    run: RunDir,
+    when: EvaluateWhen,
+    reporter: Reporter,
+    options: EvaluateOptions | None = None,
+) -> EvaluateResult | None:
+    """``evaluate`` as make_bot's optional stage (see make_bot's ``evaluate``)."""
+    if when == "never":
+        return None
+    from .evaluate import check_enough, evaluate, held_out_posts, quick_to_evaluate
+
+    if when == "auto":
+        if not quick_to_evaluate(run.model_dir):
+            reporter.info(
+                "evaluate",
+                "skipped: the model is too large to evaluate in about a minute here; run "
+                f"`huggingtweets evaluate {run.root}` when you have the time",
+            )
+            return None
+        try:
+            check_enough(held_out_posts(run), run)
+        except HuggingtweetsError as too_few:
+            reporter.info("evaluate", f"skipped: {too_few}")
+            return None
+    return evaluate(run, options, reporter=reporter)
 
 
 def write_card_reporting(run: RunDir, reporter: Reporter, **card_arguments) -> Path:

@@ -14,7 +14,9 @@ line instead of filling memory (a 1 MB archive can inflate to 1 GB):
   compressed size: JSON exports deflate about 10 times, runs of one byte 1,000 times.
 
 Sizes are checked as declared (before anything is inflated) and as actually read.
-Only regular files are read: a named pipe or a device would block or never end.
+Only regular files are read: a named pipe or a device would block or never end. A folder
+is walked up to :data:`MAX_TREE_ENTRIES` entries (an X export holds a few thousand files):
+``prepare /`` or a home folder fails in a second instead of walking the whole disk.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MAX_SMALL_FILE_BYTES = 16 << 20
 MAX_RATIO = 100
 _RATIO_FROM = 1 << 20  # smaller entries may be as repetitive as they like
 _CHUNK = 8 << 20
+MAX_TREE_ENTRIES = 100_000
 
 
 def decode_utf8(data: bytes | bytearray, name: str) -> str:
@@ -127,9 +130,38 @@ class DirTree(Tree):
 
     def names(self) -> list[str]:
         if self._names is None:
-            paths = self.root.rglob("*") if self.recursive else self.root.iterdir()
-            self._names = sorted(p.relative_to(self.root).as_posix() for p in paths if p.is_file())
+            self._names = sorted(self._walk())
         return self._names
+
+    def _walk(self) -> list[str]:
+        """The regular files' names (symbolic links to files included, as ``is_file``
+        says), relative to the root; links to folders are not followed (no cycles)."""
+        names: list[str] = []
+        seen = 0
+
+        def unreadable(error: OSError) -> None:
+            raise HuggingtweetsError(
+                f"cannot read the folder {error.filename} ({error.strerror}); give the "
+                "export's own folder or its .zip"
+            )
+
+        try:
+            for folder, subfolders, files in os.walk(self.root, onerror=unreadable):
+                seen += len(subfolders) + len(files)
+                if seen > MAX_TREE_ENTRIES:
+                    raise HuggingtweetsError(
+                        f"{self.root} holds more than {MAX_TREE_ENTRIES:,} files and folders: "
+                        "not an export; give the export's own folder or its .zip"
+                    )
+                relative = Path(folder).relative_to(self.root)
+                names += [
+                    (relative / name).as_posix() for name in files if Path(folder, name).is_file()
+                ]
+                if not self.recursive:
+                    break
+        except RecursionError:  # os.walk recurses per folder before Python 3.12
+            raise HuggingtweetsError(f"{self.root} nests folders too deeply") from None
+        return names
 
     def read_bytes(self, name: str, limit: int = MAX_FILE_BYTES) -> bytes:
         return read_file_bounded(self.root / name, limit, f"{self.label}:{name}")

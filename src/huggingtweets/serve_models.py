@@ -1,0 +1,638 @@
+"""The models behind ``huggingtweets serve``: loaded once, batched, bounded.
+
+:class:`ModelService` keeps up to ``max_models`` generators loaded (least recently used
+evicted) and runs every load and every forward pass on ONE worker thread of its own, so
+torch is never called concurrently and the event loop never blocks.
+
+Dynamic batching: requests wait in one queue; when the worker takes the first, it also
+takes every waiting request for the same model with the same temperature and top-p
+(the settings a forward pass shares), up to ``max_batch`` rows in all, and draws all
+their rows in ONE sampling loop (:func:`sample_batch`): prompts that differ are
+left-padded under an attention mask, each row keeps its own prompt length, max_length
+and min_length, and each request gets back exactly its own rows. Requests that arrive
+while a batch runs wait for the next one, so under load batches fill by themselves; an
+idle service waits ``batch_window_s`` before it starts, to catch a burst's first few.
+A request of more rows than ``max_batch`` runs alone (its rows are never split), so
+``max_batch=1`` serves requests one at a time, each as the CLI would.
+
+Seeds: every request has one (its own, or a fresh one it is answered with), and its
+rows draw their random numbers from a generator of their own seeded with it, never from
+a stream shared with the batch: what else shares the pass changes no request's draws.
+A request that gives a seed runs alone, so the same request gets the same samples every
+time, exactly; sending back the seed of a batched answer draws its samples again, up to
+the rounding of batched arithmetic (a padded or larger matrix product may round the
+last bit differently, which can flip a near-tie between two candidates: rare, not
+never). The API's draws are not the CLI's: ``generate --seed S`` draws from torch's
+global stream in another order (a model our loop does not sample goes through
+``Generator.generate``, which draws as the CLI does).
+
+Memory stays bounded on a burst: at most ``max_queue`` requests wait (each at most 20
+rows of at most 512 tokens, a prompt of at most 1,000 characters); beyond that
+:class:`QueueFull` (the API answers 503 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import inspect
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import HuggingtweetsError
+from .generate import (
+    DEFAULT_PROMPT,
+    DEFAULT_RETRIES,
+    DEFAULT_TOP_K,
+    MODELING_LOGGER,
+    TOKENIZER_LOGGER,
+    GenerateOptions,
+    Generation,
+    Generator,
+    Sample,
+    _hub_file,
+    _token_ids,
+    check_prompt,
+    fast_sampling_supported,
+    resolve_model_dir,
+)
+from .models import context_length, first_line, hidden_library_notice
+from .options import MAX_SEED, OptionError, check_options, option
+
+# The API's limits (issue 9): smaller than the CLI's, since anyone may send them.
+MAX_REQUEST_SAMPLES = 20
+MAX_REQUEST_LENGTH = 512
+MAX_REQUEST_PROMPT = 1000
+DEFAULT_REQUEST_SAMPLES = 10
+# An idle worker waits this long for a burst's next requests before it starts a batch
+# (a tiny model's batch of 20 takes ~100 ms on a CPU: 5 ms costs little, catches many).
+BATCH_WINDOW_S = 0.005
+PREVIEW_FILE = "preview.png"  # card.PREVIEW_FILE (card imports matplotlib: not here)
+
+
+class UnknownModel(HuggingtweetsError):
+    """A model name the server does not serve (the API answers 404)."""
+
+
+class QueueFull(HuggingtweetsError):
+    """Too many requests waiting (the API answers 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # whole seconds, for the Retry-After header
+
+
+@dataclass
+class GenerateRequest:
+    """One ``POST /api/v1/generate``: checked as the CLI checks ``generate``'s options,
+    within the API's tighter limits. A bad field raises :class:`OptionError` naming it."""
+
+    model: str = option(help="A model the server serves (a run id or a model's name).")
+    prompt: str = option(DEFAULT_PROMPT, help="The start of the posts.")
+    n: int = option(DEFAULT_REQUEST_SAMPLES, min=1, max=MAX_REQUEST_SAMPLES, help="How many posts.")
+    max_length: int | None = option(
+        None, min=1, max=MAX_REQUEST_LENGTH, help="Max tokens, prompt included."
+    )
+    temperature: float | None = option(None, help="Sampling temperature.")
+    top_p: float | None = option(None, help="Nucleus sampling mass.")
+    seed: int | None = option(None, min=0, max=MAX_SEED, help="Seed for reproducible posts.")
+    no_copies: bool = option(False, help="Draw again posts flagged as training posts.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if not self.model.strip():
+            raise OptionError("model", "must name a model (got an empty name)")
+        if len(self.prompt) > MAX_REQUEST_PROMPT:
+            raise OptionError(
+                "prompt",
+                f"must be at most {MAX_REQUEST_PROMPT:,} characters (got {len(self.prompt):,})",
+            )
+        try:
+            check_prompt(self.prompt)
+        except HuggingtweetsError as exc:
+            raise OptionError("prompt", str(exc).removeprefix("the prompt ")) from None
+        self.options()  # temperature and top-p within GenerateOptions' ranges
+
+    def options(self) -> GenerateOptions:
+        return GenerateOptions(
+            num_return_sequences=self.n,
+            max_length=self.max_length,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            no_copies=self.no_copies,
+        )
+
+    @property
+    def batch_key(self) -> tuple | None:
+        """What a forward pass shares (None: served alone, a request with a seed, so that
+        it gets the same samples every time, exactly)."""
+        return None if self.seed is not None else (self.temperature, self.top_p)
+
+
+@dataclass
+class _Job:
+    request: GenerateRequest
+    location: str  # what resolve() gave: a model folder, a run directory or a Hub id
+    seed: int  # the request's, or a fresh one: its rows draw from a generator of it
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+    @property
+    def key(self) -> tuple | None:
+        key = self.request.batch_key
+        return None if key is None else (self.location, *key)
+
+
+@dataclass
+class _Rows:
+    """One request's share of a batch: its prompt's token ids and its rows."""
+
+    ids: list[int]
+    count: int
+    max_length: int
+    min_length: int
+    rng: object  # the request's torch.Generator: its rows' random numbers
+
+
+class ModelService:
+    def __init__(
+        self,
+        resolve: Callable[[str], str],
+        *,
+        max_models: int = 2,
+        max_batch: int = 20,
+        max_queue: int = 64,
+        batch_window_s: float = BATCH_WINDOW_S,
+    ) -> None:
+        if max_models < 1 or max_batch < 1 or max_queue < 1:
+            raise HuggingtweetsError("max_models, max_batch and max_queue must be 1 or more")
+        self._resolve = resolve
+        self.max_models = max_models
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.batch_window_s = batch_window_s
+        self._models: collections.OrderedDict[str, Generator] = collections.OrderedDict()
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._batch_seconds = 0.5  # a running mean, for Retry-After
+        # What the worker did: batches (forward passes of a sampling loop), requests, rows.
+        self.counters = {"batches": 0, "requests": 0, "rows": 0, "largest_batch": 0, "loads": 0}
+        self._worker = threading.Thread(target=self._work, name="huggingtweets-models", daemon=True)
+        self._worker.start()
+
+    # -- the API --------------------------------------------------------------------
+
+    async def generate(self, request: GenerateRequest) -> dict:
+        """``Generation.to_dict()`` of the request's samples, each with its share links."""
+        job = self.submit(request)
+        return await asyncio.wrap_future(job)
+
+    def generate_sync(self, request: GenerateRequest, timeout: float | None = None) -> dict:
+        """The same, for callers without an event loop (a thread, a script)."""
+        return self.submit(request).result(timeout)
+
+    def submit(self, request: GenerateRequest) -> concurrent.futures.Future:
+        """Queue the request; its future gets the answer. Raises UnknownModel (via
+        ``resolve``) or QueueFull at once, before anything waits."""
+        location = str(self._resolve(request.model))
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        job = _Job(request, location, seed)
+        with self._cond:
+            if self._closed:
+                raise HuggingtweetsError("the model service is closed")
+            if len(self._pending) >= self.max_queue:
+                raise QueueFull(
+                    f"{len(self._pending)} generate requests are waiting already: try again "
+                    "in a moment",
+                    retry_after=self._retry_after(),
+                )
+            self._pending.append(job)
+            self._cond.notify()
+        return job.future
+
+    def preview_path(self, name: str) -> Path | None:
+        """The model's preview picture (``preview.png``, as the card draws it), or None."""
+        try:
+            location = resolve_model_dir(str(self._resolve(name)))
+        except HuggingtweetsError:
+            return None
+        folder = Path(location)
+        if folder.is_dir():
+            picture = folder / PREVIEW_FILE
+            return picture if picture.is_file() else None
+        from huggingface_hub import constants
+
+        return _hub_file(str(location), PREVIEW_FILE, bool(constants.HF_HUB_OFFLINE))
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def loaded(self) -> list[str]:
+        """The locations of the models loaded, least recently used first."""
+        with self._cond:
+            return list(self._models)
+
+    def close(self) -> None:
+        """Stop the worker; requests still waiting get an error."""
+        with self._cond:
+            self._closed = True
+            waiting = list(self._pending)
+            self._pending.clear()
+            self._cond.notify_all()
+        for job in waiting:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(HuggingtweetsError("the server is shutting down"))
+        if self._worker is not threading.current_thread():
+            self._worker.join(timeout=30)
+
+    # -- the worker thread --------------------------------------------------------------
+
+    def _retry_after(self) -> int:
+        batches = max(1, len(self._pending)) / max(1, self.max_batch // DEFAULT_REQUEST_SAMPLES)
+        return max(1, math.ceil(batches * self._batch_seconds))
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                if self.max_batch > 1 and self.batch_window_s > 0:
+                    deadline = time.monotonic() + self.batch_window_s
+                    while not self._closed and (left := deadline - time.monotonic()) > 0:
+                        if self._rows_ready() >= self.max_batch:
+                            break
+                        self._cond.wait(left)
+                batch = self._take()
+            started = time.monotonic()
+            self._serve(batch)
+            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * (time.monotonic() - started)
+
+    def _rows_ready(self) -> int:
+        first = self._pending[0]
+        return sum(j.request.n for j in self._pending if j.key == first.key)
+
+    def _take(self) -> list[_Job]:
+        """The first waiting job and, when it can be batched, the jobs after it that
+        share its model and settings, up to max_batch rows (never a job split)."""
+        first = self._pending.popleft()
+        batch, rows = [first], first.request.n
+        if first.key is not None and self.max_batch > 1:
+            for job in list(self._pending):
+                if job.key == first.key and rows + job.request.n <= self.max_batch:
+                    self._pending.remove(job)
+                    batch.append(job)
+                    rows += job.request.n
+        return [job for job in batch if job.future.set_running_or_notify_cancel()]
+
+    def _serve(self, batch: list[_Job]) -> None:
+        if not batch:
+            return
+        try:
+            generator = self._generator(batch[0].location)
+            if not fast_sampling_supported(generator.model):
+                for job in batch:  # generate() samples it: one request at a time
+                    self._answer(job, self._alone, generator, job)
+            else:
+                self._batched(generator, batch)
+        except Exception as exc:  # each caller gets its error, the worker lives
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(_as_error(exc, job))
+
+    def _answer(self, job: _Job, produce: Callable, *args) -> None:
+        try:
+            job.future.set_result(produce(*args))
+        except Exception as exc:  # the caller gets it
+            job.future.set_exception(_as_error(exc, job))
+
+    def _generator(self, location: str) -> Generator:
+        with self._cond:
+            generator = self._models.get(location)
+            if generator is not None:
+                self._models.move_to_end(location)
+                return generator
+        generator = Generator.load(location)
+        with self._cond:
+            self._models[location] = generator
+            self.counters["loads"] += 1
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)  # least recently used
+        return generator
+
+    def _alone(self, generator: Generator, job: _Job) -> dict:
+        request = job.request
+        options = request.options()
+        options.seed = job.seed
+        generation = generator.generate(request.prompt, options)
+        self._count([job], request.n)
+        return _with_links(job, generation)
+
+    def _batched(self, generator: Generator, batch: list[_Job]) -> None:
+        first = batch[0].request
+        settings = {
+            **generator.settings(GenerateOptions(temperature=first.temperature, top_p=first.top_p)),
+            "allow_newlines": False,
+        }
+        import torch
+
+        device = generator.model.device
+        prepared: list[tuple[_Job, dict, _Prompt]] = []
+        rngs = {}
+        for job in batch:
+            rngs[id(job)] = torch.Generator(device=device).manual_seed(job.seed)
+            request = job.request
+            try:
+                own = {**settings, **generator.settings(request.options())}
+                own["allow_newlines"] = False
+                prepared.append((job, own, _Prompt.encode(generator, request.prompt, own)))
+            except Exception as exc:  # this request only (a prompt too long)
+                job.future.set_exception(_as_error(exc, job))
+        if not prepared:
+            return
+        with generator._threads():
+            wanted = [(p, j.request.n, rngs[id(j)]) for j, _, p in prepared]
+            texts = self._draw(generator, wanted, settings)
+            self._count([j for j, _, _ in prepared], sum(j.request.n for j, _, _ in prepared))
+            results = []
+            for (job, own, prompt), drawn in zip(prepared, texts, strict=True):
+                samples = [Sample(t, generator._check(t)) for t in drawn]
+                results.append((job, own, prompt, samples))
+            self._redraw_copies(generator, results, settings, rngs)
+        for job, own, _, samples in results:
+            generation = Generation(
+                model=job.request.model,
+                prompt=job.request.prompt,
+                seed=job.seed,
+                settings=own,
+                checked=generator.guard is not None,
+                samples=samples,
+            )
+            self._answer(job, _with_links, job, generation)
+
+    def _redraw_copies(
+        self, generator: Generator, results: list, settings: dict, rngs: dict
+    ) -> None:
+        """``no_copies``: flagged samples drawn again, the requests' together, as
+        ``Generator.generate`` does it (up to its retries)."""
+        for _ in range(DEFAULT_RETRIES):
+            wanted = [
+                (job, prompt, samples, [i for i, s in enumerate(samples) if s.flagged])
+                for job, _, prompt, samples in results
+                if job.request.no_copies
+            ]
+            wanted = [w for w in wanted if w[3]]
+            if not wanted:
+                return
+            again = [(p, len(i), rngs[id(j)]) for j, p, _, i in wanted]
+            texts = self._draw(generator, again, settings)
+            self._count([], sum(len(w[3]) for w in wanted))
+            for (_, _, samples, flagged), drawn in zip(wanted, texts, strict=True):
+                for i, text in zip(flagged, drawn, strict=True):
+                    samples[i] = Sample(text, generator._check(text), samples[i].attempts + 1)
+
+    def _draw(
+        self, generator: Generator, wanted: list[tuple[_Prompt, int, object]], settings: dict
+    ) -> list[list[str]]:
+        to_sample = [(p, n, rng) for p, n, rng in wanted if p.fixed is None]
+        rows = []
+        if to_sample:
+            model = generator._sampling_model("auto")
+            padding_notice = "We strongly recommend passing in an `attention_mask`"
+            with hidden_library_notice(MODELING_LOGGER, padding_notice):
+                try:
+                    rows = sample_batch(
+                        model,
+                        [_Rows(p.ids, n, p.max_length, p.min_length, r) for p, n, r in to_sample],
+                        settings,
+                        generator._line_break_ids(),
+                    )
+                except (ValueError, ArithmeticError) as exc:
+                    raise HuggingtweetsError(
+                        f"cannot sample from {generator.name}: {first_line(exc)}"
+                    ) from None
+        out, taken = [], iter(rows)
+        for prompt, n, _ in wanted:
+            if prompt.fixed is not None:
+                out.append([prompt.fixed] * n)
+            else:
+                out.append([prompt.text_of(generator, row) for row in next(taken)])
+        return out
+
+    def _count(self, jobs: list[_Job], rows: int) -> None:
+        with self._cond:
+            self.counters["batches"] += 1
+            self.counters["requests"] += len(jobs)
+            self.counters["rows"] += rows
+            self.counters["largest_batch"] = max(self.counters["largest_batch"], len(jobs))
+
+
+@dataclass
+class _Prompt:
+    """A prompt as the model reads it (the prefix's and the prompt's tokens), its lengths
+    as ``Generator._draw`` counts them, and how a row is decoded back."""
+
+    prompt: str
+    ids: list[int]
+    decoded: str
+    max_length: int
+    min_length: int
+    fixed: str | None = None  # a prompt with a line break: every sample is its first line
+
+    @classmethod
+    def encode(cls, generator: Generator, prompt: str, settings: dict) -> _Prompt:
+        tokenizer = generator.tokenizer
+        prefix = settings["prefix"] or ""
+        long_notice = "Token indices sequence length is longer than the specified maximum"
+        with hidden_library_notice(TOKENIZER_LOGGER, long_notice):
+            prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            ids = tokenizer(prefix + prompt, add_special_tokens=False)["input_ids"]
+        prefix_len = len(prefix_ids) if prefix else 0
+        max_length = settings["max_length"] + prefix_len
+        context = context_length(generator.model.config)
+        if context:
+            max_length = min(max_length, context)
+        if len(ids) >= max_length:
+            raise OptionError(
+                "prompt",
+                f"is {len(ids) - prefix_len} tokens long, the model writes at most "
+                f"{max_length - prefix_len} (max_length, and the model's context of "
+                f"{context or 'unknown'} tokens): use a shorter prompt",
+            )
+        min_length = min(settings["min_length"] + prefix_len, max_length)
+        decoded = tokenizer.decode(ids, skip_special_tokens=True)
+        fixed = prompt.split("\n", 1)[0].rstrip() if "\n" in prompt else None
+        return cls(prompt, ids, decoded, max_length, min_length, fixed)
+
+    def text_of(self, generator: Generator, row) -> str:
+        """A row decoded as ``Generator._draw`` decodes it: the prompt as given, then
+        the continuation, cut at its first line."""
+        tokenizer = generator.tokenizer
+        whole = tokenizer.decode(row, skip_special_tokens=True)
+        if whole.startswith(self.decoded):
+            text = self.prompt + whole[len(self.decoded) :]
+        else:
+            text = self.prompt + tokenizer.decode(row[len(self.ids) :], skip_special_tokens=True)
+        return text.split("\n", 1)[0].rstrip()
+
+
+def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list]:
+    """``generate._sample_fast`` for several prompts at once: each group's ``count``
+    rows continue its prompt, all in one sampling loop. Prompts are read once each,
+    left-padded to the longest under an attention mask (positions counted from each
+    prompt's first real token); each row stops at a line break, end-of-text or its own
+    ``max_length`` and leaves the batch at once. Same temperature and top-p for all;
+    each group's random numbers come from its own generator (``rng``), so a group
+    draws what it would draw alone.
+
+    Returns, per group, its rows as 1-D tensors: the prompt and its continuation."""
+    import torch
+    from transformers import DynamicCache
+
+    config = model.generation_config
+    eos = _token_ids(config.eos_token_id)
+    top_k = DEFAULT_TOP_K if config.top_k is None else int(config.top_k)
+    device = model.device
+    forward = inspect.signature(type(model).forward).parameters
+    cache = DynamicCache(config=model.config)
+    cache_name = "cache" if "cache" in forward else "past_key_values"
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+    longest = max(len(g.ids) for g in groups)
+    pad = eos[0] if eos else 0
+    prompts = torch.tensor([[pad] * (longest - len(g.ids)) + g.ids for g in groups], device=device)
+    mask = torch.tensor(
+        [[0] * (longest - len(g.ids)) + [1] * len(g.ids) for g in groups], device=device
+    )
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    counts = torch.tensor([g.count for g in groups], device=device)
+    row_group = torch.repeat_interleave(torch.arange(len(groups), device=device), counts)
+    prompt_len = torch.tensor([len(g.ids) for g in groups], device=device)[row_group]
+    limit = torch.tensor([g.max_length for g in groups], device=device)[row_group] - prompt_len
+    min_length = torch.tensor([g.min_length for g in groups], device=device)[row_group]
+    rows = int(counts.sum())
+    with torch.inference_mode():
+        out = model(
+            input_ids=prompts,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_name: cache},
+            **extra,
+        )
+        logits = out.logits[:, -1].float()[row_group]
+        del out
+        cache.batch_select_indices(row_group)
+        mask, position = mask[row_group], positions[row_group, -1]
+        vocab = logits.shape[-1]
+        ends = torch.zeros(vocab, dtype=torch.bool, device=device)
+        ends[[i for i in [*stops, *eos] if i < vocab]] = True
+        steps = int(limit.max())
+        tokens_out = torch.zeros(rows, steps, dtype=torch.long, device=device)
+        lengths = limit.clone()
+        active = torch.arange(rows, device=device)
+        rngs = [g.rng for g in groups]
+
+        def noise(columns: int):
+            """Exponential noise for the active rows' candidates, each group's rows
+            from its own generator (rows stay sorted by group as they leave)."""
+            present, counts = torch.unique_consecutive(row_group[active], return_counts=True)
+            return torch.cat(
+                [
+                    torch.empty((c, columns), device=device).exponential_(generator=rngs[g])
+                    for g, c in zip(present.tolist(), counts.tolist(), strict=True)
+                ]
+            )
+
+        for step in range(steps):
+            scores = logits
+            if settings["temperature"] != 1.0:
+                scores = scores / settings["temperature"]
+            if eos:
+                early = (prompt_len[active] + step) < min_length[active]
+                if bool(early.any()):
+                    scores = scores.clone() if scores is logits else scores
+                    banned = early.nonzero().squeeze(1)
+                    scores[banned[:, None], torch.tensor(eos, device=device)] = -float("inf")
+            token = _pick_own(scores, top_k, settings["top_p"], noise)
+            tokens_out[active, step] = token
+            done = ends[token] | (step + 1 >= limit[active])
+            if bool(done.any()):
+                lengths[active[done]] = step + 1
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                cache.batch_select_indices(keep)
+                active, token = active[keep], token[keep]
+                mask, position = mask[keep], position[keep]
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            position = position + 1
+            out = model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=position[:, None],
+                use_cache=True,
+                **{cache_name: cache},
+            )
+            logits = out.logits[:, -1].float()
+            del out
+    result: list[list] = [[] for _ in groups]
+    for i, (group, n) in enumerate(zip(row_group.tolist(), lengths.tolist(), strict=True)):
+        ids = torch.tensor(groups[group].ids, device=device)
+        result[group].append(torch.cat([ids, tokens_out[i, :n]]))
+    return result
+
+
+def _pick_own(scores, top_k: int, top_p: float, noise: Callable):
+    """``generate._pick`` with the noise for the candidates drawn by ``noise(columns)``
+    (each row's from its own request's generator): the candidate with the largest
+    ``p / q`` among the top-k (ties with the k-th kept), top-p applied."""
+    vocab = scores.shape[-1]
+    k = min(top_k, vocab) if top_k > 0 else vocab
+    values, index = scores.topk(k)
+    if k < vocab:
+        kth = values[:, -1:]
+        kept = int((scores >= kth).sum(-1).max())
+        if kept > k:  # ties with the k-th score: TopK keeps them all
+            values, index = scores.topk(kept)
+            values = values.masked_fill(values < kth, -float("inf"))
+    if top_p < 1.0:
+        ascending = values.flip(-1)
+        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False  # the most likely token always stays
+        values = ascending.masked_fill(drop, -float("inf")).flip(-1)
+    index, order = index.sort(-1)  # in vocabulary order, as generate() meets them
+    probs = values.gather(-1, order).softmax(-1)
+    choice = (probs / noise(probs.shape[1]).to(probs.dtype)).argmax(-1, keepdim=True)
+    return index.gather(-1, choice).squeeze(1)
+
+
+def _with_links(job: _Job, generation: Generation) -> dict:
+    """The generation as the API answers it: each sample with its share links (None for
+    a flagged one: a training post is the person's own words)."""
+    from .share import ShareOptions, sample_links
+
+    answer = generation.to_dict()
+    links = sample_links(job.location, generation.samples, ShareOptions(share=True))
+    for sample, link in zip(answer["samples"], links, strict=True):
+        sample["share"] = link.to_dict() if link is not None else None
+    return answer
+
+
+def _as_error(exc: BaseException, job: _Job) -> BaseException:
+    if isinstance(exc, HuggingtweetsError):
+        return exc
+    # A bug or a library's failure: the caller gets one line, the API a 4xx/5xx of A's.
+    error = HuggingtweetsError(f"cannot generate with {job.request.model}: {first_line(exc)}")
+    with contextlib.suppress(Exception):
+        error.__cause__ = exc
+    return error

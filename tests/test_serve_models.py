@@ -1,0 +1,273 @@
+"""The model service behind ``huggingtweets serve``: dynamic batching, seeds, the
+bounded queue, the model cache, share links (serve_models.py), on a tiny random GPT-2."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+
+from huggingtweets.generate import GenerateOptions, Generator
+from huggingtweets.memorization import build_guard
+from huggingtweets.options import OptionError
+from huggingtweets.serve_models import (
+    GenerateRequest,
+    ModelService,
+    QueueFull,
+    UnknownModel,
+    _Prompt,
+    _Rows,
+    sample_batch,
+)
+from huggingtweets.tiny import build_tiny_base
+from huggingtweets.train import _save_model
+
+TEXTS = [
+    "My dream is a quiet house by the sea,\nwith a garden.",
+    "O Romeo, Romeo! wherefore art thou Romeo?",
+    "Good night, good night! Parting is such sweet sorrow.",
+] * 20
+TRAINING_POST = "My dream is a quiet house by the sea"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A random GPT-2 of 262 tokens saved as train saves a model (the original's
+    sampling settings in its config), with a memorization guard and a preview."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("serve-models") / "bot"
+    build_tiny_base(TEXTS, folder, vocab_size=262, n_layer=2, n_head=2, n_embd=32, seed=1)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    _save_model(model, AutoTokenizer.from_pretrained(folder), folder)
+    build_guard([TRAINING_POST], folder)
+    return folder
+
+
+def _resolver(folders: dict):
+    def resolve(name: str) -> str:
+        if name not in folders:
+            raise UnknownModel(f"no model {name!r}")
+        return str(folders[name])
+
+    return resolve
+
+
+async def _all(service: ModelService, requests: list[GenerateRequest]) -> list:
+    return await asyncio.gather(*(service.generate(r) for r in requests), return_exceptions=True)
+
+
+def _count_prompt_passes(service: ModelService, location) -> list[int]:
+    """Rows of each prompt pass (a forward of more than one token) the model makes."""
+    passes: list[int] = []
+    model = service._models[str(location)].model
+
+    def hook(module, args, kwargs):
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[1] > 1:
+            passes.append(int(ids.shape[0]))
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+    return passes
+
+
+@pytest.mark.parametrize("max_batch", [20, 1])
+def test_requests_waiting_together_share_one_forward_pass(model_dir, max_batch):
+    service = ModelService(_resolver({"bot": model_dir}), max_batch=max_batch, batch_window_s=0.5)
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))  # loaded once
+        passes = _count_prompt_passes(service, model_dir)
+        before = dict(service.counters)
+        requests = [
+            GenerateRequest("bot", prompt="My dream is", n=3),
+            GenerateRequest("bot", prompt="O Romeo, Romeo! wherefore art", n=5),
+            GenerateRequest("bot", prompt="My dream is", n=2, max_length=30),
+            GenerateRequest("bot", prompt="Good night", n=4),
+            GenerateRequest("bot", prompt="x " * 400, n=1),  # too long for its context
+        ]
+        answers = asyncio.run(_all(service, requests))
+        # The too-long prompt fails alone, naming the field; the others get their rows.
+        assert isinstance(answers[-1], OptionError) and answers[-1].name == "prompt"
+        for request, answer in zip(requests[:-1], answers[:-1], strict=True):
+            assert not isinstance(answer, BaseException), answer
+            assert answer["prompt"] == request.prompt and answer["model"] == "bot"
+            assert len(answer["samples"]) == request.n
+            assert all(s["text"].startswith(request.prompt) for s in answer["samples"])
+            assert all("\n" not in s["text"] for s in answer["samples"])
+            assert isinstance(answer["seed"], int) and answer["checked"] is True
+        batches = service.counters["batches"] - before["batches"]
+        if max_batch == 20:
+            # 14 rows of four requests: one prompt pass reads each request's prompt once.
+            assert passes == [4] and batches == 1
+            assert service.counters["largest_batch"] == 4
+        else:
+            assert passes == [1, 1, 1, 1] and batches == 4
+        assert service.counters["loads"] == 1
+    finally:
+        service.close()
+
+
+def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
+    """Left padding changes nothing: near-greedy rows of a short prompt batched with a
+    longer one equal the short prompt's rows sampled alone."""
+    generator = Generator.load(model_dir)
+    settings = {**generator.settings(GenerateOptions(temperature=0.001)), "allow_newlines": False}
+    short = _Prompt.encode(generator, "My dream is", settings)
+    long = _Prompt.encode(generator, "O Romeo, Romeo! wherefore art thou", settings)
+    stops = generator._line_break_ids()
+
+    def rng():
+        return torch.Generator().manual_seed(7)
+
+    alone = sample_batch(
+        generator.model,
+        [_Rows(short.ids, 1, short.max_length, short.min_length, rng())],
+        settings,
+        stops,
+    )
+    together = sample_batch(
+        generator.model,
+        [
+            _Rows(long.ids, 2, long.max_length, long.min_length, rng()),
+            _Rows(short.ids, 2, len(short.ids) + 5, short.min_length, rng()),
+        ],
+        settings,
+        stops,
+    )
+    assert len(together[0]) == 2 and len(together[1]) == 2
+    cut = len(short.ids) + 5  # its own max_length, not the long prompt's
+    assert len(alone[0][0]) > cut  # (alone, it runs on)
+    assert together[1][0].tolist() == alone[0][0].tolist()[:cut]
+    assert all(row.tolist()[: len(long.ids)] == long.ids for row in together[0])
+
+
+def _texts(answer: dict) -> list[str]:
+    return [s["text"] for s in answer["samples"]]
+
+
+def test_seeds_replay_samples_whatever_shared_the_batch(model_dir):
+    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0.5)
+    try:
+        request = GenerateRequest("bot", n=4, seed=1234, max_length=40)
+        first = service.generate_sync(request)
+        assert first["seed"] == 1234
+        assert _texts(first) == _texts(service.generate_sync(request))
+        assert _texts(first) != _texts(service.generate_sync(GenerateRequest("bot", n=4, seed=1)))
+        # Unseeded requests batched together: each answer's seed, sent back alone, draws
+        # its very samples again (each request's rows draw from their own generator).
+        requests = [
+            GenerateRequest("bot", prompt=p, n=3, max_length=40)
+            for p in ("My dream is", "O Romeo, Romeo!", "Good night")
+        ]
+        batches = service.counters["batches"]
+        answers = asyncio.run(_all(service, requests))
+        assert service.counters["batches"] == batches + 1
+        assert len({a["seed"] for a in answers}) == 3
+        for request, answer in zip(requests, answers, strict=True):
+            request.seed = answer["seed"]
+            assert _texts(service.generate_sync(request)) == _texts(answer)
+    finally:
+        service.close()
+
+
+def test_the_queue_is_bounded(model_dir):
+    service = ModelService(_resolver({"bot": model_dir}), max_queue=2, batch_window_s=2.0)
+    try:
+        waiting = [service.submit(GenerateRequest("bot", n=1)) for _ in range(2)]
+        with pytest.raises(QueueFull) as raised:
+            service.submit(GenerateRequest("bot", n=1))
+        assert raised.value.retry_after >= 1
+        assert all(len(f.result(60)["samples"]) == 1 for f in waiting)
+        assert len(service.generate_sync(GenerateRequest("bot", n=1))["samples"]) == 1
+    finally:
+        service.close()
+
+
+def test_the_cache_keeps_max_models(model_dir, tmp_path):
+    folders = {"a": model_dir}
+    for name in ("b", "c"):
+        folders[name] = shutil.copytree(model_dir, tmp_path / name)
+    service = ModelService(_resolver(folders), max_models=2)
+    try:
+        for name in ("a", "b", "c"):
+            service.generate_sync(GenerateRequest(name, n=1))
+        assert service.loaded() == [str(folders["b"]), str(folders["c"])]
+        service.generate_sync(GenerateRequest("b", n=1))  # a hit: b becomes the newest
+        assert service.counters["loads"] == 3
+        service.generate_sync(GenerateRequest("a", n=1))  # loaded again, c evicted
+        assert service.loaded() == [str(folders["b"]), str(folders["a"])]
+        assert service.counters["loads"] == 4
+    finally:
+        service.close()
+
+
+def test_an_unknown_model(model_dir):
+    service = ModelService(_resolver({"bot": model_dir}))
+    try:
+        with pytest.raises(UnknownModel):
+            asyncio.run(service.generate(GenerateRequest("nobody", n=1)))
+        assert service.queued() == 0
+    finally:
+        service.close()
+
+
+def test_share_links_and_flagged_copies(model_dir):
+    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0.2)
+    try:
+        copy, fresh = asyncio.run(
+            _all(
+                service,
+                [
+                    # A line break in the prompt: every sample is its first line, a
+                    # training post, so flagged and given no share links.
+                    GenerateRequest("bot", prompt=TRAINING_POST + "\nand more", n=2),
+                    GenerateRequest("bot", prompt="Good night", n=2),
+                ],
+            )
+        )
+        assert copy["flagged"] == 2
+        assert all(s["copy"]["kind"] == "verbatim" and s["share"] is None for s in copy["samples"])
+        for sample in fresh["samples"]:
+            assert not sample["flagged"]
+            assert set(sample["share"]) == {"x", "bluesky", "mastodon"}
+            assert sample["share"]["x"].startswith("https://x.com/intent/post?text=Good%20night")
+    finally:
+        service.close()
+
+
+def test_preview_path(model_dir, tmp_path):
+    plain = shutil.copytree(model_dir, tmp_path / "plain")
+    pictured = shutil.copytree(model_dir, tmp_path / "pictured")
+    (pictured / "preview.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    service = ModelService(_resolver({"plain": plain, "pictured": pictured}))
+    try:
+        assert service.preview_path("pictured") == pictured / "preview.png"
+        assert service.preview_path("plain") is None
+        assert service.preview_path("nobody") is None
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"n": 21}, "n"),
+        ({"n": 0}, "n"),
+        ({"max_length": 513}, "max_length"),
+        ({"prompt": "a" * 1001}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"seed": -1}, "seed"),
+        ({"n": "3"}, "n"),
+        ({"model": ""}, "model"),
+    ],
+)
+def test_requests_are_checked_with_the_api_limits(fields, name):
+    with pytest.raises(OptionError) as raised:
+        GenerateRequest(**{"model": "bot", **fields})
+    assert raised.value.name == name
