@@ -251,6 +251,36 @@ def fact_lines(metrics: dict) -> list[str]:
     return facts
 
 
+def data_dates(stats: dict) -> dict[str, str] | None:
+    """The first and last days of the posts trained on (``update`` records them in
+    stats.json), or None when not known."""
+    dates = stats.get("dates")
+    if not isinstance(dates, dict):
+        return None
+    first, last = dates.get("first"), dates.get("last")
+    if not (isinstance(first, str) and isinstance(last, str)):
+        return None
+    return {"first": first[:10], "last": last[:10]}
+
+
+def update_summary(metrics: dict) -> str | None:
+    """What ``huggingtweets update`` did last, in a sentence, or None if never run."""
+    updates = metrics.get("updates")
+    last = updates[-1] if isinstance(updates, list) and updates else None
+    if not isinstance(last, dict) or not all(
+        _is_number(last.get(k)) for k in ("new_train", "replayed")
+    ):
+        return None
+    times = "once" if len(updates) == 1 else f"{len(updates)} times"
+    when = f", the latest on {last['at'][:10]}" if isinstance(last.get("at"), str) else ""
+    return (
+        f"Kept up to date ({times}{when}): the previous version of this model went on "
+        f"training on {int(last['new_train']):,} new posts and {int(last['replayed']):,} "
+        'older ones (replayed so as not to forget them); "before training" below is that '
+        "previous version. Earlier versions are kept in the run's history/ folder."
+    )
+
+
 # -- samples and the memorization rate -----------------------------------------------
 
 
@@ -460,6 +490,8 @@ def render_card(
         hyperparameters=hyperparameter_rows(metrics),
         evaluation=evaluation_rows(metrics),
         facts=fact_lines(metrics),
+        dates=data_dates(stats),
+        update=update_summary(metrics),
         loss_curve=(model_dir / LOSS_CURVE_FILE).exists(),
         shown=samples.shown,
         prompt=default_prompt(language),

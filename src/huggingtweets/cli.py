@@ -672,6 +672,10 @@ from .cli_sweep import sweep  # noqa: E402
 
 cli.add_command(sweep)
 
+from .cli_update import update_command  # noqa: E402
+
+cli.add_command(update_command)
+
 from .cli_serve import serve  # noqa: E402
 
 cli.add_command(serve)

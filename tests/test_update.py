@@ -1,0 +1,221 @@
+"""``huggingtweets update``: only the new posts are added and trained on, the previous model
+is kept in history/ byte for byte, nothing new changes nothing, a stopped update leaves the
+previous model, and bad input is one line (exit 2). Tiny models, one epoch each."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from fakes import live_env  # noqa: F401 (autouse fixture)
+from fakes.x_api import FakeX
+
+from huggingtweets.events import Reporter
+from huggingtweets.sources.sample import speeches
+from huggingtweets.train import TrainingInterrupted
+from huggingtweets.update import UpdateOptions, update_bot
+
+TINY = ("--base-model", "tiny", "--num-train-epochs", "1")
+OLD, NEW = 130, 160  # posts in the first export and in the newer one
+
+
+def _write_export(path: Path, count: int) -> Path:
+    """ROMEO's speeches as a JSON Lines export, one post an hour from 2024-01-01."""
+    texts = [" ".join(body.split()) for who, body in speeches() if who == "ROMEO"]
+    rows = [
+        {
+            "id": str(1000 + i),
+            "created_at": f"2024-01-{1 + i // 10:02d}T{i % 10:02d}:00:00Z",
+            "text": texts[i],
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), "utf-8")
+    return path
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _ids(run: Path, split: str) -> set[str]:
+    lines = (run / "dataset" / f"{split}.jsonl").read_text().splitlines()
+    return {json.loads(line)["id"] for line in lines if line}
+
+
+def _snapshot(root: Path) -> dict[str, tuple]:
+    """Every file and folder under ``root``: its modification time and content hash."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, _sha(p) if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def file_run(tmp_path_factory):
+    """A bot made from an export and evaluated; then updated from a newer export.
+    Returns (folder, the run before the update (a copy), what it held, the update's CLI
+    result)."""
+    folder = tmp_path_factory.mktemp("update")
+    old, new = _write_export(folder / "old.jsonl", OLD), _write_export(folder / "new.jsonl", NEW)
+    run = folder / "run"
+    split = ("--validation-split-percentage", "20")  # 25 held out: enough to evaluate
+    run_cli("train", old, "--handle", "romeo", "--out", run, *TINY, *split)
+    run_cli("evaluate", run, "--samples", "20")
+    before = {
+        "weights": _sha(run / "model" / "model.safetensors"),
+        "metrics": (run / "metrics.json").read_bytes(),
+        "evaluation": (run / "evaluation.json").read_bytes(),
+        "card": (run / "model" / "README.md").read_bytes(),
+        "train": _ids(run, "train"),
+        "valid": _ids(run, "valid"),
+    }
+    pristine = folder / "pristine"
+    shutil.copytree(run, pristine)
+    result = run_cli("update", run, new, "--epochs", "1")
+    return folder, pristine, before, result
+
+
+def test_update_adds_only_the_new_posts_and_keeps_the_previous_model(file_run):
+    folder, _, before, result = file_run
+    run = folder / "run"
+    stats = json.loads((run / "dataset" / "stats.json").read_text())
+    (account,) = stats["accounts"]
+    assert account["downloaded"] == NEW
+    train, valid = _ids(run, "train"), _ids(run, "valid")
+    added = (train | valid) - (before["train"] | before["valid"])
+    assert added and {int(i) for i in added} <= set(range(1000 + OLD, 1000 + NEW))
+    # Each earlier post kept its side: the held-out ones were never trained on.
+    assert before["valid"] <= valid and before["train"] <= train
+    assert account["split"]["train"] == len(train) and account["split"]["valid"] == len(valid)
+    (update,) = json.loads((run / "metrics.json").read_text())["updates"]
+    assert update["new_train"] == len(added & train) and update["new_valid"] == len(added & valid)
+    assert update["new_posts"] == len(added)
+    assert update["replayed"] == round(0.5 * update["new_train"])
+    assert f"{len(added)} new posts" in result.stdout
+
+    (kept,) = (run / "history").iterdir()
+    assert _sha(kept / "model" / "model.safetensors") == before["weights"]
+    assert (kept / "metrics.json").read_bytes() == before["metrics"]
+    assert (kept / "evaluation.json").read_bytes() == before["evaluation"]
+    assert (kept / "model" / "README.md").read_bytes() == before["card"]
+    assert _sha(run / "model" / "model.safetensors") != before["weights"]
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["base_model"] == "tiny"  # the original base, not the folder trained from
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["samples"] == 20 and evaluation["held_out"] == len(valid)
+    # Against the original base (the run's tiny one), not the previous version.
+    assert evaluation["groups"][0]["perplexity"]["base_source"] == "recomputed"
+    card = (run / "model" / "README.md").read_text()
+    assert "posted from 2024-01-01 to 2024-01-16" in card
+    assert "Kept up to date (once" in card and "Does it sound like them?" in card
+
+
+def test_a_second_update_with_the_same_file_says_so_and_changes_nothing(file_run):
+    folder, _, _, _ = file_run
+    run = folder / "run"
+    snapshot = _snapshot(run)
+    result = run_cli("update", run, folder / "new.jsonl")
+    assert "No new posts since 2024-01-16 09:00 UTC" in result.stdout
+    assert _snapshot(run) == snapshot
+
+
+def test_a_stopped_update_leaves_the_previous_model_in_place(file_run, tmp_path):
+    _, pristine, before, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    reporter = Reporter()
+
+    def stop_at_the_first_step(event) -> None:
+        if event.stage == "train" and event.kind == "progress" and event.step:
+            reporter.cancel()
+
+    reporter.listeners.append(stop_at_the_first_step)
+    with pytest.raises(TrainingInterrupted):
+        update_bot(run, [pristine.parent / "new.jsonl"], reporter=reporter)
+    assert _sha(run / "model" / "model.safetensors") == before["weights"]
+    assert (run / "metrics.json").read_bytes() == before["metrics"]
+    assert _ids(run, "train") == before["train"] and not (run / "history").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    # The new posts were kept: the next update, with no file given, trains on them.
+    assert len((run / "posts" / "romeo.jsonl").read_text().splitlines()) == NEW
+    done = update_bot(run, options=UpdateOptions(num_train_epochs=1, evaluate="never"))
+    assert done.updated and done.new_posts == len(_ids(run, "train") | _ids(run, "valid")) - len(
+        before["train"] | before["valid"]
+    )
+    assert _sha(done.history / "model" / "model.safetensors") == before["weights"]
+    assert not (run / "evaluation.json").exists()  # the previous model's is in history/ only
+    assert (done.history / "evaluation.json").read_bytes() == before["evaluation"]
+
+
+def test_a_run_from_a_file_needs_the_newer_export(file_run):
+    folder, _, _, _ = file_run
+    result = run_cli("update", folder / "run", expect=2)
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {folder / 'run'} was made from a file: give the newer export: "
+        f"huggingtweets update {folder / 'run'} NEW.zip"
+    ]
+    other = _write_export(folder / "juliet.jsonl", 50)
+    result = run_cli("update", folder / "run", other, "--handle", "juliet", expect=2)
+    assert "holds @juliet's posts" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("what", ["missing", "empty", "a file", "untrained"])
+def test_a_bad_run_dir_is_one_line(tmp_path, what):
+    run = tmp_path / "run"
+    if what == "empty":
+        run.mkdir()
+    elif what == "a file":
+        run.write_text("not a run")
+    elif what == "untrained":
+        run_cli("prepare", "sample:romeo", "--out", run)
+    result = run_cli("update", run, expect=2)
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_options_are_checked_before_anything_is_read():
+    with pytest.raises(Exception, match="replay"):
+        UpdateOptions(replay=-1)
+    result = run_cli("update", "nowhere", "--epochs", "0", expect=2)
+    assert "--num-train-epochs must be >0" in result.stderr
+
+
+# -- a live account ----------------------------------------------------------------------
+
+TOKEN = "x-test-token-update"
+
+
+def test_a_live_account_fetches_only_the_newer_posts(tmp_path, monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    with FakeX(TOKEN) as server:
+        server.add_user("romeo", 120)
+        url = ("--x-api-url", server.url)
+        run = tmp_path / "run"
+        run_cli("train", "x:romeo", "--out", run, *url, *TINY, "--no-card")
+        weights = _sha(run / "model" / "model.safetensors")
+        newest = max(server.all_ids("romeo"), key=int)
+        asked = len(server.seen("/tweets"))
+        new = server.add_posts("romeo", 20)
+
+        result = run_cli("update", run, *url, "--epochs", "1")
+        requests = server.seen("/tweets")[asked:]
+        assert requests and all(r.query.get("since_id") == newest for r in requests)
+        posts = [json.loads(line) for line in (run / "posts" / "romeo.jsonl").open()]
+        assert len(posts) == 140 and {p["id"] for p in posts} == set(server.all_ids("romeo"))
+        (update,) = json.loads((run / "metrics.json").read_text())["updates"]
+        added = (_ids(run, "train") | _ids(run, "valid")) & {p["id"] for p in new}
+        assert update["new_posts"] == len(added) > 10
+        assert "new posts" in result.stdout
+        (kept,) = (run / "history").iterdir()
+        assert _sha(kept / "model" / "model.safetensors") == weights
+
+        snapshot = _snapshot(run)
+        result = run_cli("update", run, *url)
+        assert "No new posts since" in result.stdout
+        assert _snapshot(run) == snapshot  # the state file and profile included
