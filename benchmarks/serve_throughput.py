@@ -121,8 +121,11 @@ async def load(url: str, model: str, requests: int, clients: int, n: int) -> dic
 
 def measure(model: Path, name: str, max_batch: int, args, log: Path) -> dict:
     proc, url = start_server(model, max_batch, args.max_queue, log)
+    before = os.getloadavg()[0]
     try:
-        return asyncio.run(load(url, name, args.requests, args.clients, args.n))
+        result = asyncio.run(load(url, name, args.requests, args.clients, args.n))
+        # The machine's load average (1 min) around the run: other work skews the figures.
+        return result | {"load_average": [round(before, 2), round(os.getloadavg()[0], 2)]}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -158,7 +161,8 @@ def main() -> None:
             print(
                 f"  {mode:>13}: {result['requests_per_s']:7.2f} requests/s "
                 f"({result['samples_per_s']:.1f} samples/s), p50 {result['p50_s']:.3f} s, "
-                f"p99 {result['p99_s']:.3f} s, errors {result['errors']}"
+                f"p99 {result['p99_s']:.3f} s, errors {result['errors']}, load average "
+                f"{result['load_average'][0]} -> {result['load_average'][1]}"
             )
     summary = {
         mode: {
