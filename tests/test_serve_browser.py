@@ -41,7 +41,8 @@ NOTES_SCREENS = Path("/work/notes/screens")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BASE_NAME = "tiny-base"
-EPOCHS = "0.3"  # a few hundred steps of a one-layer model: seconds
+EPOCHS = "0.2"  # about a hundred steps of a one-layer model: seconds
+LONG_EPOCHS = "100"  # long enough to watch, then cancelled
 SERVER_START_S = 90
 TRAIN_S = 120
 
@@ -193,23 +194,37 @@ def walk_through(context, page, server: str, uploads: dict[str, Path], screens: 
     expect(base_model).to_have_value("gpt2")
     expect(page.locator("#epochs input")).to_have_value("4")
     base_model.fill(BASE_NAME)
-    page.locator("#epochs input").fill(EPOCHS)
+
+    # A long training first: its live progress, seen from a second tab too, then Cancel.
+    page.locator("#epochs input").fill(LONG_EPOCHS)
     page.locator("#train").click()
     progress = page.locator("#train-progress")
-    running = progress.locator("[data-state=running]", has_text="step")
+    running = progress.locator("[data-state=running]", has_text="loss")
     failed = progress.locator("[data-state=failed]")
     running.or_(failed).wait_for(timeout=TRAIN_S * 1000)
     assert failed.count() == 0, failed.inner_text()
-    expect(running).to_contain_text("epoch")
+    expect(running).to_contain_text(re.compile(r"epoch [\d.]+ · step [\d,]+ / [\d,]+ · loss "))
+    expect(running).to_contain_text(" left")
+    expect(running.locator("progress")).to_have_attribute("max", re.compile(r"^\d+$"))
     job_id = progress.locator("[data-job]").get_attribute("data-job")
     shoot(page, "step2-train", screens)
 
-    # A second tab shows the same job (it lives in the server, not in the page).
-    other = context.new_page()
+    other = context.new_page()  # the job lives in the server, not in the page
     other.goto(server)
     expect(other.locator("#run input")).to_have_value(re.compile(r"^smithjd\b"))
+    expect(other.get_by_role("tab", name="2 ·")).to_have_attribute("aria-selected", "true")
     expect(other.locator(f'#train-progress [data-job="{job_id}"]')).to_have_count(1)
     other.close()
+
+    page.locator("#cancel").click()
+    expect(progress.locator("[data-state=cancelled]")).to_contain_text(
+        "Cancelled", timeout=TRAIN_S * 1000
+    )
+
+    # Then a short one, to the end.
+    page.locator("#epochs input").fill(EPOCHS)
+    page.locator("#train").click()
+    expect(progress.locator("[data-job]")).not_to_have_attribute("data-job", job_id)
 
     # Done: the page moves on to step 3 with the trained run chosen.
     done = progress.locator("[data-state=succeeded]").or_(failed)
@@ -271,3 +286,61 @@ def walk_through(context, page, server: str, uploads: dict[str, Path], screens: 
     expect(samples.first).to_contain_text("<b>bold</b>", timeout=30_000)
     assert page.locator("#generations b, #generations img").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+# -- what the page builds, without a browser ------------------------------------------------
+
+
+def test_generations_are_text_with_their_flags_and_links():
+    from huggingtweets.serve_ui import generations_html
+
+    links = {
+        "x": "https://x.com/intent/post?text=a%22b",
+        "bluesky": "https://bsky.app/intent/compose?text=a",
+        "mastodon": "javascript:alert(1)",  # never a link, whatever the service says
+    }
+    page = generations_html(
+        {
+            "checked": True,
+            "samples": [
+                {"text": "<b>hi</b> & bye", "flagged": False, "share": links},
+                {"text": "copied", "flagged": True, "copy": {"why": "<i>90 %</i>"}, "share": None},
+            ],
+        }
+    )
+    assert "&lt;b&gt;hi&lt;/b&gt; &amp; bye" in page and "<b>" not in page
+    assert "&lt;i&gt;90 %&lt;/i&gt;" in page and "<i>" not in page
+    assert 'href="https://x.com/intent/post?text=a%22b"' in page
+    assert 'class="share-bluesky"' in page and "javascript:" not in page
+    assert page.count('data-flagged="true"') == 2  # the item and its flag
+    assert page.count("<a ") == 2 and page.count('rel="noopener noreferrer"') == 2
+
+
+def test_job_lines_say_queue_position_progress_and_errors_as_text():
+    from huggingtweets.serve_ui import job_line, progress_html, statistics_table
+
+    queued = {"kind": "train", "state": "queued", "position": 2}
+    assert job_line(queued) == "Queued: position 2 in the queue (one training runs at a time)"
+    running = {
+        "id": "j1",
+        "kind": "train",
+        "state": "running",
+        "progress": {
+            "stage": "train",
+            "step": 30,
+            "total": 120,
+            "loss": 4.25,
+            "eta": 75.0,
+            "epoch": 0.5,
+        },
+    }
+    line = job_line(running)
+    assert line == "Training · epoch 0.50 · step 30 / 120 · loss 4.250 · about 1 min 15 s left"
+    bar = progress_html(running)
+    assert '<progress max="120" value="30"' in bar and 'data-state="running"' in bar
+    failed = progress_html({"id": "j2", "kind": "prepare", "state": "failed", "error": "<x> bad"})
+    assert "Failed: &lt;x&gt; bad" in failed and "<x>" not in failed
+    table = statistics_table(
+        [{"label": "Tweets kept", "values": {"a": 1200, "b": 3}, "total": 1203}], ["a", "b"]
+    )
+    assert table == {"headers": ["Data", "a", "b"], "data": [["Tweets kept", "1,200", "3"]]}

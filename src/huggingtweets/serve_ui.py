@@ -39,7 +39,14 @@ POLL_SECONDS = 1.0
 DEFAULT_PROMPT = "My dream is"
 UPLOAD_TYPES = [".zip", ".csv", ".jsonl", ".ndjson", ".txt"]
 TERMINAL = ("succeeded", "failed", "cancelled")
-TABS = ("accounts", "train", "generate")
+# What a job is doing, by the stage of its latest event (events.Reporter).
+STAGE_WORDS = {
+    "collect": "Collecting posts",
+    "prepare": "Preparing posts",
+    "train": "Training",
+    "evaluate": "Evaluating the model",
+    "card": "Writing the model card",
+}
 
 # Scoped to each gr.HTML element (css_template nests it under the element's id).
 STATUS_CSS = """
@@ -109,7 +116,7 @@ def _duration(seconds: float | None) -> str:
 def job_line(job: dict) -> str:
     """What a job is doing, in one line of plain text."""
     state = job.get("state")
-    verb = "Training" if job.get("kind") == "train" else "Collecting and preparing posts"
+    verb = "Training" if job.get("kind") == "train" else "Collecting posts"
     progress = job.get("progress") or {}
     if state == "queued":
         position = job.get("position")
@@ -125,9 +132,7 @@ def job_line(job: dict) -> str:
         if job.get("kind") == "train":
             return "Done: the model is trained — step 3 writes with it"
         return "Done: the posts are ready — see the statistics below, then train in step 2"
-    parts = [verb]
-    if progress.get("stage"):
-        parts[0] += f" ({progress['stage']})"
+    parts = [STAGE_WORDS.get(str(progress.get("stage")), verb)]
     if isinstance(progress.get("epoch"), int | float):
         parts.append(f"epoch {progress['epoch']:.2f}")
     if progress.get("step") is not None:
