@@ -601,7 +601,23 @@ def create_app(
             200: {
                 "description": "The job as it changes: `data:` lines holding a Job, ending "
                 "with the ended job.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                # Each event as schemathesis and OpenAPI 3.2 (itemSchema) read a stream.
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["event", "data"],
+                            "properties": {
+                                "event": {"type": "string", "enum": ["job", "end"]},
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {"$ref": "#/components/schemas/Job"},
+                                },
+                            },
+                        }
+                    }
+                },
             },
         },
         response_class=StreamingResponse,
