@@ -344,3 +344,37 @@ def test_job_lines_say_queue_position_progress_and_errors_as_text():
         [{"label": "Tweets kept", "values": {"a": 1200, "b": 3}, "total": 1203}], ["a", "b"]
     )
     assert table == {"headers": ["Data", "a", "b"], "data": [["Tweets kept", "1,200", "3"]]}
+
+
+def test_push_button_only_with_a_token_and_the_token_never_on_the_page(tmp_path, monkeypatch):
+    import json
+
+    from huggingface_hub import constants
+
+    from huggingtweets.serve_jobs import JobManager, ServeConfig
+    from huggingtweets.serve_models import ModelService
+    from huggingtweets.serve_ui import build_ui
+
+    token = "hf_" + "q" * 34
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # No stored login either (the paths are read once, when huggingface_hub is imported).
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "stored_tokens"))
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    config = ServeConfig(runs_dir=tmp_path / "runs")
+    manager = JobManager(config)
+    models = ModelService(manager.model_path)
+    try:
+        for env, shown in ((None, False), (token, True)):
+            if env is None:
+                monkeypatch.delenv("HF_TOKEN", raising=False)
+            else:
+                monkeypatch.setenv("HF_TOKEN", env)
+            blocks = build_ui(manager, models, config)
+            page = blocks.get_config_file()
+            (push,) = [c for c in page["components"] if c["props"].get("elem_id") == "push"]
+            assert push["props"]["visible"] is shown
+            assert token not in json.dumps(page, default=repr)
+    finally:
+        models.close()
+        manager.close()
