@@ -323,6 +323,18 @@ def test_off_loopback_every_route_but_health_needs_the_token(tmp_path):
         assert API_TOKEN not in answer.text + json.dumps(dict(answer.headers))
 
 
+def test_off_loopback_the_ui_asks_for_the_token_as_its_password(tmp_path):
+    pytest.importorskip("gradio")
+    config = ServeConfig(runs_dir=tmp_path, host="0.0.0.0", token=API_TOKEN)
+    with TestClient(create_app(config)) as client:
+        assert client.get("/config").status_code == 401  # Gradio's own routes
+        assert client.post("/login", data={"username": "me", "password": "no"}).status_code == 400
+        login = client.post("/login", data={"username": "me", "password": API_TOKEN})
+        assert login.status_code == 200 and API_TOKEN not in login.text
+        assert client.get("/config").status_code == 200
+        assert client.get(f"{API}/runs").status_code == 401  # the API still wants the header
+
+
 def test_on_loopback_requests_to_other_host_names_are_refused(api):
     """A web page cannot reach the local server through DNS rebinding."""
     answer = api.get(f"{API}/runs", headers={"host": "attacker.example:7860"})
@@ -478,6 +490,39 @@ def test_serve_says_in_one_line_that_the_port_is_taken(tmp_path):
         port = taken.getsockname()[1]
         result = run_cli("serve", "--port", port, "--runs-dir", tmp_path, expect=2)
     assert f"port {port} is in use" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_serve_serves_until_ctrl_c(tmp_path):
+    """The real command: uvicorn on a free port, the URL printed, health answered, and a
+    clean stop on SIGINT (the lifespan closes the jobs and models)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "huggingtweets", "serve", "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("Serving huggingtweets on http://127.0.0.1:"), first
+        url = first.split(" on ", 1)[1].split()[0]
+        with urllib.request.urlopen(url + "api/v1/health", timeout=30) as answer:
+            assert json.loads(answer.read())["status"] == "ok"
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "Traceback" not in server.stderr.read()
 
 
 # -- last: nothing secret in any answer --------------------------------------------------------

@@ -161,4 +161,8 @@ def serve(models, host, port, runs_dir, max_batch, max_queue, max_models):
         # An open event stream would hold a graceful shutdown: 5 s, then the lifespan
         # closes the jobs (a training stops after its step).
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
-        server.run(sockets=[sock])
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: the server stopped as
+        # asked, which is this command's normal end (not "interrupted").
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        console.print("Stopped.", style="dim")
