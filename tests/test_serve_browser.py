@@ -93,7 +93,8 @@ def server(tmp_path_factory):
         texts, root / BASE_NAME, vocab_size=300, n_layer=1, n_head=2, n_embd=32, context=64
     )
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_TOKEN", "HUGGING"))}
+    secrets = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGTWEETS_API_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in secrets}  # (conftest's kept)
     # No token, no network: no push button, nothing fetched.
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(root / "hf-home"), GRADIO_ANALYTICS_ENABLED="0")
     log = root / "server.log"
