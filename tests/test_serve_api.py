@@ -192,6 +192,11 @@ def test_uploads_are_checked_before_anything_runs(api, name, data, problem):
     assert not (api.runs_dir.parent / "evil.txt").exists()
 
 
+def test_an_uploads_handle_is_checked(api):
+    error = _error(_upload(api, "posts.txt", b"x y z w\n", handle="../x"), 422)
+    assert error["loc"] == ["body", "handle"]
+
+
 def test_an_upload_over_the_limit_is_413(tmp_path):
     app = create_app(ServeConfig(runs_dir=tmp_path / "runs", max_upload_bytes=1000), ui=False)
     with TestClient(app) as client:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -48,7 +49,8 @@ RESERVED_RUN_IDS = frozenset({"upload"})
 JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 # An uploaded file's name: a plain name too (spaces allowed, as browsers send them), and
 # one of the endings an export or a posts file has (the formats recognise the rest).
-UPLOAD_NAME_RE = re.compile(r"[A-Za-z0-9_()+,=\-][A-Za-z0-9 ._()+,=\-]{0,199}")
+# (\w: letters and digits of any script, and "_").
+UPLOAD_NAME_RE = re.compile(r"[\w()+,=\-][\w ._()+,=\-]{0,199}")
 UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".ndjson", ".json", ".txt", ".js")
 UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
 # Hub ids as the Hub spells them (owner/name or a bare name such as gpt2).
@@ -175,6 +177,10 @@ class _Job:
     watchers: set[Callable[[], None]] = field(default_factory=set)
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _progress(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
     """The job's progress after ``event`` (an Event.to_dict()): a new stage starts afresh;
     notes (info, warning) change the message only; the last loss stays shown."""
@@ -184,13 +190,15 @@ def _progress(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[st
     base = dict.fromkeys(("step", "total", "loss", "eta", "epoch")) if fresh else dict(previous)
     progress = {"stage": event.get("stage"), **base, "message": (previous or {}).get("message")}
     if kind in ("start", "progress"):
-        for key in ("step", "total", "eta"):
-            if event.get(key) is not None:
+        for key in ("step", "total"):
+            if isinstance(event.get(key), int):
                 progress[key] = event[key]
-        if event.get("loss") is not None:
-            progress["loss"] = float(event["loss"])
+        # A diverged loss (nan, inf) is no JSON number: shown as unknown.
+        for key in ("eta", "loss"):
+            if _finite(event.get(key)):
+                progress[key] = float(event[key])
     epoch = data.get("epoch")
-    if isinstance(epoch, int | float):
+    if _finite(epoch):
         progress["epoch"] = float(epoch)
     if event.get("message"):
         progress["message"] = _one_line(event["message"])
@@ -482,13 +490,19 @@ class JobManager:
         account.js beside it: nothing else may be there) until the job ends; the readers
         bound what they unpack (no path escape, no zip bomb), as for the CLI."""
         from .collect import resolve_all
+        from .records import check_handle
 
         name = self._check_upload_name(filename)
         handles = list(handles)
         if not all(isinstance(h, str) for h in handles):
-            raise OptionError("handles", "must be a list of handles")
+            raise OptionError("handle", "must be text")
         if len(handles) > 1:
-            raise OptionError("handles", "one file is one account: give at most one handle")
+            raise OptionError("handle", "one file is one account: give at most one handle")
+        for handle in handles:
+            try:
+                check_handle(handle)
+            except HuggingtweetsError as exc:
+                raise OptionError("handle", str(exc)) from None
         uploads = self.runs_dir / UPLOADS_DIR
         uploads.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
