@@ -476,6 +476,19 @@ def test_the_trained_run_generates(api, trainings, romeo):
     assert again.json()["samples"] == result["samples"]  # the seed reproduces them
 
 
+def test_a_training_whose_process_dies_fails_in_one_line(api, trainings, bard):
+    """Killed from outside (out of memory, say): the job fails with one line, and the
+    server stays up."""
+    job = api.post(f"{API}/runs/{bard}/train", json={**TINY, "max_steps": 500}).json()
+    api.wait(job["id"], lambda job: job["state"] == "running")
+    worker = api.client.app.state.manager._worker
+    worker.kill()
+    failed = api.wait(job["id"])
+    assert failed["state"] == "failed" and "ended unexpectedly" in failed["error"]
+    assert "\n" not in failed["error"]
+    assert api.get(f"{API}/health").status_code == 200
+
+
 # -- the command ------------------------------------------------------------------------------
 
 
