@@ -534,6 +534,18 @@ def test_serve_serves_until_ctrl_c(tmp_path):
         url = first.split(" on ", 1)[1].split()[0]
         with urllib.request.urlopen(url + "api/v1/health", timeout=30) as answer:
             assert json.loads(answer.read())["status"] == "ok"
+        # A job's events over real HTTP (uvicorn streams them through the guard).
+        create = urllib.request.Request(
+            url + "api/v1/runs",
+            data=json.dumps({"sources": ["sample:romeo"]}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(create, timeout=30) as answer:
+            job = json.loads(answer.read())
+        with urllib.request.urlopen(f"{url}api/v1/jobs/{job['id']}/events", timeout=60) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            events = _events(answer.read().decode())
+        assert events[-1][0] == "end" and events[-1][1]["state"] == "succeeded"
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0
     finally:
