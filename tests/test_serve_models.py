@@ -125,14 +125,14 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
 
     alone = sample_batch(
         generator.model,
-        [_Rows(short.ids, 1, short.max_length, short.min_length, rng())],
+        [_Rows(short.ids, 1, len(short.ids) + 20, short.min_length, rng())],
         settings,
         stops,
     )
     together = sample_batch(
         generator.model,
         [
-            _Rows(long.ids, 2, long.max_length, long.min_length, rng()),
+            _Rows(long.ids, 2, len(long.ids) + 20, long.min_length, rng()),
             _Rows(short.ids, 2, len(short.ids) + 5, short.min_length, rng()),
         ],
         settings,
