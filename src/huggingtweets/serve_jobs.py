@@ -21,7 +21,6 @@ import logging
 import math
 import multiprocessing
 import os
-import queue
 import re
 import secrets
 import shutil
@@ -671,16 +670,25 @@ class JobManager:
             return self._worker
         if self._worker is not None:  # died (killed, out of memory): a fresh one
             self._worker.join(timeout=1)
-        self._tasks = self._mp.Queue()
-        self._results = self._mp.Queue()
+            for end in (self._tasks, self._results):
+                end.close()
+        # Pipes, not queues: once the worker's ends are closed here, a worker that dies
+        # (even halfway through a message) is an EOF to the reader, never a read that
+        # waits forever; and a server that dies is an EOF to the worker, which then ends.
+        task_reader, self._tasks = self._mp.Pipe(duplex=False)
+        self._results, result_writer = self._mp.Pipe(duplex=False)
         self._cancel_event = self._mp.Event()
         self._worker = self._mp.Process(
             target=_worker_main,
-            args=(self._tasks, self._results, self._cancel_event),
+            args=(task_reader, result_writer, self._cancel_event),
             name="huggingtweets-train",
             daemon=True,
         )
-        self._worker.start()
+        try:
+            self._worker.start()
+        finally:
+            task_reader.close()
+            result_writer.close()
         return self._worker
 
     def _train_loop(self) -> None:
@@ -701,7 +709,10 @@ class JobManager:
                 job.state = "running"
                 self._running_train = job
                 self._changed(job, *self._train_queue)
-                self._tasks.put((job.id, str(self.runs_dir / job.run_id), job.worker_options))
+                task = (job.id, str(self.runs_dir / job.run_id), job.worker_options)
+                # A worker gone already is an EOF below: the job fails as it died.
+                with contextlib.suppress(OSError):
+                    self._tasks.send(task)
             try:
                 self._follow_worker(job, worker)
             finally:
@@ -711,19 +722,20 @@ class JobManager:
     def _follow_worker(self, job: _Job, worker) -> None:
         while True:
             try:
-                kind, job_id, payload = self._results.get(timeout=0.5)
-            except queue.Empty:
-                if not worker.is_alive():
+                if not self._results.poll(0.5):
+                    continue
+                kind, job_id, payload = self._results.recv()
+            except (EOFError, OSError):  # the worker's end is closed: it has died
+                worker.join(5)
+                if self._closed:  # ended by close(), after its grace time
+                    self._finish(job, "cancelled")
+                else:
                     self._finish(
                         job,
                         "failed",
                         f"the training process ended unexpectedly (exit code {worker.exitcode}"
                         "; out of memory?)",
                     )
-                    return
-                continue
-            except (EOFError, OSError):  # the queue closed under us (close())
-                self._finish(job, "cancelled")
                 return
             if job_id != job.id:
                 continue
@@ -904,7 +916,7 @@ class JobManager:
             worker, tasks = self._worker, self._tasks
         if worker is not None:
             with contextlib.suppress(OSError, ValueError):
-                tasks.put(None)  # ends the worker's loop once its job has stopped
+                tasks.send(None)  # ends the worker's loop once its job has stopped
             worker.join(timeout)
             if worker.is_alive():
                 worker.terminate()
@@ -931,22 +943,38 @@ def _worker_main(tasks, results, cancel_event) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        task = tasks.get()
+    lock = threading.Lock()  # events may come from several threads of a training
+    server_gone = threading.Event()
+
+    def send(message: tuple) -> None:
+        with lock:
+            if server_gone.is_set():
+                return
+            try:
+                results.send(message)
+            except OSError:  # a broken pipe: the server died (kill -9); nobody follows
+                server_gone.set()  # this training any more: it stops after this step,
+                cancel_event.set()  # keeping its checkpoint (train --resume continues)
+
+    while not server_gone.is_set():
+        try:
+            task = tasks.recv()
+        except EOFError:  # the server is gone
+            return
         if task is None:
             return
         job_id, run_dir, options = task
-        results.put(("done", job_id, _train_job(job_id, run_dir, options, results, cancel_event)))
+        send(("done", job_id, _train_job(job_id, run_dir, options, send, cancel_event)))
 
 
-def _train_job(job_id: str, run_dir: str, options: dict, results, cancel_event):
+def _train_job(job_id: str, run_dir: str, options: dict, send, cancel_event):
     from .pipeline import make_bot
     from .train import TrainOptions
 
-    def send(event: Event) -> None:
-        results.put(("event", job_id, event.to_dict()))
+    def listener(event: Event) -> None:
+        send(("event", job_id, event.to_dict()))
 
-    reporter = Reporter(send, cancel_event=cancel_event)
+    reporter = Reporter(listener, cancel_event=cancel_event)
     try:
         make_bot(run_dir, train=TrainOptions(**options), reporter=reporter)
     except Cancelled:  # TrainingInterrupted too: stopped after a step, its checkpoint kept
