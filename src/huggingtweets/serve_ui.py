@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .errors import HuggingtweetsError
+from .options import OptionError
 from .train import TrainOptions
 
 if TYPE_CHECKING:
@@ -88,6 +89,28 @@ def status_html(message: str, kind: str = "info", state: str | None = None) -> s
         f'<div role="status" aria-live="polite"{data}>'
         f'<p class="{css}">{html.escape(message)}</p></div>'
     )
+
+
+# The form's words for the option names that errors carry (the CLI shows flags instead).
+FIELD_LABELS = {
+    "sources": "Accounts",
+    "handles": "Account name",
+    "file": "The file",
+    "base_model": "Base model",
+    "epochs": "Epochs",
+    "num_train_epochs": "Epochs",
+    "lora": "LoRA",
+    "run_id": "The run",
+    "model": "Model",
+    "prompt": "The prompt",
+}
+
+
+def error_text(exc: HuggingtweetsError) -> str:
+    """An error as the page says it: an option's by the label of its field."""
+    if isinstance(exc, OptionError):
+        return f"{FIELD_LABELS.get(exc.name, exc.name)}: {exc.problem}"
+    return str(exc)
 
 
 def _number(value: Any) -> str:
@@ -322,17 +345,17 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                     return name
         return names[0] if config.models and names else None
 
-    def run_view(run_id: str | None) -> tuple[dict, dict]:
+    def run_view(run_id: str | None) -> tuple[dict, dict, bool]:
+        """(statistics, kept posts, whether it has a model) of a run."""
         if not run_id:
-            return statistics_table([], []), examples_table({})
+            return statistics_table([], []), examples_table({}), False
         try:
             run = manager.run(run_id)
         except HuggingtweetsError:  # still collecting, or its collection failed
-            return statistics_table([], []), examples_table({})
+            return statistics_table([], []), examples_table({}), False
         handles = [str(h) for h in run.get("handles") or []]
-        return statistics_table(run.get("statistics") or [], handles), examples_table(
-            run.get("examples")
-        )
+        statistics = statistics_table(run.get("statistics") or [], handles)
+        return statistics, examples_table(run.get("examples")), bool(run.get("has_model"))
 
     def job_states(run_id: str | None) -> tuple[dict[str, dict], dict[str, str]]:
         jobs = latest_jobs(manager.jobs(), run_id)
@@ -341,9 +364,15 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
     def show_run(run_id: str | None):
         """Everything step 1 and 2 show for a run, fresh (a run chosen, a page loaded)."""
         jobs, states = job_states(run_id)
-        stats, examples = run_view(run_id)
+        stats, examples, trained = run_view(run_id)
         collect_idle = "" if run_id else "No run yet: enter accounts or upload an export."
-        train_idle = "Not trained yet." if run_id else "Choose or create a run in step 1."
+        train_idle = "Choose or create a run in step 1."
+        if run_id:
+            train_idle = (
+                "Trained: step 3 writes with it (training again replaces the model)."
+                if trained
+                else "Not trained yet."
+            )
         seen = {
             "run": run_id,
             "states": states,
@@ -388,7 +417,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             problem = "Give accounts or a file, not both."
         elif not upload and not sources:
             problem = (
-                "Enter up to three accounts (x:NAME, bsky:NAME, mastodon:USER@HOST) or "
+                "Enter up to three accounts (x:NAME, bsky:NAME, mastodon:@USER@HOST) or "
                 "choose an export file."
             )
         elif len(sources) > MAX_ACCOUNTS:
@@ -402,7 +431,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             else:
                 job = manager.create_run(sources)
         except HuggingtweetsError as exc:
-            return gr.skip(), status_html(str(exc), "error"), gr.skip()
+            return gr.skip(), status_html(error_text(exc), "error"), gr.skip()
         return (
             gr.update(choices=run_choices(manager.runs(), manager.jobs()), value=job["run_id"]),
             progress_html(job),
@@ -418,7 +447,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         try:
             job = manager.start_training(run_id, options)
         except HuggingtweetsError as exc:
-            return status_html(str(exc), "error"), seen
+            return status_html(error_text(exc), "error"), seen
         seen = {**seen, "states": {**seen.get("states", {}), job["id"]: job["state"]}}
         seen["train"] = progress_html(job)
         return seen["train"], seen
@@ -431,7 +460,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         try:
             return progress_html(manager.cancel(job["id"]))
         except HuggingtweetsError as exc:
-            return status_html(str(exc), "error")
+            return status_html(error_text(exc), "error")
 
     def poll(run_id: str | None, seen: dict):
         """A timer tick: what changed in the run's jobs since this page last looked."""
@@ -461,7 +490,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         if choices != seen.get("choices"):
             out[5] = gr.update(choices=choices)
         if ("prepare", "succeeded") in ended:
-            out[1], out[2] = run_view(run_id)
+            out[1], out[2], _ = run_view(run_id)
         if ("train", "succeeded") in ended:  # on to step 3 with the new model
             out[4] = gr.update(choices=manager.model_names(), value=run_id)
             out[6] = gr.Tabs(selected="generate")
@@ -479,7 +508,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                 GenerateRequest(model=model, prompt=prompt or DEFAULT_PROMPT, n=SAMPLES)
             )
         except HuggingtweetsError as exc:
-            return gr.skip(), status_html(str(exc), "error")
+            return gr.skip(), status_html(error_text(exc), "error")
         flagged = result.get("flagged")
         count = len(result.get("samples") or [])
         summary = f"{count} posts from {model} (seed {result.get('seed')})"
@@ -514,7 +543,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             run_dir = location.parent if (location / "config.json").exists() else location
             result = push_run(run_dir)
         except HuggingtweetsError as exc:
-            return status_html(str(exc), "error")
+            return status_html(error_text(exc), "error")
         return (
             f'<div role="status" aria-live="polite"><p class="ht-done">Pushed: '
             f'<a href="{html.escape(result.url, quote=True)}" rel="noopener noreferrer" '
@@ -539,7 +568,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                     label="Accounts (up to three)",
                     elem_id="accounts",
                     lines=2,
-                    placeholder="x:NAME, bsky:NAME.bsky.social, mastodon:USER@HOST — comma or "
+                    placeholder="x:NAME, bsky:NAME.bsky.social, mastodon:@USER@HOST — comma or "
                     "newline separated",
                 )
                 with gr.Row():
@@ -576,6 +605,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                         info="A Hugging Face causal LM id (gpt2, OWNER/NAME), a model this "
                         "server serves, or tiny (built from the posts).",
                         max_lines=1,
+                        min_width=260,
                     )
                     epochs = gr.Number(
                         label="Epochs",
