@@ -485,17 +485,22 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             gr.skip(),
             gr.skip(),
         ]
-        # The runs' labels say what they hold now (and a run made in another tab appears).
-        choices = [list(choice) for choice in run_choices(manager.runs(), manager.jobs())]
-        if choices != seen.get("choices"):
-            out[5] = gr.update(choices=choices)
+        # The runs' labels say what they hold now (and a run made in another tab appears),
+        # read again only when some job has changed state: listing runs reads every one.
+        all_jobs = manager.jobs()
+        signature = [[job["id"], job["state"]] for job in all_jobs]
+        choices = seen.get("choices")
+        if signature != seen.get("signature"):
+            choices = [list(choice) for choice in run_choices(manager.runs(), all_jobs)]
+            if choices != seen.get("choices"):
+                out[5] = gr.update(choices=choices)
         if ("prepare", "succeeded") in ended:
             out[1], out[2], _ = run_view(run_id)
         if ("train", "succeeded") in ended:  # on to step 3 with the new model
             out[4] = gr.update(choices=manager.model_names(), value=run_id)
             out[6] = gr.Tabs(selected="generate")
         seen = {**seen, "states": states, "collect": collect_now, "train": train_now}
-        seen["choices"] = choices
+        seen["choices"], seen["signature"] = choices, signature
         return (*out, seen)
 
     async def generate(model: str | None, prompt: str):
