@@ -12,9 +12,11 @@ generates ten posts with their flags and share links. Screenshots of the three s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -100,19 +102,38 @@ def server(tmp_path_factory):
     log = root / "server.log"
     command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
     command += ["--runs-dir", str(root / "runs"), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    with log.open("wb") as out:  # a session of its own: its worker process is in its group
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, process, log)
         yield url
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        left = stop_group(process.pid)
+    assert process.returncode in (0, 130), log.read_text()[-3000:]  # stopped, not killed
+    assert not left, "the server left its worker process running"
+
+
+def stop_group(group: int, grace: float = 10.0) -> bool:
+    """Whether processes of the group outlived its leader by ``grace`` s (then killed)."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False  # all gone
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+        os.killpg(group, signal.SIGKILL)
+    return True
 
 
 @pytest.fixture
