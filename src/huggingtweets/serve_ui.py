@@ -40,6 +40,8 @@ POLL_SECONDS = 1.0
 DEFAULT_PROMPT = "My dream is"
 UPLOAD_TYPES = [".zip", ".csv", ".jsonl", ".ndjson", ".txt"]
 TERMINAL = ("succeeded", "failed", "cancelled")
+# The page's events are for the page: the API is /api/v1 (OpenAPI), not Gradio's client.
+UI_ONLY: dict[str, Any] = {"api_visibility": "private"}
 # What a job is doing, by the stage of its latest event (events.Reporter).
 STAGE_WORDS = {
     "collect": "Collecting posts",
@@ -545,7 +547,12 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             location = Path(manager.model_path(model))
             if not location.is_dir():
                 return status_html(f"{model} is a Hub model already.", "error")
-            run_dir = location.parent if (location / "config.json").exists() else location
+            run_dir = location.parent if location.name == "model" else location
+            if not (run_dir / "model").is_dir():
+                return status_html(
+                    f"{model} is a model folder, not a run: only a run's model is pushed.",
+                    "error",
+                )
             result = push_run(run_dir)
         except HuggingtweetsError as exc:
             return status_html(error_text(exc), "error")
@@ -653,10 +660,10 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         timer = gr.Timer(POLL_SECONDS)
 
         run_outputs = [collect_status, statistics, examples, train_progress, model, seen]
-        blocks.load(on_load, outputs=[run, model, tabs]).then(
-            show_run, inputs=run, outputs=run_outputs
+        blocks.load(on_load, outputs=[run, model, tabs], **UI_ONLY).then(
+            show_run, inputs=run, outputs=run_outputs, **UI_ONLY
         )
-        run.change(show_run, inputs=run, outputs=run_outputs)
+        run.change(show_run, inputs=run, outputs=run_outputs, **UI_ONLY)
         # A run the user picks is also step 3's model, when it has one.
         run.input(
             lambda run_id: (
@@ -664,26 +671,32 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
             ),
             inputs=run,
             outputs=model,
+            **UI_ONLY,
         )
         collect_button.click(
             collect,
             inputs=[accounts, upload, upload_handle],
             outputs=[run, collect_status, upload],
             concurrency_limit=None,
+            **UI_ONLY,
         )
         train_button.click(
             train,
             inputs=[run, base_model, epochs, lora, seen],
             outputs=[train_progress, seen],
             concurrency_limit=None,
+            **UI_ONLY,
         )
-        cancel_button.click(cancel, inputs=run, outputs=train_progress, concurrency_limit=None)
+        cancel_button.click(
+            cancel, inputs=run, outputs=train_progress, concurrency_limit=None, **UI_ONLY
+        )
         timer.tick(
             poll,
             inputs=[run, seen],
             outputs=[collect_status, statistics, examples, train_progress, model, run, tabs, seen],
             show_progress="hidden",
             concurrency_limit=None,
+            **UI_ONLY,
         )
         # No limit: concurrent requests reach the model service, which batches them.
         for trigger in (generate_button.click, prompt.submit):
@@ -692,8 +705,9 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
                 inputs=[model, prompt],
                 outputs=[generations, generate_status],
                 concurrency_limit=None,
+                **UI_ONLY,
             )
-        model.change(preview, inputs=model, outputs=preview_image)
+        model.change(preview, inputs=model, outputs=preview_image, **UI_ONLY)
         if can_push:  # no push endpoint at all on a server without a token
-            push_button.click(push, inputs=model, outputs=push_status)
+            push_button.click(push, inputs=model, outputs=push_status, **UI_ONLY)
     return blocks
