@@ -4,10 +4,11 @@
 built offline as the model given at start (so the page opens on step 3, and step 2 can
 fine-tune it by name). The test then does what a user does: step 1 uploads a file of
 posts that hold HTML (shown as text, nothing injected) and the real X export of smithjd as
-a .zip; step 2 trains on it with live progress, which a second tab sees too; step 3
-generates ten posts with their flags and share links. Screenshots of the three steps
-(desktop, and step 3 on a phone-sized screen) go to a temporary folder and
-/work/notes/screens/.
+a .zip; step 2 watches a long training (from a second tab too) and cancels it, then
+trains a short one to the end; step 3 generates ten posts with their flags and share
+links, and pushes the model to a fake Hub (the server has a token for it). Screenshots
+of the three steps (desktop, and step 3 on a phone-sized screen) go to a temporary
+folder and /work/notes/screens/.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ expect = sync_api.expect
 
 from conftest import ROOT  # noqa: E402
 from exports import zip_folder  # noqa: E402
+from fakes.hub import FakeHub, User  # noqa: E402
 
 from huggingtweets.tiny import build_tiny_base  # noqa: E402
 
@@ -43,6 +45,7 @@ NOTES_SCREENS = Path("/work/notes/screens")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BASE_NAME = "tiny-base"
+HUB_TOKEN = "hf_serveTestTokenOfAlice0123456789abc"
 EPOCHS = "0.2"  # about a hundred steps of a one-layer model: seconds
 LONG_EPOCHS = "100"  # long enough to watch, then cancelled
 SERVER_START_S = 90
@@ -87,18 +90,36 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``huggingtweets serve TINY_BASE --runs-dir RUNS --port PORT``: its URL."""
+def hub():
+    """A fake Hugging Face Hub on 127.0.0.1 (tests/fakes/hub.py), for the push button."""
+    with FakeHub({HUB_TOKEN: User("alice")}) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, hub):
+    """``huggingtweets serve TINY_BASE --runs-dir RUNS --port PORT``, with a Hugging Face
+    token for the fake Hub: its URL."""
     root = tmp_path_factory.mktemp("serve")
     texts = MARKUP_POSTS + [f"my dream is number {i} of a long day" for i in range(50)]
     base = build_tiny_base(
         texts, root / BASE_NAME, vocab_size=300, n_layer=1, n_head=2, n_embd=32, context=64
     )
     port = free_port()
-    secrets = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGTWEETS_API_TOKEN")
-    env = {k: v for k, v in os.environ.items() if k not in secrets}  # (conftest's kept)
-    # No token, no network: no push button, nothing fetched.
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(root / "hf-home"), GRADIO_ANALYTICS_ENABLED="0")
+    # The machine's Hugging Face settings and tokens left out, conftest's settings kept.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGING_FACE")) and k != "HUGGINGTWEETS_API_TOKEN"
+    }
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_TOKEN=HUB_TOKEN,
+        HF_HOME=str(root / "hf-home"),  # no login file of the machine's
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
     log = root / "server.log"
     command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
     command += ["--runs-dir", str(root / "runs"), "--port", str(port)]
@@ -173,7 +194,7 @@ def upload(page, path: Path, handle: str) -> None:
     page.locator("#statistics").get_by_text(handle).first.wait_for()
 
 
-def test_three_steps_in_chromium(server, uploads, tmp_path):
+def test_three_steps_in_chromium(server, hub, uploads, tmp_path):
     executable = chromium()
     screens = tmp_path / "screens"
     screens.mkdir()
@@ -185,7 +206,7 @@ def test_three_steps_in_chromium(server, uploads, tmp_path):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server)
         try:
-            walk_through(context, page, server, uploads, screens)
+            walk_through(context, page, server, hub, uploads, screens)
         except BaseException:
             page.screenshot(path=str(screens / "failure.png"), full_page=True)
             NOTES_SCREENS.mkdir(parents=True, exist_ok=True)
@@ -195,11 +216,11 @@ def test_three_steps_in_chromium(server, uploads, tmp_path):
         browser.close()
 
 
-def walk_through(context, page, server: str, uploads: dict[str, Path], screens: Path) -> None:
-    # Given a model at start, the page opens on step 3 with it; no token, no push.
+def walk_through(context, page, server: str, hub, uploads: dict[str, Path], screens: Path) -> None:
+    # Given a model at start, the page opens on step 3 with it; a token: a push button.
     expect(page.get_by_role("tab", name="3 ·")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#model input")).to_have_value(BASE_NAME)
-    expect(page.locator("#push")).to_have_count(0)
+    expect(page.locator("#push")).to_be_visible()
 
     # Step 1, posts holding HTML: shown as text, nothing inserted or run.
     upload(page, uploads["markup"], "markup")
@@ -315,6 +336,13 @@ def walk_through(context, page, server: str, uploads: dict[str, Path], screens: 
     expect(samples.first).to_contain_text("<b>bold</b>", timeout=30_000)
     assert page.locator("#generations b, #generations img").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+    # Push to the (fake) Hub: the model's files in alice/smithjd, the token nowhere.
+    page.locator("#push").click()
+    pushed = page.locator("#push-status a", has_text="alice/smithjd")
+    expect(pushed).to_have_attribute("href", f"{hub.url}/alice/smithjd", timeout=60_000)
+    assert {"config.json", "model.safetensors"} <= set(hub.files("alice/smithjd"))
+    assert HUB_TOKEN not in page.content()
 
 
 # -- what the page builds, without a browser ------------------------------------------------
