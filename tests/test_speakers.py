@@ -6,6 +6,7 @@ training, the card's pipeline snippet, and evaluate's attribution figure."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import shutil
 from collections import Counter
@@ -35,11 +36,23 @@ HANDLES = ("romeo", "juliet")
 TRAIN = ("--base-model", "tiny", "--num-train-epochs", "2", "--learning-rate", "1e-2")
 
 
+train_module = importlib.import_module("huggingtweets.train")  # the package exports train()
+PACKED: list[list[list[int]]] = []  # the training blocks, as train packed them
+
+
 @pytest.fixture(scope="module")
 def cyborg(tmp_path_factory) -> RunDir:
     run = tmp_path_factory.mktemp("speakers") / "romeo-juliet"
     run_cli("prepare", *(f"sample:{h}" for h in HANDLES), "--out", run)
-    run_cli("train", run, *TRAIN, "--speaker-tokens", "--no-card")
+
+    def recording(*args, **kwargs):
+        blocks, count = pack_blocks(*args, **kwargs)
+        PACKED.append(blocks)
+        return blocks, count
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "pack_blocks", recording)
+        run_cli("train", run, *TRAIN, "--speaker-tokens", "--no-card")
     return RunDir(run)
 
 
@@ -75,16 +88,22 @@ def test_the_tokens_are_in_the_tokenizer_and_before_each_post(cyborg, generator)
     handles = dataset_handles(cyborg.train_path)
     assert sum(s.share for s in generator.speakers) == pytest.approx(1.0)
     assert generator.speakers[0].share == pytest.approx(handles.count("romeo") / len(handles))
-    # Packed as train packs them: separator, the account's token, the post.
+    # As train packed them (training blocks first, then validation): the separator, the
+    # account's token, the post.
     texts = read_texts(cyborg.train_path)
     id_of = dict(zip(HANDLES, ids, strict=True))
-    (block,), _ = pack_blocks(texts, tokenizer, 10**6, [id_of[h] for h in handles])
+    block = [token for b in PACKED[0] for token in b]
     eos = tokenizer.eos_token_id
     starts = [i for i, t in enumerate(block) if t == eos]
     assert len(starts) == len(texts)
     assert [block[i + 1] for i in starts] == [id_of[h] for h in handles]
     first = block[starts[0] + 2 : starts[1]]
     assert tokenizer.decode(first) == texts[0]
+    valid_handles = dataset_handles(cyborg.valid_path)
+    valid = [token for b in PACKED[1] for token in b]
+    assert [valid[i + 1] for i, t in enumerate(valid) if t == eos] == [
+        id_of[h] for h in valid_handles
+    ]
 
 
 def test_as_writes_as_each_account_and_never_shows_the_token(generator):
@@ -158,6 +177,16 @@ def test_as_on_a_model_without_speaker_tokens_is_refused(cyborg, tmp_path):
     assert "without speaker tokens" in line and "--speaker-tokens" in line
     # Without --as it still writes, as a model without speakers does.
     assert run_cli("generate", model, PROMPT, "-n", "1", "--seed", "1").exit_code == 0
+
+
+def test_a_damaged_speakers_entry_is_refused_in_one_line(cyborg, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(cyborg.model_dir, model)
+    config = orjson.loads((model / "config.json").read_bytes())
+    config["task_specific_params"]["speakers"] = [{"handle": "romeo", "token": "<|@nobody|>"}]
+    (model / "config.json").write_bytes(orjson.dumps(config))
+    line = _one_line_error(run_cli("generate", model, PROMPT, "-n", "1", expect=2))
+    assert "damaged" in line and "speakers" in line
 
 
 def test_speaker_tokens_with_one_account_are_refused(tmp_path):
