@@ -33,7 +33,7 @@ PROMPT = "My dream is"
 HANDLES = ("romeo", "juliet")
 # Enough for the speaker rows (both start as the same mean row) to move: the tiny base
 # learns little in the demo's one epoch at 1e-3.
-TRAIN = ("--base-model", "tiny", "--num-train-epochs", "2", "--learning-rate", "1e-2")
+TRAIN = ("--base-model", "tiny", "--num-train-epochs", "1", "--learning-rate", "1e-2")
 
 
 train_module = importlib.import_module("huggingtweets.train")  # the package exports train()
@@ -263,6 +263,7 @@ def test_attribution_on_posts_whose_answer_is_known():
     right = attribution(real, {"loud": SHOUTS, "soft": WHISPERS}, seed=1)
     assert right["accuracy"] == 1.0 and right["chance"] == 0.5 and right["samples"] == 24
     assert right["ci_low"] > 0.5 and right["verdict"].startswith("each account")
+    assert right["real_accuracy"] == 1.0  # the accounts' own posts: told apart
     assert right["per_account"]["loud"]["accuracy"] == 1.0
     fewer = attribution(real, {"loud": SHOUTS[:5], "soft": WHISPERS[:5]}, seed=1)
     assert fewer["accuracy"] == 1.0 and fewer["verdict"].startswith("better than chance")
@@ -271,6 +272,10 @@ def test_attribution_on_posts_whose_answer_is_known():
     one_voice = attribution(real, {"loud": SHOUTS[:6], "soft": SHOUTS[6:]}, seed=1)
     assert one_voice["accuracy"] == 0.5  # everything given to "loud": chance
     assert one_voice["per_account"]["soft"]["accuracy"] == 0.0
+    # Accounts whose real posts look alike: the classifier cannot judge the samples.
+    alike = attribution({"a": SHOUTS, "b": list(SHOUTS)}, {"a": SHOUTS, "b": WHISPERS}, 1)
+    assert alike["real_ci_low"] <= 0.5  # each post is judged by its twin, of the other account
+    assert alike["verdict"].startswith("cannot judge")
     few = attribution({"loud": SHOUTS, "soft": WHISPERS[:3]}, {"loud": SHOUTS, "soft": SHOUTS}, 1)
     assert "accuracy" not in few and "@soft (3)" in few["skipped"]
 

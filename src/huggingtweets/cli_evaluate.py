@@ -111,7 +111,8 @@ def print_evaluation(evaluation: dict) -> None:
         console.print(
             f"Written --as each account, attributed to it by a classifier of the accounts: "
             f"{speakers['accuracy']} of {speakers['samples']} (95 % interval "
-            f"{speakers['interval']}; chance {speakers['chance']}): {escape(speakers['verdict'])}"
+            f"{speakers['interval']}; chance {speakers['chance']}; real posts "
+            f"{speakers['real_accuracy']}): {escape(speakers['verdict'])}"
         )
     elif speakers:
         console.print(f"Speakers: {escape(speakers['skipped'])}")

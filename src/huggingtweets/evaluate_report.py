@@ -267,6 +267,8 @@ def speaker_section(score: dict | None) -> dict | None:
         "accuracy": _percent(score["accuracy"]),
         "interval": f"{score['ci_low']:.0%}–{score['ci_high']:.0%}",
         "chance": _percent(score["chance"]),
+        "real_accuracy": _percent(score.get("real_accuracy")),
+        "real_interval": f"{score.get('real_ci_low', 0):.0%}–{score.get('real_ci_high', 1):.0%}",
         "accounts": score["accounts"],
         "samples": score["samples"],
         "verdict": score["verdict"],
