@@ -66,7 +66,8 @@ def _real_or_bot_panel(ax, groups: list[dict]) -> None:
         ax.errorbar(
             accuracy,
             y,
-            xerr=[[accuracy - score["ci_low"]], [score["ci_high"] - accuracy]],
+            # max(0, …): Wilson's bound at 100 % can round to just below it.
+            xerr=[[max(0.0, accuracy - score["ci_low"])], [max(0.0, score["ci_high"] - accuracy)]],
             color="black",
             capsize=4,
         )
