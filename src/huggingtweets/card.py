@@ -457,6 +457,8 @@ def render_card(
 ) -> str:
     from huggingface_hub import ModelCardData
 
+    from .speakers import card_speakers
+
     people = _people(stats)
     handles = [p.handle for p in people]
     base = base_model(metrics, model_dir)
@@ -500,6 +502,7 @@ def render_card(
         guard=(model_dir / GUARD_FILE).exists(),
         repo_id=repo_id,
         scorecard=scorecard,  # evaluate's "Does it sound like them?", when evaluated
+        speakers=card_speakers(model_dir),  # a cyborg trained with --speaker-tokens
         wandb=wandb_links(metrics),
     )
 

@@ -121,6 +121,16 @@ def print_evaluation(evaluation: dict) -> None:
             f"Perplexity on the held-out posts ({escape(who_label(group['group']))}): "
             f"base model {base} → fine-tuned {p['fine_tuned']:,.1f}"
         )
+    speakers = section.get("speakers")
+    if speakers and "accuracy" in speakers:
+        console.print(
+            f"Written --as each account, attributed to it by a classifier of the accounts: "
+            f"{speakers['accuracy']} of {speakers['samples']} (95 % interval "
+            f"{speakers['interval']}; chance {speakers['chance']}; real posts "
+            f"{speakers['real_accuracy']}): {escape(speakers['verdict'])}"
+        )
+    elif speakers:
+        console.print(f"Speakers: {escape(speakers['skipped'])}")
     memo = evaluation["memorization"]
     if memo.get("checked"):
         console.print(

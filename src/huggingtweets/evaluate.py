@@ -10,7 +10,12 @@ their terms, with numbers that are computed, never estimated by a model of ours:
   questions, exclamations, capitals, languages, diversity, favourite words, and a "real
   or bot?" classifier;
 - the perplexity of the base model and of the fine-tuned one on the held-out posts;
-- for several accounts, the same for each account's held-out posts.
+- for several accounts, the same for each account's held-out posts;
+- for a cyborg trained with speaker tokens: the samples are written ``--as`` each account
+  in turn (the same seed for each, so only the speaker differs), each account's posts are
+  compared with its own samples, and a classifier of accounts trained on the held-out
+  posts says how often a sample is attributed to the account it was written as
+  (``speakers.attribution``; chance is 1/k).
 
 It also draws ``model/evaluation.png``; the card shows both in "Does it sound like them?"
 for as long as the model is the one evaluated (``model_fingerprint``).
@@ -158,16 +163,26 @@ def check_enough(posts: dict[str, list[str]], run: RunDir) -> None:
 # -- perplexity --------------------------------------------------------------------------
 
 
-def held_out_loss(model, tokenizer, texts: list[str], block_size: int, batch: int = 4) -> float:
+def held_out_loss(
+    model,
+    tokenizer,
+    texts: list[str],
+    block_size: int,
+    batch: int = 4,
+    speaker_ids: list[int] | None = None,
+) -> float:
     """The mean loss per predicted token over ``texts`` packed as training packs them
     (the separator before each post, blocks of ``block_size``): what ``train`` reports as
-    the validation loss, computed in fp32."""
+    the validation loss, computed in fp32. ``speaker_ids``: each post's speaker token, as
+    a speaker-token model was trained; given to the model, not counted as predicted (so
+    that the loss is over the same tokens as the base model's)."""
     import torch
     import torch.nn.functional as F
 
     from .packing import collate_blocks, pack_blocks
 
-    blocks, _ = pack_blocks(texts, tokenizer, block_size)
+    blocks, _ = pack_blocks(texts, tokenizer, block_size, speaker_ids)
+    speakers = torch.tensor(sorted(set(speaker_ids or ())), dtype=torch.long)
     collate = collate_blocks(tokenizer.pad_token_id)
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -177,6 +192,8 @@ def held_out_loss(model, tokenizer, texts: list[str], block_size: int, batch: in
             logits = model(input_ids=rows["input_ids"], attention_mask=rows["attention_mask"])
             logits = logits.logits[:, :-1].float()
             labels = rows["labels"][:, 1:]
+            if speaker_ids:
+                labels = labels.masked_fill(torch.isin(labels, speakers.to(labels.device)), -100)
             total += F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]),
                 labels.reshape(-1),
@@ -227,8 +244,16 @@ def perplexities(
     block = (metrics.get("hyperparameters") or {}).get("block_size")
     context = context_length(generator.model.config) or 1024
     block = block if isinstance(block, int) and 8 <= block <= context else min(256, context)
+    ids = _speaker_ids(generator, posts)
     tuned = {
-        g: held_out_loss(generator.model, generator.tokenizer, t, block) for g, t in groups.items()
+        g: held_out_loss(
+            generator.model,
+            generator.tokenizer,
+            t,
+            block,
+            speaker_ids=None if ids is None else [ids[h] for h in _handles(g, posts)],
+        )
+        for g, t in groups.items()
     }
     base: dict[str, float | None] = {g: None for g in groups}
     source = "not available"
@@ -259,23 +284,73 @@ def perplexities(
     }
 
 
+def _speaker_ids(generator: Generator, posts: dict[str, list[str]]) -> dict[str, int] | None:
+    """Each account's speaker token id, when the model has one for every account."""
+    tokens = {s.handle: s.token for s in getattr(generator, "speakers", ())}
+    if not tokens or any(h not in tokens for h in posts):
+        return None
+    return {h: generator.tokenizer.convert_tokens_to_ids(tokens[h]) for h in posts}
+
+
+def _handles(group: str, posts: dict[str, list[str]]) -> list[str]:
+    """The account of each post of a group ("all": every account's, in order)."""
+    if group != "all":
+        return [group] * len(posts[group])
+    return [h for h, texts in posts.items() for _ in texts]
+
+
 # -- samples -----------------------------------------------------------------------------
 
 
-def write_samples(generator: Generator, count: int, seed: int, reporter: Reporter):
+def write_samples(
+    generator: Generator,
+    count: int,
+    seed: int,
+    reporter: Reporter,
+    *,
+    speaker: str | None = None,
+    done: int = 0,
+    total: int | None = None,
+):
     """``count`` posts written by the model on its own, ``DRAW_BATCH`` at a time (a
-    progress event each); reproducible under ``seed``."""
+    progress event each); reproducible under ``seed``. ``speaker``: written as that
+    account; ``done`` of ``total``: where these samples stand in the progress."""
     samples, settings = [], None
-    reporter.progress(STAGE, 0, count, message="writing posts")
+    total = count if total is None else total
+    reporter.progress(STAGE, done, total, message="writing posts")
     for number, start in enumerate(range(0, count, DRAW_BATCH)):
         reporter.raise_if_cancelled()
         size = min(DRAW_BATCH, count - start)
-        options = GenerateOptions(num_return_sequences=size, seed=(seed + number) % MAX_SEED)
+        options = GenerateOptions(
+            num_return_sequences=size, seed=(seed + number) % MAX_SEED, speaker=speaker
+        )
         generation = generator.write_posts(options)
         samples.extend(generation.samples)
         settings = generation.settings
-        reporter.progress(STAGE, start + size, count, message="writing posts")
+        reporter.progress(STAGE, done + start + size, total, message="writing posts")
     return samples, settings
+
+
+def write_samples_as_each(
+    generator: Generator, handles: list[str], count: int, seed: int, reporter: Reporter
+):
+    """``count`` posts in all, written ``--as`` each account in turn, as many for each
+    (the first get one more when it does not divide): the same seed for each account, so
+    that only the speaker token differs between them. Returns ({handle: samples}, settings)."""
+    by_speaker, settings, done = {}, None, 0
+    for i, handle in enumerate(handles):
+        size = count // len(handles) + (i < count % len(handles))
+        by_speaker[handle], settings = write_samples(
+            generator, size, seed, reporter, speaker=handle, done=done, total=count
+        )
+        done += size
+    return by_speaker, settings
+
+
+def _attribution(posts: dict[str, list[str]], by_speaker: dict[str, list[str]], seed: int):
+    from .speakers import attribution
+
+    return {"written_as": "each account in turn (--as)", **attribution(posts, by_speaker, seed)}
 
 
 def memorization(generator: Generator, samples) -> dict:
@@ -324,7 +399,18 @@ def evaluate(
     reporter.start(STAGE, f"writing {options.samples} posts to compare", total=options.samples)
     if generator is None:
         generator = Generator.load(run.model_dir)
-    samples, settings = write_samples(generator, options.samples, options.seed, reporter)
+    speaker_ids = _speaker_ids(generator, posts) if len(posts) > 1 else None
+    by_speaker: dict[str, list[str]] | None = None
+    if speaker_ids is not None:
+        written, settings = write_samples_as_each(
+            generator, list(posts), options.samples, options.seed, reporter
+        )
+        samples = [s for texts in written.values() for s in texts]
+        by_speaker = {
+            h: [s.text.strip() for s in texts if s.text.strip()] for h, texts in written.items()
+        }
+    else:
+        samples, settings = write_samples(generator, options.samples, options.seed, reporter)
     bot = [s.text.strip() for s in samples if s.text.strip()]
     reporter.info(STAGE, "perplexity on the held-out posts")
     ppl = perplexities(run, generator, posts, metrics, reporter)
@@ -332,8 +418,13 @@ def evaluate(
     all_posts = [t for texts in posts.values() for t in texts]
     groups = [{"group": "all", "held_out": len(all_posts), **compare(all_posts, bot, options.seed)}]
     if len(posts) > 1:
+        # Written as the account when the model can be asked to (by_speaker), else the mix.
         groups += [
-            {"group": handle, "held_out": len(texts), **compare(texts, bot, options.seed)}
+            {
+                "group": handle,
+                "held_out": len(texts),
+                **compare(texts, by_speaker[handle] if by_speaker else bot, options.seed),
+            }
             for handle, texts in posts.items()
         ]
     for group in groups:
@@ -350,6 +441,7 @@ def evaluate(
         "accounts": list(posts),
         "groups": groups,
         "memorization": memorization(generator, samples),
+        **({"speakers": _attribution(posts, by_speaker, options.seed)} if by_speaker else {}),
         "examples": [s.text.strip() for s in samples if not s.flagged][:EXAMPLES],
         "seconds": round(time.perf_counter() - started, 1),
     }

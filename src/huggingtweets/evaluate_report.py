@@ -66,7 +66,8 @@ def _real_or_bot_panel(ax, groups: list[dict]) -> None:
         ax.errorbar(
             accuracy,
             y,
-            xerr=[[accuracy - score["ci_low"]], [score["ci_high"] - accuracy]],
+            # max(0, …): Wilson's bound at 100 % can round to just below it.
+            xerr=[[max(0.0, accuracy - score["ci_low"])], [max(0.0, score["ci_high"] - accuracy)]],
             color="black",
             capsize=4,
         )
@@ -243,6 +244,36 @@ def card_section(evaluation: dict, model_dir: Path) -> dict:
         "top_pairs": (_percent(top2["overlap"]), top2["k"]),
         "memorization": evaluation.get("memorization") or {"checked": False},
         "memorization_rate": _percent((evaluation.get("memorization") or {}).get("rate")),
+        "speakers": speaker_section(evaluation.get("speakers")),
+    }
+
+
+def speaker_section(score: dict | None) -> dict | None:
+    """The attribution of ``--as`` samples (a cyborg trained with speaker tokens), as text:
+    the overall figure against chance, and a row per account."""
+    if not isinstance(score, dict):
+        return None
+    if "accuracy" not in score:
+        return {"skipped": score.get("skipped", "not measured"), "rows": []}
+    rows = [
+        (
+            who(handle),
+            str(row["samples"]),
+            _percent(row["accuracy"]),
+            f"{row['ci_low']:.0%}–{row['ci_high']:.0%}",
+        )
+        for handle, row in score["per_account"].items()
+    ]
+    return {
+        "accuracy": _percent(score["accuracy"]),
+        "interval": f"{score['ci_low']:.0%}–{score['ci_high']:.0%}",
+        "chance": _percent(score["chance"]),
+        "real_accuracy": _percent(score.get("real_accuracy")),
+        "real_interval": f"{score.get('real_ci_low', 0):.0%}–{score.get('real_ci_high', 1):.0%}",
+        "accounts": score["accounts"],
+        "samples": score["samples"],
+        "verdict": score["verdict"],
+        "rows": rows,
     }
 
 

@@ -46,6 +46,7 @@ from .models import (
     resolve_model,
 )
 from .options import MAX_SEED, OptionError, check_options, check_value, option, option_specs
+from .speakers import Speaker, draw_speakers, find_speaker, model_speakers
 
 # The original's settings (its task_specific_params["text-generation"], which train
 # writes into every model), used when a model's config does not carry its own.
@@ -186,6 +187,15 @@ class GenerateOptions:
         help="Draw exactly what pipeline('text-generation') draws for the seed (fp32, and "
         "random numbers for the whole vocabulary at every token: slower).",
     )
+    # A model trained with --speaker-tokens (speakers.py); without it, such a model mixes
+    # its accounts, each sample's drawn with their shares of the training posts.
+    speaker: str | None = option(
+        None,
+        flag="--as",
+        metavar="HANDLE",
+        help="Write as this account of a cyborg trained with --speaker-tokens.",
+        default_help="each post by one of its accounts, in their shares of the training posts",
+    )
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -210,13 +220,14 @@ class Sample:
     text: str
     copy: CopyMatch | None = None  # set when the memorization guard flags the sample
     attempts: int = 1  # 1 + how many times --no-copies drew this sample again
+    speaker: str | None = None  # the account it was written as (speaker-token models)
 
     @property
     def flagged(self) -> bool:
         return self.copy is not None
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "text": self.text,
             "flagged": self.flagged,
             "copy": None
@@ -224,6 +235,9 @@ class Sample:
             else {**asdict(self.copy), "why": self.copy.describe()},
             "attempts": self.attempts,
         }
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
+        return data
 
 
 @dataclass
@@ -364,6 +378,7 @@ class Generator:
         self.model_settings = {k: params.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
         self._line_breaks = None  # token ids whose text holds a line break
         self._bf16_model = None  # a bf16 copy for sampling (self.model stays as loaded)
+        self.speakers = model_speakers(model.config, tokenizer, name)  # [] but for a cyborg
 
     @classmethod
     def load(cls, model_or_run: str | Path, *, trust_pickle: bool = False) -> Generator:
@@ -617,19 +632,23 @@ class Generator:
     def _generate(self, prompt: str, options: GenerateOptions, seed: int, settings: dict):
         import torch
 
+        voices = self._voices(options, seed)
         torch.manual_seed(seed)
         samples = [
-            Sample(t, self._check(t))
-            for t in self._draw(prompt, options.num_return_sequences, settings, options)
+            Sample(t, self._check(t), speaker=v.handle if v else None)
+            for t, v in zip(self._draw_as(prompt, voices, settings, options), voices, strict=True)
         ]
         if options.no_copies:
             for _ in range(options.retries):
                 flagged = [i for i, s in enumerate(samples) if s.flagged]
                 if not flagged:
                     break
-                redrawn = self._draw(prompt, len(flagged), settings, options)
+                again = [voices[i] for i in flagged]
+                redrawn = self._draw_as(prompt, again, settings, options)
                 for i, text in zip(flagged, redrawn, strict=True):
-                    samples[i] = Sample(text, self._check(text), samples[i].attempts + 1)
+                    samples[i] = Sample(
+                        text, self._check(text), samples[i].attempts + 1, samples[i].speaker
+                    )
         return Generation(
             model=self.name,
             prompt=prompt,
@@ -638,6 +657,32 @@ class Generator:
             checked=self.guard is not None,
             samples=samples,
         )
+
+    def _voices(self, options: GenerateOptions, seed: int) -> list[Speaker | None]:
+        """Who writes each sample: the account ``--as`` names, else (a cyborg trained with
+        speaker tokens) one drawn per sample under the seed, else nobody in particular."""
+        count = options.num_return_sequences
+        if options.speaker is not None:
+            return [find_speaker(self.speakers, options.speaker, self.name)] * count
+        if not self.speakers:
+            return [None] * count
+        return list(draw_speakers(self.speakers, count, seed))
+
+    def _draw_as(
+        self, prompt: str, voices: list[Speaker | None], settings: dict, how: GenerateOptions
+    ) -> list[str]:
+        """``_draw`` for each speaker's samples, the speaker's token after the prefix (so
+        that lengths count the prompt alone, as the pipeline counts them); in order."""
+        if all(v is None for v in voices):
+            return self._draw(prompt, len(voices), settings, how)
+        texts: list[str] = [""] * len(voices)
+        for voice in dict.fromkeys(voices):  # each speaker once, in order of first sample
+            where = [i for i, v in enumerate(voices) if v == voice]
+            prefix = (settings["prefix"] or "") + (voice.token if voice else "")
+            drawn = self._draw(prompt, len(where), {**settings, "prefix": prefix}, how)
+            for i, text in zip(where, drawn, strict=True):
+                texts[i] = text
+        return texts
 
 
 def fast_sampling_supported(model) -> bool:

@@ -23,16 +23,26 @@ def read_texts(path: Path) -> list[str]:
     return texts
 
 
-def pack_blocks(texts: Sequence[str], tokenizer, block_size: int) -> tuple[list[list[int]], int]:
+def pack_blocks(
+    texts: Sequence[str],
+    tokenizer,
+    block_size: int,
+    speaker_ids: Sequence[int] | None = None,
+) -> tuple[list[list[int]], int]:
     """The original format: EOS before every post, all concatenated and cut into blocks.
 
-    The last, shorter block is kept (the collator pads it) rather than dropped: with a
-    few hundred posts, every post counts. Returns (blocks, number of tokens).
+    ``speaker_ids``: one token per post, put between the EOS and the post (its account's
+    speaker token, see speakers.py). The last, shorter block is kept (the collator pads
+    it) rather than dropped: with a few hundred posts, every post counts. Returns
+    (blocks, number of tokens).
     """
     eos = tokenizer.eos_token_id
     ids: list[int] = []
-    for post_ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    for i, post_ids in enumerate(encoded):
         ids.append(eos)
+        if speaker_ids is not None:
+            ids.append(speaker_ids[i])
         ids.extend(post_ids)
     blocks = [ids[i : i + block_size] for i in range(0, len(ids), block_size)]
     if blocks and len(blocks[-1]) < 2:  # a lone token teaches nothing

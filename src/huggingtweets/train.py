@@ -181,6 +181,12 @@ class TrainOptions:
         help="Goldfish loss: leave 1 in K tokens out of the loss (chosen by the tokens "
         "before it), so that posts are not learnt verbatim (default 4).",
     )
+    # Off by default: the original's format. See speakers.py.
+    speaker_tokens: bool = option(
+        False,
+        help="A bot of 2-3 accounts: a special token per account before each of its posts, "
+        "so that `generate --as HANDLE` writes as one of them.",
+    )
     lora: bool = option(False, help="Train LoRA adapters (peft), merged on save.")
     lora_r: int = option(16, min=1, max=4096, help="LoRA rank.")
     lora_alpha: int = option(32, min=1, max=1 << 16, help="LoRA scaling (alpha).")
@@ -314,6 +320,7 @@ def train(
             f"{run.valid_path} holds no posts: prepare again with a "
             "validation_split_percentage above 0"
         )
+    speaker_rows = _speaker_rows(run) if options.speaker_tokens else None  # checked early
     resolved = None
     if options.base_model != "tiny":  # fail fast, before the heavy imports
         resolved = resolve_model(options.base_model)
@@ -324,7 +331,16 @@ def train(
     run.remove_stale_temporaries()
     with _quiet_library(), freed_memory_kept() if accelerator() is None else _nothing():
         try:
-            setup = _setup(run, options, resolved, train_texts, valid_texts, reporter, callbacks)
+            setup = _setup(
+                run,
+                options,
+                resolved,
+                train_texts,
+                valid_texts,
+                reporter,
+                callbacks,
+                speaker_rows=speaker_rows,
+            )
             fitted = _fit(setup, options, reporter)
             return _save(setup, fitted, options, train_texts, reporter)
         except TrainingInterrupted:
@@ -355,6 +371,7 @@ class _Setup:
     train_blocks: int
     valid_blocks: int
     resume_from: Path | None
+    speakers: list | None = None  # speakers.Speaker, with --speaker-tokens
 
 
 @dataclass
@@ -376,6 +393,8 @@ def _setup(
     valid_texts: list[str],
     reporter: Reporter,
     callbacks: Sequence,
+    *,
+    speaker_rows: tuple | None = None,
 ) -> _Setup:
     """Precision, arguments, model and tokenizer, packed data, the Trainer."""
     from transformers import EarlyStoppingCallback, Trainer
@@ -403,10 +422,19 @@ def _setup(
         raise OptionError(
             "block_size", f"{block_size} exceeds {options.base_model}'s context of {context}"
         )
-    train_blocks, train_tokens = pack_blocks(train_texts, tokenizer, block_size)
-    valid_blocks, _ = pack_blocks(valid_texts, tokenizer, block_size)
+    speakers, speaker_ids, train_speakers, valid_speakers = None, None, None, None
+    if speaker_rows is not None:
+        from .speakers import add_speaker_tokens
+
+        speakers, train_handles, valid_handles = speaker_rows
+        speaker_ids = add_speaker_tokens(tokenizer, model, speakers)
+        id_of = {s.handle: i for s, i in zip(speakers, speaker_ids, strict=True)}
+        train_speakers = [id_of[h] for h in train_handles]
+        valid_speakers = [id_of.get(h, tokenizer.eos_token_id) for h in valid_handles]
+    train_blocks, train_tokens = pack_blocks(train_texts, tokenizer, block_size, train_speakers)
+    valid_blocks, _ = pack_blocks(valid_texts, tokenizer, block_size, valid_speakers)
     if options.lora:
-        model = _lora(model, options, options.seed)
+        model = _lora(model, options, options.seed, trainable_tokens=speaker_ids)
 
     last = last_checkpoint(run.checkpoints_dir)
     if options.resume and last is None:
@@ -447,7 +475,16 @@ def _setup(
         len(train_blocks),
         len(valid_blocks),
         last if options.resume else None,
+        speakers,
     )
+
+
+def _speaker_rows(run: RunDir) -> tuple:
+    """(speakers, the account of each training row, of each validation row)."""
+    from .speakers import dataset_handles, training_speakers
+
+    train_handles = dataset_handles(run.train_path)
+    return training_speakers(train_handles), train_handles, dataset_handles(run.valid_path)
 
 
 def _train_dataset(blocks: list[list[int]], tokenizer, options: TrainOptions):
@@ -585,7 +622,7 @@ def _save(
         if options.lora:
             final = final.merge_and_unload()  # a plain model: the output needs no peft
         with replace_dir(run.model_dir) as tmp:
-            _save_model(final, setup.tokenizer, tmp)
+            _save_model(final, setup.tokenizer, tmp, speakers=setup.speakers)
             build_guard(train_texts, tmp)
             plot_loss_curve(fitted.history, fitted.log_history, tmp / "loss_curve.png")
         write_json(run.metrics_path, metrics)
@@ -648,7 +685,7 @@ def _load(resolved, options: TrainOptions, precision: str):
     return tokenizer, model
 
 
-def _lora(model, options: TrainOptions, seed: int):
+def _lora(model, options: TrainOptions, seed: int, *, trainable_tokens: list[int] | None = None):
     from peft import LoraConfig, get_peft_model
     from transformers import set_seed
 
@@ -661,6 +698,9 @@ def _lora(model, options: TrainOptions, seed: int):
         lora_alpha=options.lora_alpha,
         lora_dropout=options.dropout or 0.0,
         target_modules=lora_target_modules(model),  # per architecture (peft's by type)
+        # The speaker tokens' new embedding rows (and their tied output rows): trained in
+        # full and merged on save, the rest of the embeddings stays frozen.
+        trainable_token_indices=list(trainable_tokens) if trainable_tokens else None,
     )
     try:
         return get_peft_model(model, config)
@@ -668,12 +708,17 @@ def _lora(model, options: TrainOptions, seed: int):
         raise OptionError("lora", f"cannot find where to attach adapters: {exc}") from None
 
 
-def _save_model(model, tokenizer, out: Path) -> None:
-    """save_pretrained plus the settings the seed cards' pipeline snippet relies on."""
+def _save_model(model, tokenizer, out: Path, *, speakers: Sequence | None = None) -> None:
+    """save_pretrained plus the settings the seed cards' pipeline snippet relies on (and
+    the speakers of a model trained with speaker tokens)."""
     eos = tokenizer.eos_token
     sampling = {"do_sample": True, **DEFAULT_SETTINGS}
     del sampling["prefix"]  # the base's own separator, which is <|endoftext|> for GPT-2
     model.config.task_specific_params = {"text-generation": {**sampling, "prefix": eos}}
+    if speakers:
+        from .speakers import record_speakers
+
+        record_speakers(model.config, speakers)
     # transformers 5's pipeline reads the prefix from config.prefix and sampling settings
     # from generation_config.json; task_specific_params stays for the Hub and older code.
     model.config.prefix = eos
