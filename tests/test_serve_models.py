@@ -141,8 +141,8 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
     assert len(together[0]) == 2 and len(together[1]) == 2
     cut = len(short.ids) + 5  # its own max_length, not the long prompt's
     assert len(alone[0][0]) > cut  # (alone, it runs on)
-    assert together[1][0].tolist() == alone[0][0].tolist()[:cut]
-    assert all(row.tolist()[: len(long.ids)] == long.ids for row in together[0])
+    assert together[1][0] == alone[0][0][:cut]
+    assert all(row[: len(long.ids)] == long.ids for row in together[0])
 
 
 def _texts(answer: dict) -> list[str]:
@@ -168,6 +168,39 @@ def test_seeds_replay_samples_whatever_shared_the_batch(model_dir):
         assert service.counters["batches"] == batches + 1
         assert len({a["seed"] for a in answers}) == 3
         for request, answer in zip(requests, answers, strict=True):
+            request.seed = answer["seed"]
+            assert _texts(service.generate_sync(request)) == _texts(answer)
+    finally:
+        service.close()
+
+
+def test_requests_join_a_running_loop_and_draw_what_they_would_alone(model_dir):
+    """Requests that arrive while a sampling loop runs join it (continuous batching):
+    the running rows' cache is padded to a longer newcomer's prompt, a shorter one's to
+    the cache; every request still draws, for its seed, what it draws alone."""
+    import time
+
+    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0)
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))  # loaded once
+        model = service._models[str(model_dir)].model
+        slow = model.register_forward_pre_hook(lambda *_: time.sleep(0.01))
+        batches = service.counters["batches"]
+        first = service.submit(GenerateRequest("bot", prompt="Good night", n=2, max_length=120))
+        while service.counters["requests"] < 2:  # the first is in its loop
+            time.sleep(0.005)
+        requests = [
+            GenerateRequest("bot", prompt="O Romeo, Romeo! wherefore art thou Romeo? " * 2, n=2),
+            GenerateRequest("bot", prompt="My", n=3, max_length=60),
+        ]
+        joined = [service.submit(r) for r in requests]
+        answers = [f.result(120) for f in (first, *joined)]
+        slow.remove()
+        assert service.counters["batches"] == batches + 1
+        assert service.counters["largest_batch"] >= 2
+        replays = [GenerateRequest("bot", prompt="Good night", n=2, max_length=120), *requests]
+        for request, answer in zip(replays, answers, strict=True):
+            assert len(answer["samples"]) == request.n
             request.seed = answer["seed"]
             assert _texts(service.generate_sync(request)) == _texts(answer)
     finally:

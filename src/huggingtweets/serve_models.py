@@ -7,13 +7,16 @@ torch is never called concurrently and the event loop never blocks.
 Dynamic batching: requests wait in one queue; when the worker takes the first, it also
 takes every waiting request for the same model with the same temperature and top-p
 (the settings a forward pass shares), up to ``max_batch`` rows in all, and draws all
-their rows in ONE sampling loop (:func:`sample_batch`): prompts that differ are
-left-padded under an attention mask, each row keeps its own prompt length, max_length
-and min_length, and each request gets back exactly its own rows. Requests that arrive
-while a batch runs wait for the next one, so under load batches fill by themselves; an
-idle service waits ``batch_window_s`` before it starts, to catch a burst's first few.
-A request of more rows than ``max_batch`` runs alone (its rows are never split), so
-``max_batch=1`` serves requests one at a time, each as the CLI would.
+their rows in ONE sampling loop (:class:`_Loop`): prompts that differ are left-padded
+under an attention mask, each row keeps its own prompt length, max_length and
+min_length, and each request gets back exactly its own rows. The loop is continuous:
+a row leaves it when its sample ends (at its first line), and between two steps waiting
+requests of the same model and settings join in the rows set free (their prompts read
+in one pass, their cache padded to the loop's or the loop's to theirs); a request is
+answered as soon as its own rows are done, so nobody waits for another's longest
+sample. An idle service waits ``batch_window_s`` before it starts a loop, to catch a
+burst's first few. A request of more rows than ``max_batch`` runs alone (its rows are
+never split), so ``max_batch=1`` serves requests one at a time.
 
 Seeds: every request has one (its own, or a fresh one it is answered with), and its
 rows draw their random numbers from a generator of their own seeded with it, never from
@@ -335,106 +338,119 @@ class ModelService:
         options = request.options()
         options.seed = job.seed
         generation = generator.generate(request.prompt, options)
+        with self._cond:
+            self.counters["batches"] += 1
         self._count([job], request.n)
         return _with_links(job, generation)
 
     def _batched(self, generator: Generator, batch: list[_Job]) -> None:
+        """One sampling loop for ``batch``, which requests join while it runs: whenever
+        rows leave it (their sample ended), waiting requests for the same model and
+        settings take their places, up to max_batch rows; each request is answered as
+        soon as its own rows are done. ``batch`` grows with the jobs that joined (so
+        that an error reaches them all)."""
+        import torch
+
         first = batch[0].request
         settings = {
             **generator.settings(GenerateOptions(temperature=first.temperature, top_p=first.top_p)),
             "allow_newlines": False,
         }
-        import torch
+        model = generator._sampling_model("auto")
+        loop = _Loop(model, settings, generator._line_break_ids())
+        key = batch[0].key
 
-        device = generator.model.device
-        prepared: list[tuple[_Job, dict, _Prompt]] = []
-        rngs = {}
-        for job in batch:
-            rngs[id(job)] = torch.Generator(device=device).manual_seed(job.seed)
-            request = job.request
-            try:
-                own = {**settings, **generator.settings(request.options())}
-                own["allow_newlines"] = False
-                prepared.append((job, own, _Prompt.encode(generator, request.prompt, own)))
-            except Exception as exc:  # this request only (a prompt too long)
-                job.future.set_exception(_as_error(exc, job))
-        if not prepared:
-            return
-        with generator._threads():
-            wanted = [(p, j.request.n, rngs[id(j)]) for j, _, p in prepared]
-            texts = self._draw(generator, wanted, settings)
-            self._count([j for j, _, _ in prepared], sum(j.request.n for j, _, _ in prepared))
-            results = []
-            for (job, own, prompt), drawn in zip(prepared, texts, strict=True):
-                samples = [Sample(t, generator._check(t)) for t in drawn]
-                results.append((job, own, prompt, samples))
-            self._redraw_copies(generator, results, settings, rngs)
-        for job, own, _, samples in results:
-            generation = Generation(
-                model=job.request.model,
-                prompt=job.request.prompt,
-                seed=job.seed,
-                settings=own,
-                checked=generator.guard is not None,
-                samples=samples,
-            )
-            self._answer(job, _with_links, job, generation)
-
-    def _redraw_copies(
-        self, generator: Generator, results: list, settings: dict, rngs: dict
-    ) -> None:
-        """``no_copies``: flagged samples drawn again, the requests' together, as
-        ``Generator.generate`` does it (up to its retries)."""
-        for _ in range(DEFAULT_RETRIES):
-            wanted = [
-                (job, prompt, samples, [i for i, s in enumerate(samples) if s.flagged])
-                for job, _, prompt, samples in results
-                if job.request.no_copies
-            ]
-            wanted = [w for w in wanted if w[3]]
-            if not wanted:
-                return
-            again = [(p, len(i), rngs[id(j)]) for j, p, _, i in wanted]
-            texts = self._draw(generator, again, settings)
-            self._count([], sum(len(w[3]) for w in wanted))
-            for (_, _, samples, flagged), drawn in zip(wanted, texts, strict=True):
-                for i, text in zip(flagged, drawn, strict=True):
-                    samples[i] = Sample(text, generator._check(text), samples[i].attempts + 1)
-
-    def _draw(
-        self, generator: Generator, wanted: list[tuple[_Prompt, int, object]], settings: dict
-    ) -> list[list[str]]:
-        to_sample = [(p, n, rng) for p, n, rng in wanted if p.fixed is None]
-        rows = []
-        if to_sample:
-            model = generator._sampling_model("auto")
-            padding_notice = "We strongly recommend passing in an `attention_mask`"
-            with hidden_library_notice(MODELING_LOGGER, padding_notice):
+        def admit(jobs: list[_Job]) -> None:
+            groups = []
+            for job in jobs:
+                request = job.request
                 try:
-                    rows = sample_batch(
-                        model,
-                        [_Rows(p.ids, n, p.max_length, p.min_length, r) for p, n, r in to_sample],
-                        settings,
-                        generator._line_break_ids(),
-                    )
+                    own = {**settings, **generator.settings(request.options())}
+                    own["allow_newlines"] = False
+                    prompt = _Prompt.encode(generator, request.prompt, own)
+                except Exception as exc:  # this request only (a prompt too long)
+                    job.future.set_exception(_as_error(exc, job))
+                    continue
+                rng = torch.Generator(device=model.device).manual_seed(job.seed)
+                task = _Task(job, own, prompt, rng, [None] * request.n)
+                if prompt.fixed is not None:  # a line break in the prompt: no sampling
+                    for slot in range(request.n):
+                        task.samples[slot] = Sample(prompt.fixed, generator._check(prompt.fixed))
+                    self._finish(generator, task)
+                else:
+                    groups.append((task, list(range(request.n))))
+            if groups:
+                started = not loop.rows  # a sampling loop starts (else: rows join one)
+                loop.admit(groups)
+                self._count([g[0].job for g in groups], sum(len(g[1]) for g in groups))
+                with self._cond:
+                    self.counters["batches"] += started
+                    owners = len({id(row.owner) for row in loop.rows})
+                    self.counters["largest_batch"] = max(self.counters["largest_batch"], owners)
+
+        padding_notice = "We strongly recommend passing in an `attention_mask`"
+        with generator._threads(), hidden_library_notice(MODELING_LOGGER, padding_notice):
+            admit(batch)
+            while loop.rows:
+                try:
+                    finished = loop.step()
                 except (ValueError, ArithmeticError) as exc:
                     raise HuggingtweetsError(
                         f"cannot sample from {generator.name}: {first_line(exc)}"
                     ) from None
-        out, taken = [], iter(rows)
-        for prompt, n, _ in wanted:
-            if prompt.fixed is not None:
-                out.append([prompt.fixed] * n)
-            else:
-                out.append([prompt.text_of(generator, row) for row in next(taken)])
-        return out
+                for row in finished:
+                    task = row.owner
+                    text = task.prompt.text_of(generator, row.ids + row.tokens)
+                    task.samples[row.slot] = Sample(text, generator._check(text), row.attempt)
+                    task.left -= 1
+                    if task.left == 0:
+                        again = self._finish(generator, task)
+                        if again:
+                            loop.admit([(task, again)], attempt=task.rounds + 1)
+                            self._count([], len(again))
+                free = self.max_batch - len(loop.rows)
+                # Only unseeded requests join (key None: a seeded one runs alone).
+                if loop.rows and free > 0 and loop.can_join and key is not None:
+                    with self._cond:
+                        joining = self._take_joining(key, free)
+                    batch.extend(joining)
+                    admit(joining)
+
+    def _take_joining(self, key: tuple | None, free: int) -> list[_Job]:
+        """Waiting jobs of ``key`` that fit in ``free`` rows (the lock held)."""
+        joining, rows = [], 0
+        for job in list(self._pending):
+            if job.key == key and rows + job.request.n <= free:
+                self._pending.remove(job)
+                if job.future.set_running_or_notify_cancel():
+                    joining.append(job)
+                    rows += job.request.n
+        return joining
+
+    def _finish(self, generator: Generator, task: _Task) -> list[int]:
+        """A request whose rows are all drawn: answered, or (``no_copies``) the slots of
+        its flagged samples, to draw again (up to ``Generator.generate``'s retries)."""
+        request = task.job.request
+        flagged = [i for i, s in enumerate(task.samples) if s is not None and s.flagged]
+        if request.no_copies and flagged and task.rounds < DEFAULT_RETRIES and not task.fixed:
+            task.rounds += 1
+            task.left = len(flagged)
+            return flagged
+        generation = Generation(
+            model=request.model,
+            prompt=request.prompt,
+            seed=task.job.seed,
+            settings=task.settings,
+            checked=generator.guard is not None,
+            samples=task.samples,
+        )
+        self._answer(task.job, _with_links, task.job, generation)
+        return []
 
     def _count(self, jobs: list[_Job], rows: int) -> None:
         with self._cond:
-            self.counters["batches"] += 1
             self.counters["requests"] += len(jobs)
             self.counters["rows"] += rows
-            self.counters["largest_batch"] = max(self.counters["largest_batch"], len(jobs))
 
 
 @dataclass
@@ -486,109 +502,222 @@ class _Prompt:
         return text.split("\n", 1)[0].rstrip()
 
 
-def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list]:
-    """``generate._sample_fast`` for several prompts at once: each group's ``count``
-    rows continue its prompt, all in one sampling loop. Prompts are read once each,
-    left-padded to the longest under an attention mask (positions counted from each
-    prompt's first real token); each row stops at a line break, end-of-text or its own
-    ``max_length`` and leaves the batch at once. Same temperature and top-p for all;
-    each group's random numbers come from its own generator (``rng``), so a group
-    draws what it would draw alone.
+@dataclass
+class _Task:
+    """A request being drawn: its samples as they come."""
 
-    Returns, per group, its rows as 1-D tensors: the prompt and its continuation."""
-    import torch
-    from transformers import DynamicCache
+    job: _Job
+    settings: dict
+    prompt: _Prompt
+    rng: object  # its torch.Generator
+    samples: list
+    rounds: int = 0  # no_copies: rounds of drawing flagged samples again
+    left: int = -1  # rows still being drawn
 
-    config = model.generation_config
-    eos = _token_ids(config.eos_token_id)
-    top_k = DEFAULT_TOP_K if config.top_k is None else int(config.top_k)
-    device = model.device
-    forward = inspect.signature(type(model).forward).parameters
-    cache = DynamicCache(config=model.config)
-    cache_name = "cache" if "cache" in forward else "past_key_values"
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
-    longest = max(len(g.ids) for g in groups)
-    pad = eos[0] if eos else 0
-    prompts = torch.tensor([[pad] * (longest - len(g.ids)) + g.ids for g in groups], device=device)
-    mask = torch.tensor(
-        [[0] * (longest - len(g.ids)) + [1] * len(g.ids) for g in groups], device=device
-    )
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    counts = torch.tensor([g.count for g in groups], device=device)
-    row_group = torch.repeat_interleave(torch.arange(len(groups), device=device), counts)
-    prompt_len = torch.tensor([len(g.ids) for g in groups], device=device)[row_group]
-    limit = torch.tensor([g.max_length for g in groups], device=device)[row_group] - prompt_len
-    min_length = torch.tensor([g.min_length for g in groups], device=device)[row_group]
-    rows = int(counts.sum())
-    with torch.inference_mode():
-        out = model(
-            input_ids=prompts,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **{cache_name: cache},
-            **extra,
+    def __post_init__(self) -> None:
+        self.left = len(self.samples)
+
+    @property
+    def fixed(self) -> bool:
+        return self.prompt.fixed is not None
+
+
+@dataclass
+class _Row:
+    owner: object  # its _Task (or whatever the caller gave)
+    slot: int  # which of the owner's samples it is
+    group: int  # its admission's number: rows of one admission share a generator
+    ids: list[int]  # the prompt's tokens (the prefix's included)
+    attempt: int = 1
+    tokens: list[int] = field(default_factory=list)
+
+
+class _Loop:
+    """``generate._sample_fast`` for rows of several prompts that join and leave: each
+    row continues its prompt and stops at a line break, end-of-text or its own
+    max_length, and leaves at once; new rows join between steps. Prompts are read once
+    each, left-padded under an attention mask (positions counted from each prompt's
+    first real token); rows that join later are padded on the left to the cache's
+    length (or the cache to theirs). Same temperature and top-p for all; each
+    admission's rows draw their random numbers from its own generator, so a request
+    draws what it would draw alone."""
+
+    def __init__(self, model, settings: dict, stops) -> None:
+        import torch
+        from transformers.cache_utils import DynamicLayer
+
+        config = model.generation_config
+        self.model = model
+        self.settings = settings
+        self.eos = _token_ids(config.eos_token_id)
+        self.top_k = DEFAULT_TOP_K if config.top_k is None else int(config.top_k)
+        self.device = model.device
+        forward = inspect.signature(type(model).forward).parameters
+        self.cache_name = "cache" if "cache" in forward else "past_key_values"
+        self.extra = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+        self.stops = list(stops)
+        self.rows: list[_Row] = []
+        self.rngs: dict[int, object] = {}
+        self.cache = self.mask = self.position = self.logits = self.ends = None
+        self.prompt_len = self.min_length = self.limit = self.group = None
+        self._groups = 0
+        self._plain_layer = DynamicLayer
+        self.can_join = True  # False for caches of other layer kinds (sliding windows)
+        self._torch = torch
+
+    def admit(self, groups: list[tuple[object, list[int], _Rows]] | list, attempt: int = 1):
+        """``groups``: (owner, slots, rows) — or (task, slots) with the task's prompt."""
+        torch = self._torch
+        from transformers import DynamicCache
+
+        specs = []
+        for item in groups:
+            if len(item) == 2:
+                task, slots = item
+                p = task.prompt
+                item = (task, slots, _Rows(p.ids, len(slots), p.max_length, p.min_length, task.rng))
+            specs.append(item)
+        device = self.device
+        longest = max(len(r.ids) for _, _, r in specs)
+        pad = self.eos[0] if self.eos else 0
+        prompts = torch.tensor(
+            [[pad] * (longest - len(r.ids)) + r.ids for _, _, r in specs], device=device
         )
-        logits = out.logits[:, -1].float()[row_group]
-        del out
-        cache.batch_select_indices(row_group)
-        mask, position = mask[row_group], positions[row_group, -1]
-        vocab = logits.shape[-1]
-        ends = torch.zeros(vocab, dtype=torch.bool, device=device)
-        ends[[i for i in [*stops, *eos] if i < vocab]] = True
-        steps = int(limit.max())
-        tokens_out = torch.zeros(rows, steps, dtype=torch.long, device=device)
-        lengths = limit.clone()
-        active = torch.arange(rows, device=device)
-        rngs = [g.rng for g in groups]
-
-        def noise(columns: int):
-            """Exponential noise for the active rows' candidates, each group's rows
-            from its own generator (rows stay sorted by group as they leave)."""
-            present, counts = torch.unique_consecutive(row_group[active], return_counts=True)
-            return torch.cat(
-                [
-                    torch.empty((c, columns), device=device).exponential_(generator=rngs[g])
-                    for g, c in zip(present.tolist(), counts.tolist(), strict=True)
-                ]
-            )
-
-        for step in range(steps):
-            scores = logits
-            if settings["temperature"] != 1.0:
-                scores = scores / settings["temperature"]
-            if eos:
-                early = (prompt_len[active] + step) < min_length[active]
-                if bool(early.any()):
-                    scores = scores.clone() if scores is logits else scores
-                    banned = early.nonzero().squeeze(1)
-                    scores[banned[:, None], torch.tensor(eos, device=device)] = -float("inf")
-            token = _pick_own(scores, top_k, settings["top_p"], noise)
-            tokens_out[active, step] = token
-            done = ends[token] | (step + 1 >= limit[active])
-            if bool(done.any()):
-                lengths[active[done]] = step + 1
-                keep = (~done).nonzero().squeeze(1)
-                if keep.numel() == 0:
-                    break
-                cache.batch_select_indices(keep)
-                active, token = active[keep], token[keep]
-                mask, position = mask[keep], position[keep]
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            position = position + 1
-            out = model(
-                input_ids=token[:, None],
+        mask = torch.tensor(
+            [[0] * (longest - len(r.ids)) + [1] * len(r.ids) for _, _, r in specs], device=device
+        )
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=prompts,
                 attention_mask=mask,
-                position_ids=position[:, None],
+                position_ids=positions,
                 use_cache=True,
-                **{cache_name: cache},
+                **{self.cache_name: cache},
+                **self.extra,
             )
             logits = out.logits[:, -1].float()
             del out
-    result: list[list] = [[] for _ in groups]
-    for i, (group, n) in enumerate(zip(row_group.tolist(), lengths.tolist(), strict=True)):
-        ids = torch.tensor(groups[group].ids, device=device)
-        result[group].append(torch.cat([ids, tokens_out[i, :n]]))
+        counts = torch.tensor([len(slots) for _, slots, _ in specs], device=device)
+        which = torch.repeat_interleave(torch.arange(len(specs), device=device), counts)
+        cache.batch_select_indices(which)
+        rows, groups_of_rows = [], []
+        for owner, slots, spec in specs:
+            number = self._groups
+            self._groups += 1
+            self.rngs[number] = spec.rng
+            for slot in slots:
+                rows.append(_Row(owner, slot, number, list(spec.ids), attempt))
+                groups_of_rows.append(number)
+        new = {
+            "mask": mask[which],
+            "position": positions[which, -1],
+            "logits": logits[which],
+            "prompt_len": torch.tensor([len(s[2].ids) for s in specs], device=device)[which],
+            "min_length": torch.tensor([s[2].min_length for s in specs], device=device)[which],
+            "limit": torch.tensor([s[2].max_length - len(s[2].ids) for s in specs], device=device)[
+                which
+            ],
+            "group": torch.tensor(groups_of_rows, device=device),
+        }
+        if self.ends is None:
+            vocab = logits.shape[-1]
+            self.ends = torch.zeros(vocab, dtype=torch.bool, device=device)
+            self.ends[[i for i in [*self.stops, *self.eos] if i < vocab]] = True
+            self.can_join = all(type(layer) is self._plain_layer for layer in cache.layers)
+        if not self.rows:
+            self.cache = cache
+            for name, value in new.items():
+                setattr(self, name, value)
+        else:
+            self._join(cache, new)
+        self.rows.extend(rows)
+
+    def _join(self, cache, new: dict) -> None:
+        """The new rows' cache and state appended to the running ones, the shorter
+        padded on the left (masked) to the longer's length."""
+        torch = self._torch
+        from torch.nn.functional import pad
+
+        old_len, new_len = self.mask.shape[1], new["mask"].shape[1]
+        length = max(old_len, new_len)
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            for name in ("keys", "values"):
+                a = pad(getattr(mine, name), (0, 0, length - old_len, 0))
+                b = pad(getattr(theirs, name), (0, 0, length - new_len, 0))
+                setattr(mine, name, torch.cat([a, b]))
+        self.mask = torch.cat(
+            [pad(self.mask, (length - old_len, 0)), pad(new["mask"], (length - new_len, 0))]
+        )
+        for name in ("position", "logits", "prompt_len", "min_length", "limit", "group"):
+            setattr(self, name, torch.cat([getattr(self, name), new[name]]))
+
+    def _noise(self, columns: int):
+        """Exponential noise for the rows' candidates, each admission's rows from its
+        own generator (rows stay in admission order as others leave)."""
+        torch = self._torch
+        present, counts = torch.unique_consecutive(self.group, return_counts=True)
+        return torch.cat(
+            [
+                torch.empty((c, columns), device=self.device).exponential_(generator=self.rngs[g])
+                for g, c in zip(present.tolist(), counts.tolist(), strict=True)
+            ]
+        )
+
+    def step(self) -> list[_Row]:
+        """One token for every row; returns the rows that ended (they left)."""
+        torch = self._torch
+        scores = self.logits
+        temperature = self.settings["temperature"]
+        if temperature != 1.0:
+            scores = scores / temperature
+        done_tokens = torch.tensor([len(r.tokens) for r in self.rows], device=self.device)
+        if self.eos:
+            early = (self.prompt_len + done_tokens) < self.min_length
+            if bool(early.any()):
+                scores = scores.clone() if scores is self.logits else scores
+                banned = early.nonzero().squeeze(1)
+                scores[banned[:, None], torch.tensor(self.eos, device=self.device)] = -float("inf")
+        token = _pick_own(scores, self.top_k, self.settings["top_p"], self._noise)
+        for row, t in zip(self.rows, token.tolist(), strict=True):
+            row.tokens.append(t)
+        done = self.ends[token] | (done_tokens + 1 >= self.limit)
+        finished = [row for row, d in zip(self.rows, done.tolist(), strict=True) if d]
+        if finished:
+            keep = (~done).nonzero().squeeze(1)
+            self.rows = [row for row, d in zip(self.rows, done.tolist(), strict=True) if not d]
+            if not self.rows:
+                self.cache = self.mask = self.logits = None
+                return finished
+            self.cache.batch_select_indices(keep)
+            token = token[keep]
+            for name in ("mask", "position", "prompt_len", "min_length", "limit", "group"):
+                setattr(self, name, getattr(self, name)[keep])
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+        self.position = self.position + 1
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=self.mask,
+                position_ids=self.position[:, None],
+                use_cache=True,
+                **{self.cache_name: self.cache},
+            )
+            self.logits = out.logits[:, -1].float()
+            del out
+        return finished
+
+
+def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list]:
+    """Each group's ``count`` rows continuing its prompt, all in one sampling loop
+    (:class:`_Loop`); per group, its rows as lists of token ids, the prompt's included."""
+    loop = _Loop(model, settings, stops)
+    result: list[list] = [[None] * g.count for g in groups]
+    loop.admit([(i, list(range(g.count)), g) for i, g in enumerate(groups)])
+    while loop.rows:
+        for row in loop.step():
+            result[row.owner][row.slot] = row.ids + row.tokens
     return result
 
 
