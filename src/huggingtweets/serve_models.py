@@ -652,6 +652,19 @@ class _Loop:
         )
         for name in ("position", "logits", "prompt_len", "min_length", "limit", "group"):
             setattr(self, name, torch.cat([getattr(self, name), new[name]]))
+        self._trim()
+
+    def _trim(self) -> None:
+        """Cache columns that are padding for every row dropped: without it a loop that
+        rows keep joining would attend over ever more padding (the cache as long as the
+        loop is old, not as its longest row)."""
+        first = int(self.mask.any(0).to(self._torch.int8).argmax())
+        if first == 0:
+            return
+        self.mask = self.mask[:, first:]
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[:, :, first:]
+            layer.values = layer.values[:, :, first:]
 
     def _noise(self, columns: int):
         """Exponential noise for the rows' candidates, each admission's rows from its
@@ -694,6 +707,8 @@ class _Loop:
             token = token[keep]
             for name in ("mask", "position", "prompt_len", "min_length", "limit", "group"):
                 setattr(self, name, getattr(self, name)[keep])
+            if self.can_join:
+                self._trim()
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
         self.position = self.position + 1
         with torch.inference_mode():
