@@ -207,6 +207,30 @@ def test_requests_join_a_running_loop_and_draw_what_they_would_alone(model_dir):
         service.close()
 
 
+def test_a_request_of_other_settings_is_not_starved_by_joiners(model_dir):
+    import time
+
+    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0)
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))
+        model = service._models[str(model_dir)].model
+        slow = model.register_forward_pre_hook(lambda *_: time.sleep(0.01))
+        batches = service.counters["batches"]
+        first = service.submit(GenerateRequest("bot", n=2, max_length=120))
+        while service.counters["requests"] < 2:
+            time.sleep(0.005)
+        other = service.submit(GenerateRequest("bot", n=1, seed=3, max_length=20))
+        later = service.submit(GenerateRequest("bot", n=1, max_length=20))
+        done = [f.result(120) for f in (first, other, later)]
+        slow.remove()
+        # The later request did not join the running loop past the seeded one: three
+        # loops, in the order they came.
+        assert service.counters["batches"] == batches + 3
+        assert [len(d["samples"]) for d in done] == [2, 1, 1]
+    finally:
+        service.close()
+
+
 def test_the_queue_is_bounded(model_dir):
     service = ModelService(_resolver({"bot": model_dir}), max_queue=2, batch_window_s=2.0)
     try:

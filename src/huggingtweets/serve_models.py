@@ -417,8 +417,12 @@ class ModelService:
                     admit(joining)
 
     def _take_joining(self, key: tuple | None, free: int) -> list[_Job]:
-        """Waiting jobs of ``key`` that fit in ``free`` rows (the lock held)."""
+        """Waiting jobs of ``key`` that fit in ``free`` rows (the lock held). None while
+        the oldest waiting job is of another model or settings: the loop then drains and
+        that job goes next (a stream of joiners never starves it)."""
         joining, rows = [], 0
+        if self._pending and self._pending[0].key != key:
+            return joining
         for job in list(self._pending):
             if job.key == key and rows + job.request.n <= free:
                 self._pending.remove(job)
