@@ -140,7 +140,10 @@ def serve(models, host, port, runs_dir, max_batch, max_queue, max_models):
                 f"{TOKEN_ENV} is too short to guard a server: give {MIN_TOKEN_LENGTH} "
                 "characters or more"
             )
-    check_writable_dir(runs_dir)
+    try:
+        check_writable_dir(runs_dir)
+    except HuggingtweetsError as exc:  # its words are the run commands' (--out)
+        raise HuggingtweetsError(str(exc).replace("--out", "--runs-dir")) from None
     config = ServeConfig(
         runs_dir=runs_dir,
         models=list(models),

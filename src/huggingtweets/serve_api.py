@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from starlette.exceptions import HTTPException
 
 from . import __version__
@@ -46,6 +46,7 @@ from .serve_jobs import (
     UnknownJob,
     UnknownRun,
     UploadTooLarge,
+    prompt_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,14 @@ class GenerateBody(Strict):
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     no_copies: bool = Field(False, description="Draw again posts that copy training posts.")
 
+    @field_validator("prompt")
+    @classmethod
+    def _visible_prompt(cls, prompt: str) -> str:
+        problem = prompt_problem(prompt)
+        if problem is not None:
+            raise ValueError(problem)
+        return prompt
+
 
 class CopyInfo(BaseModel):
     kind: str
@@ -319,7 +328,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, UnknownModel):
             return _error(404, ["body", "model"], str(exc), "not_found")
         if isinstance(exc, Busy):
-            return _error(409, ["path", "run_id"], str(exc), "busy")
+            # POST /runs names its run in the body; /runs/{run_id}/train in the path.
+            where = "path" if "run_id" in request.path_params else "body"
+            return _error(409, [where, "run_id"], str(exc), "busy")
         if isinstance(exc, QueueFull):
             retry = str(max(1, int(getattr(exc, "retry_after", 1))))
             return _error(503, [], str(exc), "queue_full", {"Retry-After": retry})
@@ -418,8 +429,11 @@ class Guard:
     def _refusal(self, path: str, headers: dict[str, bytes]):
         if self.config.loopback:
             host = headers.get("host", b"").decode("latin-1").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in LOOPBACK_NAMES:
+            name, port = host, ""
+            if not host.endswith("]") and ":" in host:
+                name, _, port = host.rpartition(":")
+            # The port is digits or absent: "localhost:80@evil" names no loopback host.
+            if name not in LOOPBACK_NAMES or not (port == "" or port.isdigit()):
                 return _error(
                     400,
                     ["header", "host"],

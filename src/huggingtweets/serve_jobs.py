@@ -26,6 +26,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ JOB_ID_RE = re.compile(r"[0-9a-f]{16}")
 # (\w: letters and digits of any script, and "_").
 UPLOAD_NAME_RE = re.compile(r"[\w()+,=\-][\w ._()+,=\-]{0,199}")
 UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".ndjson", ".json", ".txt", ".js")
+# The API's words for where files go (the web page says it its own way: serve_ui).
+UPLOAD_HINT = "upload files and exports (POST /api/v1/runs/upload)"
 UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
 # Hub ids as the Hub spells them (owner/name or a bare name such as gpt2).
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
@@ -130,6 +133,29 @@ def check_run_id(run_id: object, name: str = "run_id") -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def prompt_problem(prompt: str) -> str | None:
+    """What is wrong with a prompt that passes generate's own checks, or None: one with
+    nothing to see (only spaces, newlines, control or format characters such as RTL
+    marks is as blank as an empty one), or with a control character (a NUL...) that
+    would come back in every post and its share links."""
+    if not any(char.isprintable() and not char.isspace() for char in prompt):
+        return "needs a visible character (not only spaces, control or format marks)"
+    controls = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\t\n\r"]
+    if controls:
+        return f"contains a control character (U+{ord(controls[0]):04X}): remove it"
+    return None
+
+
+def _without_upload_folder(text: str, folder: Path) -> str:
+    """An upload's messages name the file alone: its temporary folder on the server
+    (as "FOLDER/name", "FOLDER:name" or "FOLDER: name") is not the client's business."""
+    for place in {str(folder.resolve()), str(folder)}:
+        for joint in (os.sep, ": ", ":"):
+            text = text.replace(place + joint, "")
+        text = text.replace(place, "the upload")
+    return text
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -443,8 +469,7 @@ class JobManager:
                 raise OptionError(
                     "sources",
                     f"{_one_line(spec, 100)!r} is not an account: give x:NAME, bsky:NAME, "
-                    "mastodon:@user@host or sample:NAME; upload files and exports "
-                    "(POST /api/v1/runs/upload)",
+                    f"mastodon:@user@host or sample:NAME; {UPLOAD_HINT}",
                 )
         try:
             resolve_all(list(sources), list(handles))
@@ -508,10 +533,12 @@ class JobManager:
         try:
             path = folder / name
             self._save_bounded(data, path)
+            if path.stat().st_size == 0:  # refused now, not as a job that fails later
+                raise OptionError("file", f"{name} is empty: choose the export or posts file")
             try:  # the format recognised now: "not an export" is the client's error
                 resolve_all([str(path)], handles)
             except HuggingtweetsError as exc:
-                raise OptionError("file", str(exc).replace(str(path), name)) from None
+                raise OptionError("file", _without_upload_folder(str(exc), folder)) from None
             with self._lock:
                 self._check_open()
                 run_id = self._new_run_id(handles or [Path(name).stem])
@@ -686,6 +713,13 @@ class JobManager:
         )
         try:
             self._worker.start()
+        except BaseException:
+            # Never started: forgotten, so that the next job (and close) does not wait on
+            # a process that does not exist.
+            self._worker = None
+            for end in (self._tasks, self._results):
+                end.close()
+            raise
         finally:
             task_reader.close()
             result_writer.close()
@@ -797,10 +831,19 @@ class JobManager:
     def _finish(self, job: _Job, state: str, error: str | None = None) -> None:
         with self._lock:
             job.state = state
-            job.error = error if state == "failed" else None
+            job.error = self._public_error(job, error) if state == "failed" else None
             job.finished = _now()
             job.reporter = None
             self._changed(job)
+
+    def _public_error(self, job: _Job, error: str | None) -> str:
+        """A failed job's error as its clients see it: one line, an upload named by its
+        file name, other paths relative to runs_dir (where the server keeps its files is
+        not their business)."""
+        text = _one_line(error or "failed")
+        if job.upload is not None:
+            text = _without_upload_folder(text, job.upload)
+        return self._without_root(text)
 
     def _position(self, job: _Job) -> int | None:
         for waiting in (self._train_queue, self._prepare_queue):

@@ -27,6 +27,7 @@ import gradio as gr
 
 from .errors import HuggingtweetsError
 from .options import OptionError
+from .serve_jobs import UPLOAD_HINT, prompt_problem
 from .train import TrainOptions
 
 if TYPE_CHECKING:
@@ -109,10 +110,13 @@ FIELD_LABELS = {
 
 
 def error_text(exc: HuggingtweetsError) -> str:
-    """An error as the page says it: an option's by the label of its field."""
+    """An error as the page says it: an option's by the label of its field, and in the
+    page's words (the API's route names mean nothing to someone filling in a form)."""
     if isinstance(exc, OptionError):
-        return f"{FIELD_LABELS.get(exc.name, exc.name)}: {exc.problem}"
-    return str(exc)
+        text = f"{FIELD_LABELS.get(exc.name, exc.name)}: {exc.problem}"
+    else:
+        text = str(exc)
+    return text.replace(UPLOAD_HINT, "for a file or an export, upload the file below")
 
 
 def _number(value: Any) -> str:
@@ -510,6 +514,9 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
 
         if not model:
             return gr.skip(), status_html("No model yet: train one in step 2.", "error")
+        problem = prompt_problem(prompt) if prompt else None
+        if problem is not None:
+            return gr.skip(), status_html(f"{FIELD_LABELS['prompt']}: {problem}", "error")
         try:
             result = await models.generate(
                 GenerateRequest(model=model, prompt=prompt or DEFAULT_PROMPT, n=SAMPLES)

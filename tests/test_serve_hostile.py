@@ -1,0 +1,414 @@
+"""Hostile input against ``huggingtweets serve``: ids that try to leave their folder,
+uploads that are empty, bombs, links or badly named, JSON that is deep, huge or not
+JSON, prompts with nothing to see, forged Host headers, tokens in the wrong place, a
+worker process that cannot start, and event streams whose clients come and go. Each
+must get one clear 4xx naming the field (or a job that fails in one line), never a 5xx,
+a traceback, a path on the server or a secret, and the server must go on serving."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+import test_serve_api
+from conftest import run_cli
+from exports import deflated, deflated_run, write_raw_zip
+from fastapi.testclient import TestClient
+from test_serve_api import API, API_TOKEN, SECRETS, Api, _error, _upload
+
+from huggingtweets.options import OptionError
+from huggingtweets.serve_api import create_app
+from huggingtweets.serve_jobs import ServeConfig, _Job
+
+MULTIPART = "multipart/form-data"
+UNKNOWN_MODEL = "no-such-model"  # prompts checked before the model is looked for
+# The API tests' fixtures (a server of this module's own, module scope; a prepared run).
+api = test_serve_api.api
+romeo = test_serve_api.romeo
+
+
+def _ended(api: Api, answer) -> dict:
+    assert answer.status_code == 202, answer.text
+    return api.wait(answer.json()["id"], timeout=60)
+
+
+# -- ids --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ident",
+    [
+        *("..", "%2e%2e", "%2E%2E%2Fromeo", "%00", "romeo%00", "romeo%0a", "a" * 101, "a" * 5000),
+        *("r%D0%BEme%D0%BE", "%EF%BD%92omeo"),  # Cyrillic o's; a full-width r
+    ],
+)
+def test_ids_that_are_not_ids_are_4xx(api, romeo, ident):
+    for method, path in (
+        ("GET", f"{API}/runs/{ident}"),
+        ("POST", f"{API}/runs/{ident}/train"),
+        ("GET", f"{API}/jobs/{ident}"),
+        ("GET", f"{API}/jobs/{ident}/events"),
+        ("POST", f"{API}/jobs/{ident}/cancel"),
+    ):
+        answer = api.call(method, path, json={"base_model": "tiny"} if "train" in path else None)
+        assert answer.status_code in (404, 422), (path, answer.text)
+        assert answer.json()["detail"], answer.text
+    assert api.get(f"{API}/runs/{romeo}").status_code == 200  # the look-alikes hit nothing
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+
+def test_an_empty_upload_is_refused_at_once(api):
+    jobs_before = len(api.get(f"{API}/jobs").json())
+    for name in ("posts.txt", "export.zip"):
+        error = _error(_upload(api, name, b""), 422)
+        assert error["loc"] == ["body", "file"] and name in error["msg"], error
+    assert len(api.get(f"{API}/jobs").json()) == jobs_before
+    assert not any((api.runs_dir / ".uploads").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("outbox.json", b"{}"),  # the Mastodon reader names the folder it reads
+        ("tweets.js", b"window.YTD.tweets.part0 = [[1]]"),
+        ("posts.jsonl", b"[" * 5000),
+        ("posts.csv", b"\xff\xfe\x00 not utf-8"),
+    ],
+)
+def test_a_failed_uploads_error_does_not_say_where_the_server_keeps_it(api, name, data):
+    job = _ended(api, _upload(api, name, data, handle="bob"))
+    assert job["state"] == "failed" and "\n" not in job["error"], job
+    assert name in job["error"], job["error"]
+    for where in (str(api.runs_dir), ".uploads", "upload-", "/tmp"):
+        assert where not in job["error"], job["error"]
+
+
+def _symlink_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        entry = zipfile.ZipInfo("data/tweets.js")
+        entry.external_attr = 0o120777 << 16  # a symbolic link to /etc/passwd
+        archive.writestr(entry, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def test_bombs_links_and_escapes_in_zips_fail_in_one_line(api, tmp_path):
+    bomb = write_raw_zip(tmp_path / "bomb.zip", [("data/tweets.js", *deflated_run(b"a", 3000))])
+    escape = write_raw_zip(tmp_path / "escape.zip", [("../../evil.js", *deflated(b"x = []"))])
+    for name, data in (
+        ("bomb.zip", bomb.read_bytes()),  # 3 GB inflated from 3 MB
+        ("escape.zip", escape.read_bytes()),
+        ("link.zip", _symlink_zip()),
+    ):
+        answer = _upload(api, name, data, handle="bob")
+        if answer.status_code == 202:  # refused by the reader, in the job
+            job = api.wait(answer.json()["id"], timeout=60)
+            assert job["state"] == "failed" and "\n" not in job["error"], job
+            assert "root:" not in job["error"]  # /etc/passwd was not followed
+        else:
+            assert _error(answer, 422)["loc"] == ["body", "file"]
+    assert not (tmp_path.parent / "evil.js").exists() and not (api.runs_dir / "evil.js").exists()
+    assert not any((api.runs_dir / ".uploads").iterdir())  # every upload's folder removed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"files": {"file": ("a/b.txt", b"w x y z\n")}}, "file"),
+        ({"files": {"file": ("a\x00b.txt", b"w x y z\n")}}, "file"),
+        ({"files": {"file": ("a\nb.txt", b"w x y z\n")}}, "file"),
+        ({"files": {"file": ("a\\b.txt", b"w x y z\n")}}, "file"),
+        ({"files": {"file": ("x" * 500 + ".txt", b"w x y z\n")}}, "file"),
+        ({"files": {"file": ("posts.txt\r\nX-Evil: 1", b"w x y z\n")}}, "file"),
+        ({"files": {"other": ("a.txt", b"w x y z\n")}, "data": {"handle": "bob"}}, "other"),
+        ({"data": {"handle": "bob"}}, "file"),  # not multipart: no file part at all
+        ({"files": [("file", ("a.txt", b"w\n")), ("file", ("b.txt", b"w\n"))]}, "file"),
+        ({"content": b"junk", "headers": {"content-type": MULTIPART}}, "file"),
+        ({"content": b"junk", "headers": {"content-type": MULTIPART + "; boundary=z"}}, "file"),
+    ],
+)
+def test_badly_formed_uploads_are_422_naming_the_field(api, kwargs, field):
+    jobs_before = len(api.get(f"{API}/jobs").json())
+    error = _error(api.post(f"{API}/runs/upload", **kwargs), 422)
+    assert error["loc"] == ["body", field], error
+    assert len(api.get(f"{API}/jobs").json()) == jobs_before
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "loc"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 422, ["body"]),
+        ('{"model": ' + "[" * 5000 + "]" * 5000 + "}", 422, ["body"]),
+        ('{"model": "x", "n": ' + "9" * 5000 + "}", 422, ["body"]),
+        ('{"model": "x", "seed": 18446744073709551616}', 422, ["body", "seed"]),
+        ('{"model": "x", "temperature": NaN}', 422, ["body", "temperature"]),
+        ('{"model": "x", "temperature": Infinity}', 422, ["body", "temperature"]),
+        ('{"model": "x", "top_p": -Infinity}', 422, ["body", "top_p"]),
+        ('{"model": "x", "no_copies": 1}', 422, ["body", "no_copies"]),
+        ('{"model": "x", "n": true}', 422, ["body", "n"]),
+        ('{"model": "x", "n": 2.5}', 422, ["body", "n"]),
+        ('{"model": "x", "max_length": "64"}', 422, ["body", "max_length"]),
+        ('{"model": 5}', 422, ["body", "model"]),
+        ("null", 422, ["body"]),
+        ("", 422, ["body"]),
+        ('{"model": "' + "a" * (10 << 20) + '"}', 413, ["body"]),
+    ],
+)
+def test_hostile_json_is_4xx_naming_the_field(api, body, status, loc):
+    answer = api.post(
+        f"{API}/generate", content=body.encode(), headers={"content-type": "application/json"}
+    )
+    error = _error(answer, status)
+    assert error["loc"][: len(loc)] == loc, error
+    assert len(answer.content) < 2000  # the input is not echoed back
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        *("\n\n\n", "\t \r\n", "\x00\x01\x02", "\u200f\u200f", "\u200b", "\ufeff", "\u202e"),
+        *("My\x00dream", "My\x1bdream"),  # something to see, and a control character
+    ],
+)
+def test_prompts_with_nothing_to_see_or_control_characters_are_422(api, prompt):
+    answer = api.post(f"{API}/generate", json={"model": UNKNOWN_MODEL, "prompt": prompt})
+    error = _error(answer, 422)
+    assert error["loc"] == ["body", "prompt"], error
+
+
+@pytest.mark.parametrize(
+    "prompt", ["x" * 1000, "😀", "<script>alert(1)</script>", "مرحبا\u200f world", "a\tb\nc"]
+)
+def test_prompts_that_are_odd_but_fine_reach_the_model_lookup(api, prompt):
+    answer = api.post(f"{API}/generate", json={"model": UNKNOWN_MODEL, "prompt": prompt})
+    assert _error(answer, 404)["loc"] == ["body", "model"]  # valid: only the model is unknown
+    too_long = api.post(f"{API}/generate", json={"model": UNKNOWN_MODEL, "prompt": "x" * 1001})
+    assert _error(too_long, 422)["loc"] == ["body", "prompt"]
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt2", "openai-community/gpt2", "/etc", "../runs/x", "C:\\x", ".uploads", "upload"]
+)
+def test_models_that_are_hub_ids_or_paths_fail_fast(api, model):
+    started = time.monotonic()
+    answer = api.post(f"{API}/generate", json={"model": model, "n": 1})
+    assert _error(answer, 404)["loc"] == ["body", "model"]
+    assert time.monotonic() - started < 2  # looked up among the served models: no network
+
+
+# -- training and jobs ------------------------------------------------------------------------
+
+
+def test_a_run_named_in_the_body_that_is_busy_is_409_at_the_body(api, romeo):
+    manager = api.client.app.state.manager
+    holder = _Job(manager._job_id(), romeo, "prepare")  # a job holding the run, never run
+    with manager._lock:
+        manager._remember(holder)
+    try:
+        again = api.post(f"{API}/runs", json={"sources": ["sample:romeo"], "run_id": romeo})
+        assert _error(again, 409)["loc"] == ["body", "run_id"]
+        train = api.post(f"{API}/runs/{romeo}/train", json={"base_model": "tiny"})
+        assert _error(train, 409)["loc"] == ["path", "run_id"]
+    finally:
+        manager._finish(holder, "cancelled")
+    cancelled = api.post(f"{API}/jobs/{holder.id}/cancel")  # ended already: nothing to do
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+
+
+def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_path):
+    from huggingtweets.prepare import prepare
+
+    prepare(tmp_path / "runs" / "romeo", ["sample:romeo"])
+    app = create_app(ServeConfig(runs_dir=tmp_path / "runs"), ui=False)
+    manager = app.state.manager
+
+    class NoProcess:  # as when the system has no processes left to give
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError(11, "Resource temporarily unavailable")
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            raise AssertionError("can only join a started process")
+
+    spawn = manager._mp  # the process-wide spawn context: not to be changed itself
+    manager._mp = SimpleNamespace(Process=NoProcess, Pipe=spawn.Pipe, Event=spawn.Event)
+    with TestClient(app) as client:
+        local = Api(client, tmp_path / "runs")
+        for _ in range(2):  # the second job must not wait on the first's dead worker
+            job = _ended(local, local.post(f"{API}/runs/romeo/train", json={"base_model": "tiny"}))
+            assert job["state"] == "failed" and "\n" not in job["error"], job
+            assert "cannot start the training process" in job["error"]
+        assert local.get(f"{API}/health").status_code == 200
+    # (leaving the with block closed the manager: no error)
+
+
+# -- headers, token, methods --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("localhost:7860", True),
+        ("127.0.0.1", True),
+        ("[::1]:7860", True),
+        ("localhost:80@evil.example", False),
+        ("localhost:x", False),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("evil.example", False),
+        ("", False),
+    ],
+)
+def test_on_loopback_only_loopback_host_headers_are_served(api, host, served):
+    answer = api.get(f"{API}/runs", headers={"host": host})
+    if served:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert _error(answer, 400)["loc"] == ["header", "host"]
+
+
+def test_off_loopback_the_token_must_be_the_bearer_header(tmp_path):
+    config = ServeConfig(runs_dir=tmp_path / "runs", host="0.0.0.0", token=API_TOKEN)
+    with TestClient(create_app(config, ui=False)) as client:
+        refused = [
+            {},
+            {"authorization": ""},
+            {"authorization": "Bearer "},
+            {"authorization": "Bearer"},
+            {"authorization": f"Basic {API_TOKEN}"},
+            {"authorization": f"Bearer {API_TOKEN}x"},
+            {"authorization": f"Bearer {API_TOKEN[:-1]}"},
+        ]
+        for headers in refused:
+            answer = client.get(f"{API}/runs", headers=headers)
+            assert _error(answer, 401)["loc"] == ["header", "authorization"], headers
+            assert API_TOKEN not in answer.text
+        for query in (f"token={API_TOKEN}", f"access_token={API_TOKEN}"):
+            assert client.get(f"{API}/runs?{query}").status_code == 401
+        ok = client.get(f"{API}/runs", headers={"authorization": f"Bearer {API_TOKEN}"})
+        assert ok.status_code == 200
+
+
+def test_methods_a_route_does_not_have_are_405(api, romeo):
+    for method, path in (
+        ("PUT", "/runs"),
+        ("DELETE", f"/runs/{romeo}"),
+        ("PATCH", "/jobs"),
+        ("TRACE", "/health"),
+        ("GET", "/generate"),
+        ("GET", f"/runs/{romeo}/train"),
+    ):
+        answer = api.call(method, API + path)
+        assert answer.status_code == 405, (method, path, answer.text)
+        assert method not in answer.headers["allow"]
+
+
+# -- event streams ------------------------------------------------------------------------------
+
+
+def test_event_streams_end_with_their_clients(tmp_path):
+    """200 clients at once on a real server, then gone mid-stream: each stream's watcher
+    of the job is dropped (no task or callback is left behind), and the server serves on."""
+    import uvicorn
+
+    app = create_app(ServeConfig(runs_dir=tmp_path / "runs"), ui=False)
+    manager = app.state.manager
+    job = _Job(manager._job_id(), "romeo", "prepare")  # queued for as long as the test wants
+    with manager._lock:
+        manager._remember(job)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.05)
+        request = f"GET {API}/jobs/{job.id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+        clients = []
+        for _ in range(200):
+            client = socket.create_connection(("127.0.0.1", port), timeout=20)
+            client.sendall(request)
+            clients.append(client)
+        for client in clients:  # each has its first event
+            seen = b""
+            while b"data: " not in seen:
+                chunk = client.recv(4096)
+                assert chunk, seen
+                seen += chunk
+            assert b"200 OK" in seen and b'"state": "queued"' in seen
+        assert len(job.watchers) == 200
+        for client in clients:
+            client.close()
+        deadline = time.monotonic() + 15
+        while job.watchers:
+            assert time.monotonic() < deadline, f"{len(job.watchers)} streams left behind"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(f"GET {API}/health HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            assert b"200 OK" in client.recv(4096)
+    finally:
+        manager._finish(job, "cancelled")
+        server.should_exit = True
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_serve_names_its_own_flag_for_a_runs_folder_it_cannot_write():
+    result = run_cli("serve", "--runs-dir", "/proc/self/runs", expect=2)
+    assert "--runs-dir" in result.stderr and "--out" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- the page's words -----------------------------------------------------------------------------
+
+
+def test_the_page_says_upload_the_file_below_where_the_api_names_its_route(api):
+    pytest.importorskip("gradio")
+    from huggingtweets.serve_ui import error_text, status_html
+
+    manager = api.client.app.state.manager
+    for typed in ("/etc/passwd", "C:\\Users\\me\\tweets.js", "<b>bold</b>"):
+        with pytest.raises(OptionError) as refused:
+            manager.create_run([typed])
+        page = status_html(error_text(refused.value), "error")
+        assert "upload the file below" in page and "/api/v1" not in page, page
+        assert "<b>" not in page  # the typed text is text, not HTML
+        answer = api.post(f"{API}/runs", json={"sources": [typed]})
+        assert "POST /api/v1/runs/upload" in _error(answer, 422)["msg"]  # the API's own words
+
+
+def test_no_answer_held_a_secret_or_a_server_path(api):
+    # (After the tests above; a failed upload's job and the lists, in case it runs alone.)
+    api.wait(_upload(api, "outbox.json", b"{}", handle="bob").json()["id"], timeout=60)
+    api.get(f"{API}/jobs")
+    api.get(f"{API}/runs")
+    for answer in api.answers:
+        for secret in SECRETS.values():
+            assert secret not in answer
+        assert json.dumps(str(api.runs_dir))[1:-1] not in answer
+    assert not list(Path(api.runs_dir).glob(".uploads/*"))
