@@ -262,6 +262,26 @@ def test_the_cache_keeps_max_models(model_dir, tmp_path):
         service.close()
 
 
+def test_a_model_trained_again_is_loaded_again(model_dir, tmp_path):
+    """Step 2 of the web app retrains a run the service already serves: the next request
+    gets the new weights, not the cached ones."""
+    import os
+
+    folder = shutil.copytree(model_dir, tmp_path / "bot")
+    service = ModelService(_resolver({"bot": folder}))
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1, seed=1))
+        service.generate_sync(GenerateRequest("bot", n=1, seed=1))
+        assert service.counters["loads"] == 1  # unchanged files: the cached model
+        weights = folder / "model.safetensors"
+        later = weights.stat().st_mtime_ns + 10**9
+        os.utime(weights, ns=(later, later))  # as a new model swapped into place
+        service.generate_sync(GenerateRequest("bot", n=1, seed=1))
+        assert service.counters["loads"] == 2 and len(service.loaded()) == 1
+    finally:
+        service.close()
+
+
 def test_an_unknown_model(model_dir):
     service = ModelService(_resolver({"bot": model_dir}))
     try:

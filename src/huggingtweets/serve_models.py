@@ -164,6 +164,22 @@ class _Rows:
     rng: object  # the request's torch.Generator: its rows' random numbers
 
 
+def model_version(location: str) -> tuple:
+    """A local model folder's files as (name, size, mtime): a training swaps in a new
+    folder (runs.replace_dir), so a model retrained since it was cached shows here. A Hub
+    id: () (a revision is fixed once downloaded)."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return ()
+    version = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".safetensors", ".bin", ".json"):
+            with contextlib.suppress(OSError):  # removed while listed: the next call sees it
+                stat = path.stat()
+                version.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(version)
+
+
 class ModelService:
     def __init__(
         self,
@@ -182,6 +198,7 @@ class ModelService:
         self.max_queue = max_queue
         self.batch_window_s = batch_window_s
         self._models: collections.OrderedDict[str, Generator] = collections.OrderedDict()
+        self._versions: dict[str, tuple] = {}  # each cached model's files as loaded
         self._pending: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -320,17 +337,22 @@ class ModelService:
             job.future.set_exception(_as_error(exc, job))
 
     def _generator(self, location: str) -> Generator:
+        version = model_version(location)
         with self._cond:
-            generator = self._models.get(location)
-            if generator is not None:
+            cached = self._models.get(location)
+            if cached is not None and self._versions.get(location) == version:
                 self._models.move_to_end(location)
-                return generator
+                return cached
+            if cached is not None:  # trained again since (the web app's step 2): reload
+                del self._models[location]
         generator = Generator.load(location)
         with self._cond:
             self._models[location] = generator
+            self._versions[location] = version
             self.counters["loads"] += 1
             while len(self._models) > self.max_models:
-                self._models.popitem(last=False)  # least recently used
+                evicted, _ = self._models.popitem(last=False)  # least recently used
+                self._versions.pop(evicted, None)
         return generator
 
     def _alone(self, generator: Generator, job: _Job) -> dict:
