@@ -262,6 +262,34 @@ def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_pa
     # (leaving the with block closed the manager: no error)
 
 
+def test_waiting_jobs_are_bounded_and_their_uploads_removed_at_close(tmp_path, monkeypatch):
+    import huggingtweets.serve_jobs as serve_jobs
+
+    monkeypatch.setattr(serve_jobs, "MAX_WAITING_JOBS", 2)
+    runs_dir = tmp_path / "runs"
+    app = create_app(ServeConfig(runs_dir=runs_dir), ui=False)
+    manager = app.state.manager
+    monkeypatch.setattr(manager, "_start_thread", lambda *args: None)  # nothing runs them
+    uploads = runs_dir / ".uploads"
+    posts = b"to be or not to be that is the question\n" * 200
+    with TestClient(app) as client:
+        local = Api(client, runs_dir)
+        queued = [local.post(f"{API}/runs/upload", files={"file": ("bard.txt", posts)})]
+        queued.append(local.post(f"{API}/runs", json={"sources": ["sample:romeo"]}))
+        assert [answer.status_code for answer in queued] == [202, 202]
+        assert len(list(uploads.iterdir())) == 1  # the waiting upload's file
+        for full in (
+            local.post(f"{API}/runs", json={"sources": ["sample:romeo"]}),
+            local.post(f"{API}/runs/upload", files={"file": ("more.txt", posts)}),
+        ):
+            assert _error(full, 503)["type"] == "queue_full"
+            assert int(full.headers["retry-after"]) >= 1
+        assert len(list(uploads.iterdir())) == 1  # the refused one was not kept
+        assert len(local.get(f"{API}/jobs").json()) == 2
+    assert manager.job(queued[0].json()["id"])["state"] == "cancelled"
+    assert not list(uploads.iterdir())  # closing removed the file no job will read
+
+
 # -- headers, token, methods --------------------------------------------------------------------
 
 

@@ -59,6 +59,9 @@ UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
 ENDED = ("succeeded", "failed", "cancelled")
 KEPT_JOBS = 200  # finished jobs remembered (the oldest are forgotten first)
+# Jobs waiting per queue (prepare, train); one more is a 503. Each waiting upload keeps
+# its file (up to max_upload_bytes) on disk: without a bound, a client fills the disk.
+MAX_WAITING_JOBS = 32
 PREPARE_THREADS = 2
 EXAMPLES_PER_ACCOUNT = 4
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -443,6 +446,17 @@ class JobManager:
                 return job
         return None
 
+    @staticmethod
+    def _check_room(queue: list[_Job]) -> None:
+        from .serve_models import QueueFull
+
+        if len(queue) >= MAX_WAITING_JOBS:
+            kind = queue[0].kind
+            raise QueueFull(
+                f"{len(queue)} {kind} jobs are waiting already: try again once some have run",
+                retry_after=30,
+            )
+
     def _check_idle(self, run_id: str) -> None:
         job = self._active_job(run_id)
         if job is not None:
@@ -503,6 +517,7 @@ class JobManager:
                 if (self.runs_dir / run_id).is_symlink():
                     raise OptionError("run_id", "names a link, not a run folder")
                 self._check_idle(run_id)
+            self._check_room(self._prepare_queue)
             job = _Job(self._job_id(), run_id, "prepare", sources=sources, handles=handles)
             return self._enqueue_prepare(job)
 
@@ -527,6 +542,9 @@ class JobManager:
                 check_handle(handle)
             except HuggingtweetsError as exc:
                 raise OptionError("handle", str(exc)) from None
+        with self._lock:  # before the file is written, and again when it is queued
+            self._check_open()
+            self._check_room(self._prepare_queue)
         uploads = self.runs_dir / UPLOADS_DIR
         uploads.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
@@ -541,6 +559,7 @@ class JobManager:
                 raise OptionError("file", _without_upload_folder(str(exc), folder)) from None
             with self._lock:
                 self._check_open()
+                self._check_room(self._prepare_queue)
                 run_id = self._new_run_id(handles or [Path(name).stem])
                 job = _Job(
                     self._job_id(),
@@ -685,6 +704,7 @@ class JobManager:
         with self._lock:
             self._check_open()
             self._check_idle(run_id)
+            self._check_room(self._train_queue)
             job = _Job(self._job_id(), run_id, "train", options=options, worker_options=for_worker)
             self._remember(job)
             self._train_queue.append(job)
@@ -947,6 +967,8 @@ class JobManager:
                 return
             self._closed = True
             for job in self._train_queue + self._prepare_queue:
+                if job.upload is not None:  # a file no job will read: not left on disk
+                    shutil.rmtree(job.upload, ignore_errors=True)
                 self._finish(job, "cancelled")
             self._train_queue.clear()
             self._prepare_queue.clear()
