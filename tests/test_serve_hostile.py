@@ -183,16 +183,17 @@ def test_hostile_json_is_4xx_naming_the_field(api, body, status, loc):
     [
         *("\n\n\n", "\t \r\n", "\x00\x01\x02", "\u200f\u200f", "\u200b", "\ufeff", "\u202e"),
         *("My\x00dream", "My\x1bdream"),  # something to see, and a control character
+        *("My\ndream", "\n My dream", "My dream\r\n", "My\u2028dream"),  # cut at the break
     ],
 )
-def test_prompts_with_nothing_to_see_or_control_characters_are_422(api, prompt):
+def test_prompts_with_nothing_to_see_line_breaks_or_control_characters_are_422(api, prompt):
     answer = api.post(f"{API}/generate", json={"model": UNKNOWN_MODEL, "prompt": prompt})
     error = _error(answer, 422)
     assert error["loc"] == ["body", "prompt"], error
 
 
 @pytest.mark.parametrize(
-    "prompt", ["x" * 1000, "😀", "<script>alert(1)</script>", "مرحبا\u200f world", "a\tb\nc"]
+    "prompt", ["x" * 1000, "😀", "<script>alert(1)</script>", "مرحبا\u200f world", "a\tb"]
 )
 def test_prompts_that_are_odd_but_fine_reach_the_model_lookup(api, prompt):
     answer = api.post(f"{API}/generate", json={"model": UNKNOWN_MODEL, "prompt": prompt})

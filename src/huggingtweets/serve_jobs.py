@@ -141,11 +141,15 @@ def _now() -> str:
 def prompt_problem(prompt: str) -> str | None:
     """What is wrong with a prompt that passes generate's own checks, or None: one with
     nothing to see (only spaces, newlines, control or format characters such as RTL
-    marks is as blank as an empty one), or with a control character (a NUL...) that
-    would come back in every post and its share links."""
+    marks is as blank as an empty one), of more than one line, or with a control
+    character (a NUL...) that would come back in every post and its share links."""
     if not any(char.isprintable() and not char.isspace() for char in prompt):
         return "needs a visible character (not only spaces, control or format marks)"
-    controls = [c for c in prompt if unicodedata.category(c) == "Cc" and c not in "\t\n\r"]
+    if any(char in prompt for char in "\n\r\u2028\u2029\x85"):
+        # The posts come back cut at their first line break: all of them "" or the
+        # prompt's first line, never what was asked for.
+        return "must be one line: a post ends at its first line break"
+    controls = [c for c in prompt if unicodedata.category(c) == "Cc" and c != "\t"]
     if controls:
         return f"contains a control character (U+{ord(controls[0]):04X}): remove it"
     return None
