@@ -231,6 +231,14 @@ def test_a_run_named_in_the_body_that_is_busy_is_409_at_the_body(api, romeo):
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
 
 
+def test_an_account_that_is_wrong_is_named_as_a_source_not_a_handle(api):
+    for body, loc in (
+        ({"sources": ["x:" + "a" * 40]}, ["body", "sources"]),  # "an X handle is 1 to 15..."
+        ({"sources": ["sample:romeo"], "handles": ["romeo", "juliet"]}, ["body", "handles"]),
+    ):
+        assert _error(api.post(f"{API}/runs", json=body), 422)["loc"] == loc, body
+
+
 def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_path):
     from huggingtweets.prepare import prepare
 

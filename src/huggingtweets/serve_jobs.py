@@ -489,13 +489,17 @@ class JobManager:
                     f"{_one_line(spec, 100)!r} is not an account: give x:NAME, bsky:NAME, "
                     f"mastodon:@user@host or sample:NAME; {UPLOAD_HINT}",
                 )
-        try:
-            resolve_all(list(sources), list(handles))
-        except OptionError:
-            raise
-        except HuggingtweetsError as exc:
-            name = "handles" if "handle" in str(exc) else "sources"
-            raise OptionError(name, str(exc)) from None
+        # The accounts alone first: an error then is theirs (an X handle too long is a
+        # source's, though its message says "handle"); only then with the handles given.
+        for name, given in (("sources", []), ("handles", list(handles))):
+            if name == "handles" and not given:
+                break
+            try:
+                resolve_all(list(sources), given)
+            except OptionError:
+                raise
+            except HuggingtweetsError as exc:
+                raise OptionError(name, str(exc)) from None
 
     @staticmethod
     def _spec_words(sources: list[str]) -> list[str]:
