@@ -7,6 +7,7 @@ a traceback, a path on the server or a secret, and the server must go on serving
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -363,20 +364,16 @@ def test_methods_a_route_does_not_have_are_405(api, romeo):
 # -- event streams ------------------------------------------------------------------------------
 
 
-def test_event_streams_end_with_their_clients(tmp_path):
-    """200 clients at once on a real server, then gone mid-stream: each stream's watcher
-    of the job is dropped (no task or callback is left behind), and the server serves on."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real server (uvicorn on a free loopback port, in a thread): (port, manager)."""
     import uvicorn
 
-    app = create_app(ServeConfig(runs_dir=tmp_path / "runs"), ui=False)
-    manager = app.state.manager
-    job = _Job(manager._job_id(), "romeo", "prepare")  # queued for as long as the test wants
-    with manager._lock:
-        manager._remember(job)
+    runs_dir = tmp_path_factory.mktemp("served") / "runs"
+    app = create_app(ServeConfig(runs_dir=runs_dir), ui=False)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_keep_alive=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
@@ -384,6 +381,38 @@ def test_event_streams_end_with_their_clients(tmp_path):
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive()
             time.sleep(0.05)
+        yield listener.getsockname()[1], app.state.manager
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` raw and read the answer until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := client.recv(65536):
+                answer += chunk
+                if answer.startswith(b"HTTP/1.1 4") and b"\r\n\r\n{" in answer:
+                    break  # the whole error came (its JSON is one short chunk)
+    return answer
+
+
+def _health(port: int) -> bytes:
+    return _exchange(port, f"GET {API}/health HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+
+
+def test_event_streams_end_with_their_clients(served):
+    """200 clients at once on a real server, then gone mid-stream: each stream's watcher
+    of the job is dropped (no task or callback is left behind), and the server serves on."""
+    port, manager = served
+    job = _Job(manager._job_id(), "romeo", "prepare")  # queued for as long as the test wants
+    with manager._lock:
+        manager._remember(job)
+    try:
         request = f"GET {API}/jobs/{job.id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
         clients = []
         for _ in range(200):
@@ -404,14 +433,33 @@ def test_event_streams_end_with_their_clients(tmp_path):
         while job.watchers:
             assert time.monotonic() < deadline, f"{len(job.watchers)} streams left behind"
             time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-            client.sendall(f"GET {API}/health HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-            assert b"200 OK" in client.recv(4096)
+        assert b"200 OK" in _health(port)
     finally:
         manager._finish(job, "cancelled")
-        server.should_exit = True
-        thread.join(30)
-    assert not thread.is_alive()
+
+
+def test_bodies_whose_length_lies_are_refused_and_the_server_serves_on(served):
+    port, _ = served
+    head = f"POST {API}/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    big = b'{"model": "' + b"a" * (2 << 20) + b'"}'
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(big[i : i + 65536]), big[i : i + 65536])
+        for i in range(0, len(big), 65536)
+    )
+    for lie, status in (
+        (b"Content-Length: 999999999\r\n\r\n{}", b"413"),  # refused before it is read
+        (b"Content-Length: 99999999999999999999999999\r\n\r\n{}", b"4"),
+        (b"Content-Length: -1\r\n\r\n{}", b"400"),
+        (b"Content-Length: 2\r\nContent-Length: 9\r\n\r\n{}", b"400"),
+        (b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n", b"413"),  # no length
+    ):
+        answer = _exchange(port, head.encode() + lie)
+        assert answer.startswith(b"HTTP/1.1 " + status), (lie[:60], answer[:200])
+        assert b"Traceback" not in answer
+    # A body shorter than its length, then the client gone: nothing to answer, no harm.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(head.encode() + b'Content-Length: 100\r\n\r\n{"model"')
+    assert b"200 OK" in _health(port)
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
