@@ -325,6 +325,30 @@ def test_on_loopback_only_loopback_host_headers_are_served(api, host, served):
         assert _error(answer, 400)["loc"] == ["header", "host"]
 
 
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost:7860", True),
+        ("http://127.0.0.1:7860", True),
+        ("http://[::1]:7860", True),
+        ("https://evil.example", False),
+        ("http://localhost.evil.example", False),
+        ("null", False),  # a sandboxed frame or a file:// page
+        ("http://localhost:port", False),
+    ],
+)
+def test_on_loopback_api_requests_from_other_sites_pages_are_refused(api, origin, allowed):
+    # A form on any web page can post a file to localhost without asking first.
+    jobs_before = len(api.get(f"{API}/jobs").json())
+    empty = {"file": ("posts.txt", b"")}
+    answer = api.post(f"{API}/runs/upload", files=empty, headers={"origin": origin})
+    if allowed:
+        assert _error(answer, 422)["loc"] == ["body", "file"]  # reached the route (empty)
+    else:
+        assert _error(answer, 403)["loc"] == ["header", "origin"]
+    assert len(api.get(f"{API}/jobs").json()) == jobs_before
+
+
 def test_off_loopback_the_token_must_be_the_bearer_header(tmp_path):
     config = ServeConfig(runs_dir=tmp_path / "runs", host="0.0.0.0", token=API_TOKEN)
     with TestClient(create_app(config, ui=False)) as client:

@@ -440,6 +440,16 @@ class Guard:
                     "this server answers requests to localhost only",
                     "host_refused",
                 )
+            # A page on another site may still send a form to localhost (a multipart
+            # upload, a cancel: no preflight asked): the browser names that site in Origin.
+            origin = headers.get("origin")
+            if origin is not None and path.startswith(API_PATHS) and not _local_origin(origin):
+                return _error(
+                    403,
+                    ["header", "origin"],
+                    "requests from other sites' pages are refused",
+                    "origin_refused",
+                )
             return None
         if path == HEALTH:
             return None
@@ -456,6 +466,17 @@ class Guard:
             "unauthorized",
             {"WWW-Authenticate": "Bearer"},
         )
+
+
+def _local_origin(origin: bytes) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.decode("latin-1"))
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        return parts.scheme in ("http", "https") and parts.hostname in LOOPBACK_NAMES
+    except ValueError:
+        return False
 
 
 # -- the app --------------------------------------------------------------------------------
