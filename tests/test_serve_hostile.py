@@ -96,6 +96,18 @@ def test_a_failed_uploads_error_does_not_say_where_the_server_keeps_it(api, name
         assert where not in job["error"], job["error"]
 
 
+def test_an_export_without_its_account_asks_for_the_form_field_not_a_flag(api):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # an X export with no data/account.js
+        archive.writestr("data/tweets.js", "window.YTD.tweets.part0 = []")
+    answer = _upload(api, "export.zip", buffer.getvalue())
+    if answer.status_code == 202:
+        problem = api.wait(answer.json()["id"], timeout=60)["error"]
+    else:
+        problem = _error(answer, 422)["msg"]
+    assert "handle field" in problem and "--" not in problem, problem
+
+
 def _symlink_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

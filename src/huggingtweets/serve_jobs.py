@@ -155,6 +155,20 @@ def prompt_problem(prompt: str) -> str | None:
     return None
 
 
+# The command line's words in the readers' messages, as the server's clients say it.
+SERVER_WORDS = {
+    "pass --handle YOUR_HANDLE": "give the account's handle (the handle field)",
+    "--handle": "handle",
+    "--out": "run_id",
+}
+
+
+def _server_words(text: str) -> str:
+    for cli, server in SERVER_WORDS.items():
+        text = text.replace(cli, server)
+    return text
+
+
 def _without_upload_folder(text: str, folder: Path) -> str:
     """An upload's messages name the file alone: its temporary folder on the server
     (as "FOLDER/name", "FOLDER:name" or "FOLDER: name") is not the client's business."""
@@ -564,7 +578,8 @@ class JobManager:
             try:  # the format recognised now: "not an export" is the client's error
                 resolve_all([str(path)], handles)
             except HuggingtweetsError as exc:
-                raise OptionError("file", _without_upload_folder(str(exc), folder)) from None
+                problem = _server_words(_without_upload_folder(str(exc), folder))
+                raise OptionError("file", problem) from None
             with self._lock:
                 self._check_open()
                 self._check_room(self._prepare_queue)
@@ -868,7 +883,7 @@ class JobManager:
         """A failed job's error as its clients see it: one line, an upload named by its
         file name, other paths relative to runs_dir (where the server keeps its files is
         not their business)."""
-        text = _one_line(error or "failed")
+        text = _server_words(_one_line(error or "failed"))
         if job.upload is not None:
             text = _without_upload_folder(text, job.upload)
         return self._without_root(text)
