@@ -62,6 +62,11 @@ def tracked(tmp_path_factory):
         }.items():
             mp.setenv(name, value)
         mp.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+        mp.delenv("WANDB_DISABLE_WEAVE", raising=False)
+        # As in the web app's process (Gradio imports it): W&B then suggests Weave, on
+        # the terminal, unless told not to (tracking._weave_left_alone).
+        import huggingface_hub.inference  # noqa: F401
+
         run = root / "run"
         source = _posts_file(root / "mine.jsonl")
         cli = run_cli(

@@ -454,16 +454,17 @@ class _WandB:
     def _init(self, job_type: str, config: dict):
         wandb = self.wandb
         try:
-            return wandb.init(
-                project=os.environ.get("WANDB_PROJECT") or WANDB_PROJECT,
-                job_type=job_type,
-                name=f"{self.ctx.name}-{job_type}",
-                group=self.ctx.group,
-                config=config,
-                # Our progress is drawn as events; W&B's own notices and its copy of the
-                # terminal's output would only repeat or break them up.
-                settings=wandb.Settings(silent=True, console="off"),
-            )
+            with _weave_left_alone():
+                return wandb.init(
+                    project=os.environ.get("WANDB_PROJECT") or WANDB_PROJECT,
+                    job_type=job_type,
+                    name=f"{self.ctx.name}-{job_type}",
+                    group=self.ctx.group,
+                    config=config,
+                    # Our progress is drawn as events; W&B's own notices and its copy of
+                    # the terminal's output would only repeat or break them up.
+                    settings=wandb.Settings(silent=True, console="off"),
+                )
         except Exception as exc:
             from .models import first_line
 
@@ -744,6 +745,22 @@ class _MLflow:
                 status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             mlflow.end_run(status=status)
             self.run = None
+
+
+@contextlib.contextmanager
+def _weave_left_alone() -> Iterator[None]:
+    """wandb.init starts W&B Weave, or prints (past its silent setting) a notice
+    suggesting it, whenever huggingface_hub.inference or another LLM client is imported
+    (Gradio imports it, in the web app): we trace no LLM calls, so the integration is off
+    unless the user set WANDB_DISABLE_WEAVE themselves."""
+    given = os.environ.get("WANDB_DISABLE_WEAVE")
+    if given is None:
+        os.environ["WANDB_DISABLE_WEAVE"] = "true"
+    try:
+        yield
+    finally:
+        if given is None:
+            os.environ.pop("WANDB_DISABLE_WEAVE", None)
 
 
 @contextlib.contextmanager
