@@ -264,6 +264,8 @@ def test_paths_on_the_server_are_not_sources(api, tmp_path):
         ("/runs/romeo/train", {"base_model": "/etc"}, ["body", "base_model"]),
         ("/runs/romeo/train", {"base_model": "../../model"}, ["body", "base_model"]),
         ("/runs/romeo/train", {"trust_pickle": True}, ["body", "trust_pickle"]),
+        ("/runs/romeo/train", {"report_to": ["wandb"]}, ["body", "report_to"]),
+        ("/runs/romeo/train", {"report_to": "mlflow"}, ["body", "report_to"]),
         ("/runs/romeo/train", {"lora": "yes"}, ["body", "lora"]),
         ("/runs/romeo/train", {"lr_scheduler_type": "bogus"}, ["body", "lr_scheduler_type"]),
         ("/runs/romeo/train", {"epochs": 1, "num_train_epochs": 2}, ["body", "epochs"]),

@@ -695,6 +695,13 @@ class JobManager:
         for name in SERVER_ONLY_OPTIONS:
             if options.get(name):
                 raise OptionError(name, "cannot be set through the server (it can run code)")
+        report_to = options.get("report_to")
+        if report_to not in (None, "none", [], ["none"]):
+            # W&B, MLflow ... would log with the server's owner's credentials, to their
+            # accounts: a tracker is for the server's own user (`train --report-to`).
+            raise OptionError(
+                "report_to", "cannot be set through the server (it reports with its owner's logins)"
+            )
         for_worker = dict(options)
         base = options.get("base_model", "gpt2")
         if isinstance(base, str) and base != "tiny":
