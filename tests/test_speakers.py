@@ -151,6 +151,10 @@ def test_the_cli_writes_as_an_account_and_says_who_wrote_each_post(cyborg):
     data = orjson.loads(result.stdout)
     assert [s["speaker"] for s in data["samples"]] == ["juliet"] * 3
     assert all("<|" not in s["text"] for s in data["samples"])
+    # without --json or --as: each post says whose voice it was drawn in
+    text = run_cli("generate", cyborg.root, PROMPT, "-n", "4", "--seed", "2").stdout
+    drawn = [line.strip() for line in text.splitlines() if line.strip().startswith("as @")]
+    assert len(drawn) == 4 and set(drawn) <= {"as @romeo", "as @juliet"}
 
 
 def _one_line_error(result) -> str:

@@ -632,6 +632,8 @@ def demo(run_dir, epochs, seed):
 def _print_samples(result, links=None) -> None:
     for i, sample in enumerate(result.samples, 1):
         console.print(f"{i}. {escape(sample.text)}", soft_wrap=True)
+        if sample.speaker:  # a model trained with --speaker-tokens: whose voice it drew
+            console.print(f"   as @{escape(sample.speaker)}", style="dim")
         if sample.copy is not None:
             console.print(f"   [yellow]⚠ copy: {sample.copy.describe()}[/yellow]")
         if links is not None and links[i - 1] is None:
