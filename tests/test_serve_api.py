@@ -261,6 +261,8 @@ def test_paths_on_the_server_are_not_sources(api, tmp_path):
         ("/runs", {"sources": ["sample:romeo"], "handles": ["../x"]}, ["body", "handles"]),
         ("/runs/romeo/train", {"epochs": -1}, ["body", "epochs"]),
         ("/runs/romeo/train", {"max_steps": 0}, ["body", "max_steps"]),
+        ("/runs/romeo/train", {"max_steps": 2**62}, ["body", "max_steps"]),  # holds the worker
+        ("/runs/romeo/train", {"warmup_steps": 10**9}, ["body", "warmup_steps"]),
         ("/runs/romeo/train", {"base_model": "/etc"}, ["body", "base_model"]),
         ("/runs/romeo/train", {"base_model": "../../model"}, ["body", "base_model"]),
         ("/runs/romeo/train", {"trust_pickle": True}, ["body", "trust_pickle"]),

@@ -112,6 +112,9 @@ _NOT_HYPERPARAMETERS = (
 )
 
 
+MAX_STEPS = 100_000_000
+
+
 @dataclass
 class TrainOptions:
     """Training options; the names are transformers' ``TrainingArguments`` names."""
@@ -133,13 +136,17 @@ class TrainOptions:
     num_train_epochs: float = option(
         4.0, min=0, min_open=True, max=100_000, help="Passes over the training posts."
     )
+    # Bounded like the epochs: 10^8 steps is years on any machine, and far larger counts
+    # overflow the scheduler's arithmetic instead of failing in one line.
     max_steps: int = option(
-        -1, help="Stop after this many optimizer steps (overrides the epochs when > 0)."
+        -1,
+        max=MAX_STEPS,
+        help="Stop after this many optimizer steps (overrides the epochs when > 0).",
     )
     lr_scheduler_type: str = option(
         "cosine", choices=LR_SCHEDULERS, help="The learning-rate schedule."
     )
-    warmup_steps: int = option(0, min=0, help="Steps of linear warm-up.")
+    warmup_steps: int = option(0, min=0, max=MAX_STEPS, help="Steps of linear warm-up.")
     per_device_train_batch_size: int = option(
         DEFAULT_BATCH_SIZE, min=1, max=65_536, help="Blocks per step and device."
     )
