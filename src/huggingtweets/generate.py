@@ -769,12 +769,10 @@ def _sample_fast(
     return [torch.cat([prompt, tokens_out[i, :n]]) for i, n in enumerate(lengths.tolist())]
 
 
-def _pick(scores, top_k: int, top_p: float, noise=None):
-    """One token per row, as transformers' TopK, TopP and multinomial pick it, computed
-    on the top-k candidates only (the others have probability 0): the candidate with the
-    largest ``p / q``, ``q`` exponential noise (``noise``: over the whole vocabulary)."""
-    import torch
-
+def top_candidates(scores, top_k: int, top_p: float):
+    """(index, probs): each row's candidates as transformers' TopK and TopP leave them —
+    the top-k (ties with the k-th score kept), top-p applied — in vocabulary order, as the
+    argmax over the whole vocabulary meets them, with their renormalised probabilities."""
     vocab = scores.shape[-1]
     k = min(top_k, vocab) if top_k > 0 else vocab
     values, index = scores.topk(k)
@@ -789,9 +787,17 @@ def _pick(scores, top_k: int, top_p: float, noise=None):
         drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
         drop[:, -1] = False  # the most likely token always stays
         values = ascending.masked_fill(drop, -float("inf")).flip(-1)
-    # In vocabulary order, as the argmax over the whole vocabulary meets them.
     index, order = index.sort(-1)
-    probs = values.gather(-1, order).softmax(-1)
+    return index, values.gather(-1, order).softmax(-1)
+
+
+def _pick(scores, top_k: int, top_p: float, noise=None):
+    """One token per row, as transformers' TopK, TopP and multinomial pick it, computed
+    on the top-k candidates only (the others have probability 0): the candidate with the
+    largest ``p / q``, ``q`` exponential noise (``noise``: over the whole vocabulary)."""
+    import torch
+
+    index, probs = top_candidates(scores, top_k, top_p)
     noise = torch.empty_like(probs).exponential_() if noise is None else noise.gather(-1, index)
     choice = (probs / noise).argmax(-1, keepdim=True)
     return index.gather(-1, choice).squeeze(1)

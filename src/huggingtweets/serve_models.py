@@ -65,6 +65,7 @@ from .generate import (
     check_prompt,
     fast_sampling_supported,
     resolve_model_dir,
+    top_candidates,
 )
 from .models import context_length, first_line, hidden_library_notice
 from .options import MAX_SEED, OptionError, check_options, option
@@ -764,24 +765,8 @@ def sample_batch(model, groups: list[_Rows], settings: dict, stops) -> list[list
 
 def _pick_own(scores, top_k: int, top_p: float, noise: Callable):
     """``generate._pick`` with the noise for the candidates drawn by ``noise(columns)``
-    (each row's from its own request's generator): the candidate with the largest
-    ``p / q`` among the top-k (ties with the k-th kept), top-p applied."""
-    vocab = scores.shape[-1]
-    k = min(top_k, vocab) if top_k > 0 else vocab
-    values, index = scores.topk(k)
-    if k < vocab:
-        kth = values[:, -1:]
-        kept = int((scores >= kth).sum(-1).max())
-        if kept > k:  # ties with the k-th score: TopK keeps them all
-            values, index = scores.topk(kept)
-            values = values.masked_fill(values < kth, -float("inf"))
-    if top_p < 1.0:
-        ascending = values.flip(-1)
-        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
-        drop[:, -1] = False  # the most likely token always stays
-        values = ascending.masked_fill(drop, -float("inf")).flip(-1)
-    index, order = index.sort(-1)  # in vocabulary order, as generate() meets them
-    probs = values.gather(-1, order).softmax(-1)
+    (each row's from its own request's generator)."""
+    index, probs = top_candidates(scores, top_k, top_p)
     choice = (probs / noise(probs.shape[1]).to(probs.dtype)).argmax(-1, keepdim=True)
     return index.gather(-1, choice).squeeze(1)
 
