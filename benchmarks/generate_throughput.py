@@ -73,7 +73,7 @@ def device_name() -> str:
 def _gpt2_tokenizer():
     """A GPT-2 byte-level BPE learned on the shared data (as many merges as it allows,
     ~16,600 tokens; GPT2Config's 50,257 rows stay, the rest decode to nothing)."""
-    from huggingtweets.tiny import train_byte_bpe
+    from huggingtweets.model.tiny import train_byte_bpe
 
     texts = SHAKESPEARE.read_text("utf-8").split("\n\n")
     raw = (SMITHJD / "data" / "tweets.js").read_text("utf-8")
@@ -85,8 +85,8 @@ def build_gpt2_random(folder: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from huggingtweets.tiny import EOS
-    from huggingtweets.train import _save_model
+    from huggingtweets.model.tiny import EOS
+    from huggingtweets.train.recipe import _save_model
 
     tokenizer = _gpt2_tokenizer()
     eos = tokenizer.convert_tokens_to_ids(EOS)
@@ -157,7 +157,7 @@ def measure(folder: Path, seeds: int, samples: int) -> dict:
     import torch
     from transformers import pipeline
 
-    from huggingtweets.generate import GenerateOptions, Generator
+    from huggingtweets.generate.generator import GenerateOptions, Generator
 
     generator = Generator.load(folder)
     device = 0 if torch.cuda.is_available() else -1

@@ -1,6 +1,6 @@
 """Benchmark: read and prepare 100,000 posts, end to end (issue 2's target: ≥ 100,000 posts/s).
 
-Times ``huggingtweets.prepare`` (read the source, write posts/, clean, split, write
+Times ``huggingtweets.prepare.dataset`` (read the source, write posts/, clean, split, write
 dataset/) on the same 100,000 posts in four forms:
 
 - an X data export folder: the real entries of ../shared/data/x-archive-smithjd repeated

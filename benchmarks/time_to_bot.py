@@ -54,7 +54,7 @@ def build_base(folder: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from huggingtweets.tiny import EOS, train_byte_bpe
+    from huggingtweets.model.tiny import EOS, train_byte_bpe
 
     if (folder / "config.json").exists():
         return folder
@@ -130,8 +130,8 @@ def _texts(path: Path) -> list[str]:
 def _valid_loss(model_dir: Path, valid: list[str]) -> float:
     import torch
 
-    from huggingtweets.evaluate import held_out_loss
-    from huggingtweets.models import load_causal_lm, load_tokenizer
+    from huggingtweets.evaluate.evaluation import held_out_loss
+    from huggingtweets.model.loading import load_causal_lm, load_tokenizer
 
     model = load_causal_lm(model_dir).to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return held_out_loss(model, load_tokenizer(model_dir), valid, VALID_BLOCK)
@@ -143,7 +143,7 @@ def worker_original(run: Path, base: Path, steps: int) -> dict:
     from transformers import pipeline as hf_pipeline
 
     from huggingtweets import prepare
-    from huggingtweets.packing import Blocks, collate_blocks, pack_blocks
+    from huggingtweets.train.packing import Blocks, collate_blocks, pack_blocks
 
     started = _now()
     prepare(run, [str(SMITHJD)], ["smithjd"])
@@ -205,7 +205,7 @@ def worker_original(run: Path, base: Path, steps: int) -> dict:
 
 def worker_ours(run: Path, base: Path, steps: int, lora: bool) -> dict:
     from huggingtweets import TrainOptions, prepare, train
-    from huggingtweets.card import write_card
+    from huggingtweets.card.model_card import write_card
 
     started = _now()
     prepare(run, [str(SMITHJD)], ["smithjd"])

@@ -1,6 +1,6 @@
 """Benchmark: training tokens/s of one process vs ``torchrun --nproc-per-node 2``.
 
-The same ``huggingtweets.train`` (its defaults: 4 × 256-token blocks per process and
+The same ``huggingtweets.train.recipe`` (its defaults: 4 × 256-token blocks per process and
 step), on the bundled sample's posts, with a GPT-2-small-sized base (``GPT2Config()``,
 random init, saved as a local folder): once as one process with every core, once as two
 processes under torchrun (data parallel over gloo, one thread each unless OMP_NUM_THREADS
@@ -70,7 +70,7 @@ def build(work: Path) -> tuple[Path, Path]:
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from huggingtweets import prepare
-    from huggingtweets.tiny import EOS, train_byte_bpe
+    from huggingtweets.model.tiny import EOS, train_byte_bpe
 
     run, base = work / "run", work / "gpt2-small-random"
     if not (run / "dataset/valid.jsonl").exists():

@@ -7,7 +7,7 @@ model (``GPT2Config()``: 124M parameters; speed needs no pre-trained weights):
 - ``original``: a faithful re-creation of the original huggingtweets recipe: transformers'
   ``Trainer``, batch size 1, 1,024-token blocks, fp32, the GPT-2 config's dropout, the
   attention of 2020's transformers (eager), PyTorch's AdamW;
-- ``ours``: ``huggingtweets.train`` itself, with every default it picks on this
+- ``ours``: ``huggingtweets.train.recipe`` itself, with every default it picks on this
   hardware, training on the bundled sample's posts (the same 124M model saved as a local
   base folder, with a tokenizer trained on the posts);
 - ``roofline``: the median throughput of large matmuls, bf16 and fp32 (the best of the
@@ -127,7 +127,7 @@ def worker_ours(steps: int, warmup: int) -> dict:
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from huggingtweets import TrainOptions, prepare, train
-    from huggingtweets.tiny import EOS, train_byte_bpe
+    from huggingtweets.model.tiny import EOS, train_byte_bpe
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -154,7 +154,7 @@ def worker_ours(steps: int, warmup: int) -> dict:
         **timer.result(),
         "parameters": parameters,
         "config": (
-            f"huggingtweets.train defaults: batch {hp['per_device_train_batch_size']} × "
+            f"huggingtweets.train.recipe defaults: batch {hp['per_device_train_batch_size']} × "
             f"{hp['block_size']} tokens, {hp['precision']}, dropout {hp['dropout']}, "
             f"{hp['optimizer']}"
         ),

@@ -11,13 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from huggingtweets.architectures import FAMILIES, build_tiny_model, lora_target_modules
-from huggingtweets.card import write_card
-from huggingtweets.generate import GenerateOptions, Generator
-from huggingtweets.packing import read_texts
-from huggingtweets.prepare import prepare
-from huggingtweets.runs import RunDir
-from huggingtweets.train import TrainOptions, train
+from huggingtweets.card.model_card import write_card
+from huggingtweets.core.runs import RunDir
+from huggingtweets.generate.generator import GenerateOptions, Generator
+from huggingtweets.model.architectures import FAMILIES, build_tiny_model, lora_target_modules
+from huggingtweets.prepare.dataset import prepare
+from huggingtweets.train.packing import read_texts
+from huggingtweets.train.recipe import TrainOptions, train
 
 MODERN = ("llama", "qwen2", "phi3", "gemma")
 

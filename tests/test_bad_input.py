@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from exports import sentences, status, tweet, write_mastodon_export, write_x_export, ytd, zip_folder
 
-from huggingtweets.runs import atomic_open
+from huggingtweets.core.runs import atomic_open
 
 
 def files_under(path: Path) -> list[str]:

@@ -19,10 +19,10 @@ from exports import sentences, tweet, write_x_export
 from huggingface_hub import metadata_load
 from PIL import Image
 
-from huggingtweets.card import css_url, main_language, md_text, write_card
-from huggingtweets.language import detect_language
-from huggingtweets.memorization import GUARD_FILE
-from huggingtweets.preview import colour_for, fetch_avatar
+from huggingtweets.card.model_card import css_url, main_language, md_text, write_card
+from huggingtweets.card.preview import colour_for, fetch_avatar
+from huggingtweets.core.language import detect_language
+from huggingtweets.model.memorization import GUARD_FILE
 
 SEED_KEYS = {"language", "thumbnail", "tags", "widget"}
 EVIL_NAME = "</div><script>alert(1)</script>"

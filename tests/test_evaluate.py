@@ -10,14 +10,12 @@ import pytest
 from conftest import run_cli
 from demo_run import demo_run
 
-from huggingtweets import style
-from huggingtweets.evaluate import (
-    EVALUATION_FILE,
-    PICTURE_FILE,
+from huggingtweets.core.runs import EVALUATION_FILE, EVALUATION_PICTURE, RunDir
+from huggingtweets.evaluate import style
+from huggingtweets.evaluate.evaluation import (
     model_fingerprint,
     quick_to_evaluate,
 )
-from huggingtweets.runs import RunDir
 
 # Held-out-like posts: varied, with the features counted below.
 REAL = [
@@ -131,10 +129,10 @@ def test_evaluate_writes_the_scorecard_and_the_cards_section(evaluated):
     assert perplexity["fine_tuned"] < perplexity["base"]
     memo = evaluation["memorization"]
     assert memo["checked"] and memo["total"] == 40 and memo["ngram"] == 8
-    assert (run_dir / "model" / PICTURE_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "model" / EVALUATION_PICTURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = (run_dir / "model" / "README.md").read_text()
     assert "## Does it sound like them?" in card
-    assert f"![Does it sound like them?]({PICTURE_FILE})" in card
+    assert f"![Does it sound like them?]({EVALUATION_PICTURE})" in card
     assert f"| @romeo ({groups['romeo']['real_or_bot']['posts_each']} of each) |" in card
     assert "Real or bot?" in result.stdout and "Perplexity" in result.stdout
     assert quick_to_evaluate(run_dir / "model")  # a pipeline may run it after training
@@ -179,7 +177,7 @@ def test_evaluate_errors(evaluated, tmp_path):
 
 
 def test_rewriting_the_card_keeps_the_repo_id_it_was_written_for(tmp_path):
-    from huggingtweets.cli_evaluate import card_repo_id
+    from huggingtweets.publish.hub import card_repo_id
 
     card = tmp_path / "README.md"
     card.write_text(
@@ -187,10 +185,10 @@ def test_rewriting_the_card_keeps_the_repo_id_it_was_written_for(tmp_path):
         "preview.png\ntags:\n- huggingtweets\n---\n\nthumbnail: https://huggingface.co/x/y/"
         "resolve/main/z.png\n"
     )
-    assert card_repo_id(card) == "me/my-bot"
+    assert card_repo_id(tmp_path) == "me/my-bot"
     card.write_text("no front matter")
-    assert card_repo_id(card) is None
-    assert card_repo_id(tmp_path / "missing.md") is None
+    assert card_repo_id(tmp_path) is None
+    assert card_repo_id(tmp_path / "missing") is None
 
 
 @pytest.mark.slow
@@ -227,10 +225,10 @@ def _small_run(tmp_path, demo_run_dir):
 
 @pytest.mark.slow
 def test_training_evaluates_by_default_when_it_is_quick(tmp_path, tmp_path_factory, monkeypatch):
-    from huggingtweets.evaluate import EvaluateOptions
-    from huggingtweets.events import Reporter
+    from huggingtweets.core.events import Reporter
+    from huggingtweets.evaluate.evaluation import EvaluateOptions
     from huggingtweets.pipeline import EVALUATE_ENV, make_bot
-    from huggingtweets.train import TrainOptions
+    from huggingtweets.train.recipe import TrainOptions
 
     monkeypatch.delenv(EVALUATE_ENV)  # conftest turns it off for the other trainings
     run_dir = _small_run(tmp_path, demo_run(tmp_path_factory).run_dir)
@@ -255,7 +253,7 @@ def test_training_evaluates_by_default_when_it_is_quick(tmp_path, tmp_path_facto
 def test_a_large_model_or_never_skips_it_and_always_insists(
     tmp_path, tmp_path_factory, monkeypatch
 ):
-    from huggingtweets import evaluate as evaluate_module
+    from huggingtweets.evaluate import evaluation as evaluate_module
 
     demo = demo_run(tmp_path_factory)
     monkeypatch.delenv("HUGGINGTWEETS_EVALUATE")

@@ -216,8 +216,8 @@ def test_a_handle_is_made_from_the_file_name(tmp_path):
 def test_every_speaker_the_sample_lists_can_be_collected(tmp_path):
     """`huggingtweets samples` lists handles made from the speakers' names ("SENATORS, &C"
     included): each is a valid handle, and collecting it works."""
-    from huggingtweets.records import check_handle
-    from huggingtweets.sources.sample import speakers
+    from huggingtweets.collect.sample import speakers
+    from huggingtweets.core.records import check_handle
 
     for handle in speakers():
         assert check_handle(handle) == handle
@@ -228,8 +228,8 @@ def test_every_speaker_the_sample_lists_can_be_collected(tmp_path):
 def test_a_new_file_format_is_one_registration(tmp_path, monkeypatch):
     """A format module registers itself; detection, the accepted forms and the missing-file
     hint all follow, with no edit elsewhere."""
-    from huggingtweets import sources
-    from huggingtweets.records import Account, Collected, Post
+    from huggingtweets.collect import registry as sources
+    from huggingtweets.core.records import Account, Collected, Post
 
     def read_tsv(given, options):
         handle = options.handle or "tabs"

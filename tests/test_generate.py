@@ -16,10 +16,10 @@ import torch
 from conftest import run_cli
 from demo_run import demo_run
 
-from huggingtweets.generate import DRAW_BATCH, GenerateOptions, Generator, generate
-from huggingtweets.language import default_prompt
-from huggingtweets.memorization import GUARD_FILE, build_guard
-from huggingtweets.options import MAX_SEED, OptionError, option_specs
+from huggingtweets.core.language import default_prompt
+from huggingtweets.core.options import MAX_SEED, OptionError, option_specs
+from huggingtweets.generate.generator import DRAW_BATCH, GenerateOptions, Generator, generate
+from huggingtweets.model.memorization import GUARD_FILE, build_guard
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,15 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from huggingtweets.generate import (
+from huggingtweets.core.options import OptionError
+from huggingtweets.generate.generator import (
     GenerateOptions,
     Generator,
     _pick,
     fast_sampling_supported,
 )
-from huggingtweets.options import OptionError
-from huggingtweets.tiny import build_tiny_base
-from huggingtweets.train import _save_model
+from huggingtweets.model.tiny import build_tiny_base
+from huggingtweets.train.recipe import _save_model
 
 PROMPT = "My dream is"
 TEXTS = [
@@ -190,12 +190,12 @@ def test_as_pipeline_samples_in_fp32():
 def test_bf16_where_native_and_the_model_is_large(generator, monkeypatch):
     """auto picks bf16 only where the device computes it natively (the CUDA branch
     exercised without a GPU) and for models of BF16_FROM parameters and more."""
-    import huggingtweets.hardware as hardware
+    import huggingtweets.model.hardware as hardware
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert hardware.native_bf16("cuda") and not hardware.native_bf16("mps")
     monkeypatch.setattr(hardware, "native_bf16", lambda device_type: True)
     assert generator._sampling_model("auto") is generator.model  # 0.1M parameters
-    module = sys.modules["huggingtweets.generate"]  # the package exports generate()
+    module = sys.modules["huggingtweets.generate.generator"]  # the package exports generate()
     monkeypatch.setattr(module, "BF16_FROM", 1)
     assert generator._sampling_model("auto").dtype == torch.bfloat16

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from huggingtweets.goldfish import IGNORED, GoldfishBlocks, goldfish_mask
-from huggingtweets.packing import Blocks, collate_blocks
+from huggingtweets.train.goldfish import IGNORED, GoldfishBlocks, goldfish_mask
+from huggingtweets.train.packing import Blocks, collate_blocks
 
 SEP = 0
 
@@ -70,10 +70,10 @@ def test_goldfish_blocks_label_the_dropped_tokens_and_the_collator_keeps_them():
 def test_training_with_goldfish_drops_tokens_from_the_training_loss_only(tmp_path):
     from transformers import TrainerCallback
 
-    from huggingtweets.architectures import build_tiny_model
-    from huggingtweets.packing import read_texts
-    from huggingtweets.prepare import prepare
-    from huggingtweets.train import TrainOptions, train
+    from huggingtweets.model.architectures import build_tiny_model
+    from huggingtweets.prepare.dataset import prepare
+    from huggingtweets.train.packing import read_texts
+    from huggingtweets.train.recipe import TrainOptions, train
 
     run = tmp_path / "run"
     prepare(run, ["sample:romeo"])

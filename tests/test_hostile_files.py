@@ -30,8 +30,8 @@ from exports import (
 )
 
 from huggingtweets import read_source
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.options import OptionError
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
 
 
 def stats(run: Path) -> dict:
@@ -142,7 +142,7 @@ def test_an_interrupted_prepare_ends_every_process(large_export, tmp_path, momen
 
 SPLIT_WHERE_THE_FIRST_HALF_FAILS = """
 import os, sys, time
-from huggingtweets.parallel import split_in_two
+from huggingtweets.core.parallel import split_in_two
 
 def first():
     time.sleep(0.5)  # the child has its multi-MB answer ready and waits to write it
@@ -519,7 +519,7 @@ def test_an_empty_text_column_is_refused(tmp_path, suffix):
 
 
 def test_html_full_of_unclosed_tags_is_read_in_linear_time():
-    from huggingtweets.sources.htmltext import html_to_text
+    from huggingtweets.collect.htmltext import html_to_text
 
     start = time.monotonic()
     assert html_to_text("<a" * 50_000) == "<a" * 50_000
@@ -531,7 +531,7 @@ def test_html_full_of_unclosed_tags_is_read_in_linear_time():
 
 def test_a_huge_folder_is_refused_instead_of_walking_the_disk(tmp_path, monkeypatch):
     """`prepare /` or a home folder: one line at the bound, not an hour of walking."""
-    from huggingtweets.sources import tree
+    from huggingtweets.collect import tree
 
     monkeypatch.setattr(tree, "MAX_TREE_ENTRIES", 30)
     folder = tmp_path / "home"

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from huggingtweets.card import CardOptions, write_card
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.memorization import build_guard
-from huggingtweets.models import resolve_model
-from huggingtweets.options import OptionError
-from huggingtweets.sources import read_source
-from huggingtweets.tiny import build_tiny_base
+from huggingtweets.card.model_card import CardOptions, write_card
+from huggingtweets.collect.registry import read_source
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
+from huggingtweets.model.loading import resolve_model
+from huggingtweets.model.memorization import build_guard
+from huggingtweets.model.tiny import build_tiny_base
 
 PROMPT_ARGS = ("My dream is", "-n", "2", "--seed", "1")
 

@@ -21,7 +21,7 @@ from fakes import (
 )
 from fakes.bluesky import FakeBluesky
 
-from huggingtweets.sources.bluesky import BlueskyOptions
+from huggingtweets.collect.live.bluesky import BlueskyOptions
 
 HANDLE = "juliet.test"
 
@@ -186,7 +186,7 @@ def test_update_stops_at_the_posts_collected_before(fake, tmp_path):
 
 
 def test_prepare_statistics_are_exactly_those_of_the_fake(fake, tmp_path):
-    from huggingtweets.prepare import prepare
+    from huggingtweets.prepare.dataset import prepare
 
     fake.add_posts(HANDLE, 60)
     collect(fake, tmp_path)

@@ -22,20 +22,20 @@ from fakes import (
 )
 from fakes.platforms import TOKEN, Platform, platform_fixture  # noqa: F401 (fixture)
 
-from huggingtweets import secrets
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.options import OptionError
-from huggingtweets.sources import live as live_module
-from huggingtweets.sources import resolve
-from huggingtweets.sources.bluesky import BlueskyOptions
-from huggingtweets.sources.live import (
+from huggingtweets.collect.live import base as live_module
+from huggingtweets.collect.live.base import (
     _clock,
     seconds_until_reset,
     server_text,
     state_problem,
 )
-from huggingtweets.sources.mastodon_api import MastodonOptions
-from huggingtweets.sources.x_api import XApiOptions
+from huggingtweets.collect.live.bluesky import BlueskyOptions
+from huggingtweets.collect.live.mastodon_api import MastodonOptions
+from huggingtweets.collect.live.x_api import XApiOptions
+from huggingtweets.collect.registry import resolve
+from huggingtweets.core import secrets
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
 
 URL_OPTIONS = [
     (XApiOptions, "x_api_url", "--x-api-url", "x:romeo"),

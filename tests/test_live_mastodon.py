@@ -22,7 +22,7 @@ from fakes import (
 )
 from fakes.mastodon import FakeMastodon
 
-from huggingtweets.sources.mastodon_api import MastodonOptions
+from huggingtweets.collect.live.mastodon_api import MastodonOptions
 
 HANDLE = "mercutio@social.example"
 TOKEN = "masto-test-token-81d2e7"
@@ -207,7 +207,7 @@ def test_update_asks_only_for_newer_statuses(fake, tmp_path):
 
 
 def test_prepare_keeps_no_private_post_and_statistics_are_exactly_those_of_the_fake(fake, tmp_path):
-    from huggingtweets.prepare import prepare
+    from huggingtweets.prepare.dataset import prepare
 
     fake.add_statuses("mercutio", 70)
     collect(fake, tmp_path)

@@ -27,10 +27,10 @@ from fakes import (
 from fakes.platforms import TOKEN, Platform, platform_fixture  # noqa: F401 (fixture)
 from fakes.x_api import FakeX
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.events import Reporter
-from huggingtweets.sources import resolve
-from huggingtweets.sources.x_api import XApiOptions
+from huggingtweets.collect.live.x_api import XApiOptions
+from huggingtweets.collect.registry import resolve
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter
 
 
 def run_killed_at_page(platform: Platform, out, page: int, sig: int) -> subprocess.CompletedProcess:

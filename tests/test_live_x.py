@@ -22,7 +22,7 @@ from fakes import (
 )
 from fakes.x_api import FakeX
 
-from huggingtweets.sources.x_api import XApiOptions
+from huggingtweets.collect.live.x_api import XApiOptions
 
 TOKEN = "x-test-token-5f3a9c"
 
@@ -289,7 +289,7 @@ def test_token_is_never_in_events_logs_errors_or_files(fake, tmp_path, caplog):
 
 
 def test_prepare_statistics_are_exactly_those_of_the_fake(fake, tmp_path):
-    from huggingtweets.prepare import prepare
+    from huggingtweets.prepare.dataset import prepare
 
     fake.add_posts("romeo", 60)
     collect(fake, tmp_path)

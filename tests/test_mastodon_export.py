@@ -9,8 +9,8 @@ from conftest import run_cli
 from exports import PUBLIC, boost, sentences, status, write_mastodon_export
 
 from huggingtweets import read_source
-from huggingtweets.sources.htmltext import html_to_text
-from huggingtweets.textrules import clean_text
+from huggingtweets.collect.htmltext import html_to_text
+from huggingtweets.core.textrules import clean_text
 
 
 def dataset_texts(run) -> list[str]:

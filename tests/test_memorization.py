@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.memorization import GUARD_FILE, CopyMatch, MemorizationGuard, build_guard
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.model.memorization import GUARD_FILE, CopyMatch, MemorizationGuard, build_guard
 
 POSTS = [
     "the quick brown fox jumps over the lazy dog again and again",

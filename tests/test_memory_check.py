@@ -14,14 +14,14 @@ import pytest
 from conftest import run_cli
 
 from huggingtweets import TrainOptions, train
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.hardware import (
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.model.hardware import (
     available_memory,
     check_training_memory,
     estimate_training_memory,
 )
-from huggingtweets.models import resolve_model
-from huggingtweets.tiny import build_tiny_base
+from huggingtweets.model.loading import resolve_model
+from huggingtweets.model.tiny import build_tiny_base
 
 POSTS = [f"post number {i} says something worth reading" for i in range(20)]
 
@@ -53,7 +53,7 @@ def test_a_huge_base_is_refused_in_one_line_before_loading(run_dir, huge_base, m
     def loading(*args, **kwargs):
         raise AssertionError("the model or its tokenizer was loaded")
 
-    recipe = sys.modules["huggingtweets.train"]  # the module (the package exports train())
+    recipe = sys.modules["huggingtweets.train.recipe"]  # the module (the package exports train())
     monkeypatch.setattr(recipe, "load_tokenizer", loading)
     monkeypatch.setattr(recipe, "load_causal_lm", loading)
     with pytest.raises(HuggingtweetsError) as refused:
@@ -78,7 +78,7 @@ def test_a_base_that_fits_gets_one_line_with_both_figures(tmp_path, monkeypatch)
     assert line.startswith(f"training {folder} takes about ")
     assert "GiB available" in line and "4 × 256 tokens" in line
     # The same model where almost nothing is left.
-    monkeypatch.setattr("huggingtweets.hardware.available_memory", lambda device: 1 << 20)
+    monkeypatch.setattr("huggingtweets.model.hardware.available_memory", lambda device: 1 << 20)
     with pytest.raises(HuggingtweetsError, match="cannot fit"):
         check_training_memory(resolved, TrainOptions(base_model=str(folder)))
 
@@ -111,7 +111,7 @@ def test_on_a_gpu_its_free_memory_counts(tmp_path, monkeypatch):
     import torch
 
     folder = build_tiny_base(POSTS, tmp_path / "tiny", vocab_size=300, n_layer=2, n_embd=32)
-    monkeypatch.setattr("huggingtweets.hardware.accelerator", lambda: "cuda")
+    monkeypatch.setattr("huggingtweets.model.hardware.accelerator", lambda: "cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 << 20, 80 * 2**30))
     with pytest.raises(HuggingtweetsError, match=r"the GPU has 0\.0 GiB available: it cannot fit"):

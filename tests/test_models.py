@@ -24,11 +24,11 @@ import torch
 from conftest import run_cli
 from safetensors.torch import load_file
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.memorization import build_guard
-from huggingtweets.models import load_causal_lm, load_tokenizer, make_readable, resolve_model
-from huggingtweets.sources import read_source
-from huggingtweets.tiny import EOS, build_tiny_base
+from huggingtweets.collect.registry import read_source
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.model.loading import load_causal_lm, load_tokenizer, make_readable, resolve_model
+from huggingtweets.model.memorization import build_guard
+from huggingtweets.model.tiny import EOS, build_tiny_base
 
 # huggingface_hub alone retries a dead connection for ~25 s; our probe must not.
 NO_RETRY_STORM_S = 15
@@ -242,7 +242,7 @@ def test_unreachable_hub_fails_fast_with_one_line(run_dir, tmp_path):
 
 
 LOAD = (
-    "import sys; from huggingtweets.models import load_causal_lm, load_tokenizer;"
+    "import sys; from huggingtweets.model.loading import load_causal_lm, load_tokenizer;"
     "m = load_causal_lm(sys.argv[1]); t = load_tokenizer(sys.argv[1]);"
     "print(type(m).__name__, t.eos_token)"
 )

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from huggingtweets.textrules import clean_and_count, clean_text, count_words
+from huggingtweets.core.textrules import clean_and_count, clean_text, count_words
 
 
 def original_clean(text: str, allow_new_lines: bool = False) -> str:

@@ -25,8 +25,8 @@ from huggingtweets import (
     prepare,
     train,
 )
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.options import MAX_SEED, OptionError, option_specs
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import MAX_SEED, OptionError, option_specs
 
 SRC = ROOT / "src" / "huggingtweets"
 
@@ -214,7 +214,7 @@ def test_a_bad_option_is_refused_before_sources_are_prepared(tmp_path):
 
 
 def test_tiny_tokenizer_sees_training_posts_only(prepared, tmp_path, monkeypatch):
-    import huggingtweets.tiny as tiny
+    import huggingtweets.model.tiny as tiny
 
     seen: list[str] = []
     build = tiny.build_tiny_base
@@ -322,7 +322,7 @@ def test_a_failed_prepare_changes_neither_posts_nor_dataset(tmp_path, monkeypatc
     """The dataset's write fails (a full disk) after the posts were staged: both stay."""
     import errno
 
-    prepare_module = sys.modules["huggingtweets.prepare"]
+    prepare_module = sys.modules["huggingtweets.prepare.dataset"]
     run = tmp_path / "r"
     first = tmp_path / "a.txt"
     first.write_text("\n".join(f"the first file says hello number {i} again" for i in range(300)))
@@ -392,7 +392,7 @@ def test_errors_from_the_library_are_user_errors():
 
 
 def _commands() -> list[str]:
-    from huggingtweets.cli import cli
+    from huggingtweets.cli.main import cli
 
     return sorted(cli.commands)
 
@@ -406,7 +406,7 @@ def test_every_command_has_examples_that_parse(command, tmp_path, monkeypatch):
 
     import click
 
-    from huggingtweets.cli import cli
+    from huggingtweets.cli.main import cli
 
     text = run_cli(command, "--help").stdout
     assert text.startswith("Usage: ") and "Examples:" in text

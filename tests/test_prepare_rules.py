@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from huggingtweets import Account, Collected, Post, PrepareOptions, prepare, prepare_collected
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.prepare import clean_posts
-from huggingtweets.textrules import clean_text, count_words, is_short
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.textrules import clean_text, count_words, is_short
+from huggingtweets.prepare.dataset import clean_posts
 
 
 def original_is_short(text: str) -> bool:
@@ -319,7 +319,7 @@ def test_downloaded_is_always_the_sum_of_the_categories(posts, drop_replies, ded
         ],
     )
     options = PrepareOptions(drop_replies=drop_replies, dedupe=dedupe, min_words=min_words)
-    from huggingtweets.prepare import clean_account
+    from huggingtweets.prepare.dataset import clean_account
 
     data = clean_account(collected, options)
     assert sum(data.counts.values()) == len(posts)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageFont, features
 
-from huggingtweets.preview import HEIGHT, WIDTH, Person, draw_preview, initials_avatar
+from huggingtweets.card.preview import HEIGHT, WIDTH, Person, draw_preview, initials_avatar
 
 # script -> (name, other name, post, other post): pairs of equal length in code points.
 SCRIPTS = {
@@ -127,7 +127,7 @@ def require_fonts(script: str) -> None:
         for ch in _visible(text):
             known = _fc_has(ord(ch))
             if known is None:
-                from huggingtweets.fonts import has_font
+                from huggingtweets.card.fonts import has_font
 
                 known = has_font(ch)
             if not known:
@@ -228,7 +228,7 @@ def _notdef_mask(path: str, index: int) -> bytes | None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_no_notdef_glyph_is_drawn(script):
-    from huggingtweets.fonts import fonts_for
+    from huggingtweets.card.fonts import fonts_for
 
     require_fonts(script)
     for text in SCRIPTS[script]:
@@ -250,7 +250,7 @@ def test_no_notdef_glyph_is_drawn(script):
 def test_each_character_changes_the_line(script):
     """Every character is drawn as itself: swapping any one changes the pixels (two boxes
     would not)."""
-    from huggingtweets.fonts import clusters, face
+    from huggingtweets.card.fonts import clusters, face
 
     require_fonts(script)
     _, _, post_a, post_b = SCRIPTS[script]
@@ -285,7 +285,7 @@ def test_emoji_are_in_colour():
 
 @pytest.fixture
 def basic_layout(monkeypatch):
-    from huggingtweets import fonts
+    from huggingtweets.card import fonts
 
     monkeypatch.setattr(fonts, "LAYOUT", ImageFont.Layout.BASIC)
     fonts.clear_caches()
@@ -299,7 +299,7 @@ def basic_layout(monkeypatch):
 def test_without_raqm_right_to_left_text_is_joined_and_ordered(script):
     """Without raqm, Arabic takes its joined forms and both scripts run right to left
     here: the line looks like the one HarfBuzz shaped."""
-    from huggingtweets import fonts
+    from huggingtweets.card import fonts
 
     require_fonts(script)
     text = SCRIPTS[script][2] + " (2024)"
@@ -340,7 +340,7 @@ def test_without_raqm_the_notice_names_fribidi(basic_layout):
 @pytest.fixture
 def only_dejavu(monkeypatch):
     """A system whose only fonts are DejaVu (no CJK, no emoji, no Thai, no Devanagari)."""
-    from huggingtweets import fonts
+    from huggingtweets.card import fonts
 
     real = fonts._fc_sorted.__wrapped__
 
@@ -382,7 +382,7 @@ def test_no_font_for_a_script_leaves_it_out_keeps_the_handle_and_says_once(only_
 
 
 def test_nothing_missing_is_no_notice():
-    from huggingtweets import fonts
+    from huggingtweets.card import fonts
 
     fonts.reset_missing_fonts()
     _preview("Romeo", "My dream is to see the world")
@@ -393,7 +393,7 @@ def test_nothing_missing_is_no_notice():
 
 
 def test_default_prompt_follows_the_language():
-    from huggingtweets.language import default_prompt
+    from huggingtweets.core.language import default_prompt
 
     assert default_prompt("ja") == "私の夢は"
     assert default_prompt("zh") == "我的梦想是"
@@ -412,8 +412,8 @@ def test_the_card_prompts_in_the_posts_language(tmp_path_factory):
     from demo_run import copy_model, demo_run
     from exports import tweet, write_x_export
 
-    from huggingtweets import fonts
-    from huggingtweets.card import write_card
+    from huggingtweets.card import fonts
+    from huggingtweets.card.model_card import write_card
 
     require_fonts("japanese")
     demo = demo_run(tmp_path_factory)

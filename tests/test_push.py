@@ -23,10 +23,10 @@ from conftest import run_cli
 from demo_run import demo_run
 from fakes.hub import FakeHub, User
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.options import OptionError
-from huggingtweets.push import PushOptions, commit_message, is_model_file, model_files
-from huggingtweets.runs import RunDir
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
+from huggingtweets.core.runs import RunDir
+from huggingtweets.publish.hub import PushOptions, commit_message, is_model_file, model_files
 
 TOKEN = "hf_pushTestTokenOfAlice0123456789abcd"
 BOB = "hf_pushTestTokenOfBob0123456789abcdef"

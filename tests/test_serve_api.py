@@ -18,9 +18,9 @@ pytest.importorskip("fastapi")
 from conftest import run_cli, shared_data
 from fastapi.testclient import TestClient
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.serve_api import create_app
-from huggingtweets.serve_jobs import ServeConfig
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.serve.api import create_app
+from huggingtweets.serve.jobs import ServeConfig
 
 API = "/api/v1"
 # Configured secrets: none may ever come back in an answer (checked on every answer).

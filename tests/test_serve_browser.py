@@ -38,7 +38,7 @@ from conftest import ROOT  # noqa: E402
 from exports import zip_folder  # noqa: E402
 from fakes.hub import FakeHub, User  # noqa: E402
 
-from huggingtweets.tiny import build_tiny_base  # noqa: E402
+from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTES_SCREENS = Path("/work/notes/screens")
@@ -349,7 +349,7 @@ def walk_through(context, page, server: str, hub, uploads: dict[str, Path], scre
 
 
 def test_generations_are_text_with_their_flags_and_links():
-    from huggingtweets.serve_ui import generations_html
+    from huggingtweets.serve.ui import generations_html
 
     links = {
         "x": "https://x.com/intent/post?text=a%22b",
@@ -374,8 +374,8 @@ def test_generations_are_text_with_their_flags_and_links():
 
 
 def test_job_lines_say_queue_position_progress_and_errors_as_text():
-    from huggingtweets.options import OptionError
-    from huggingtweets.serve_ui import error_text, job_line, progress_html, statistics_table
+    from huggingtweets.core.options import OptionError
+    from huggingtweets.serve.ui import error_text, job_line, progress_html, statistics_table
 
     queued = {"kind": "train", "state": "queued", "position": 2}
     assert job_line(queued) == "Queued: position 2 in the queue (one training runs at a time)"
@@ -410,9 +410,9 @@ def test_push_button_only_with_a_token_and_the_token_never_on_the_page(tmp_path,
 
     from huggingface_hub import constants
 
-    from huggingtweets.serve_jobs import JobManager, ServeConfig
-    from huggingtweets.serve_models import ModelService
-    from huggingtweets.serve_ui import build_ui
+    from huggingtweets.serve.jobs import JobManager, ServeConfig
+    from huggingtweets.serve.models import ModelService
+    from huggingtweets.serve.ui import build_ui
 
     token = "hf_" + "q" * 34
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

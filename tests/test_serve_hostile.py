@@ -27,9 +27,9 @@ from exports import deflated, deflated_run, write_raw_zip
 from fastapi.testclient import TestClient
 from test_serve_api import API, API_TOKEN, SECRETS, Api, _error, _upload
 
-from huggingtweets.options import OptionError
-from huggingtweets.serve_api import create_app
-from huggingtweets.serve_jobs import ServeConfig, _Job
+from huggingtweets.core.options import OptionError
+from huggingtweets.serve.api import create_app
+from huggingtweets.serve.jobs import ServeConfig, _Job
 
 MULTIPART = "multipart/form-data"
 UNKNOWN_MODEL = "no-such-model"  # prompts checked before the model is looked for
@@ -253,7 +253,7 @@ def test_an_account_that_is_wrong_is_named_as_a_source_not_a_handle(api):
 
 
 def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_path):
-    from huggingtweets.prepare import prepare
+    from huggingtweets.prepare.dataset import prepare
 
     prepare(tmp_path / "runs" / "romeo", ["sample:romeo"])
     app = create_app(ServeConfig(runs_dir=tmp_path / "runs"), ui=False)
@@ -285,7 +285,7 @@ def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_pa
 
 
 def test_waiting_jobs_are_bounded_and_their_uploads_removed_at_close(tmp_path, monkeypatch):
-    import huggingtweets.serve_jobs as serve_jobs
+    import huggingtweets.serve.jobs as serve_jobs
 
     monkeypatch.setattr(serve_jobs, "MAX_WAITING_JOBS", 2)
     runs_dir = tmp_path / "runs"
@@ -510,7 +510,7 @@ def test_serve_names_its_own_flag_for_a_runs_folder_it_cannot_write():
 
 def test_the_page_says_upload_the_file_below_where_the_api_names_its_route(api):
     pytest.importorskip("gradio")
-    from huggingtweets.serve_ui import error_text, status_html
+    from huggingtweets.serve.ui import error_text, status_html
 
     manager = api.client.app.state.manager
     for typed in ("/etc/passwd", "C:\\Users\\me\\tweets.js", "<b>bold</b>"):

@@ -17,8 +17,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from huggingtweets.tiny import build_tiny_base  # noqa: E402
-from huggingtweets.train import _save_model  # noqa: E402
+from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
+from huggingtweets.train.recipe import _save_model  # noqa: E402
 
 TEXTS = [
     "My dream is a quiet house by the sea,\nwith a garden.",

@@ -11,10 +11,11 @@ import torch
 
 pytest.importorskip("fastapi")
 
-from huggingtweets.generate import GenerateOptions, Generator
-from huggingtweets.memorization import build_guard
-from huggingtweets.options import OptionError
-from huggingtweets.serve_models import (
+from huggingtweets.core.options import OptionError
+from huggingtweets.generate.generator import GenerateOptions, Generator
+from huggingtweets.model.memorization import build_guard
+from huggingtweets.model.tiny import build_tiny_base
+from huggingtweets.serve.models import (
     GenerateRequest,
     ModelService,
     QueueFull,
@@ -23,8 +24,7 @@ from huggingtweets.serve_models import (
     _Rows,
     sample_batch,
 )
-from huggingtweets.tiny import build_tiny_base
-from huggingtweets.train import _save_model
+from huggingtweets.train.recipe import _save_model
 
 TEXTS = [
     "My dream is a quiet house by the sea,\nwith a garden.",

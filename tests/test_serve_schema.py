@@ -20,9 +20,9 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
-from huggingtweets.prepare import prepare  # noqa: E402
-from huggingtweets.serve_api import create_app  # noqa: E402
-from huggingtweets.serve_jobs import ServeConfig  # noqa: E402
+from huggingtweets.prepare.dataset import prepare  # noqa: E402
+from huggingtweets.serve.api import create_app  # noqa: E402
+from huggingtweets.serve.jobs import ServeConfig  # noqa: E402
 
 RUN = "romeo-prepared-for-the-schema-test-0001"
 EXAMPLES = 30  # per operation: the whole module takes about 15 s

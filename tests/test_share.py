@@ -14,8 +14,8 @@ from demo_run import demo_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from huggingtweets.options import OptionError
-from huggingtweets.share import (
+from huggingtweets.core.options import OptionError
+from huggingtweets.generate.share import (
     BLUESKY_LIMIT,
     ELLIPSIS,
     MASTODON_LIMIT,

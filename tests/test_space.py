@@ -22,10 +22,10 @@ gradio_client = pytest.importorskip("gradio_client")
 import yaml  # noqa: E402
 from fakes.hub import FakeHub, User  # noqa: E402
 
-from huggingtweets.memorization import MemorizationGuard, build_guard  # noqa: E402
-from huggingtweets.space import app_source, check_space_id  # noqa: E402
-from huggingtweets.tiny import build_tiny_base  # noqa: E402
-from huggingtweets.train import _save_model  # noqa: E402
+from huggingtweets.model.memorization import MemorizationGuard, build_guard  # noqa: E402
+from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
+from huggingtweets.publish.space import app_source, check_space_id  # noqa: E402
+from huggingtweets.train.recipe import _save_model  # noqa: E402
 
 TOKEN = "hf_spaceTestTokenOfAlice0123456789abc"
 TRAINING = [

@@ -17,17 +17,17 @@ import torch
 from conftest import run_cli
 from safetensors.torch import load_file
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.generate import GenerateOptions, Generator
-from huggingtweets.packing import pack_blocks, read_texts
-from huggingtweets.runs import RunDir
-from huggingtweets.speakers import (
-    attribution,
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.runs import RunDir
+from huggingtweets.evaluate.attribution import attribution
+from huggingtweets.generate.generator import GenerateOptions, Generator
+from huggingtweets.model.speakers import (
     card_speakers,
     dataset_handles,
     draw_speakers,
     speaker_token,
 )
+from huggingtweets.train.packing import pack_blocks, read_texts
 
 PROMPT = "My dream is"
 HANDLES = ("romeo", "juliet")
@@ -36,7 +36,7 @@ HANDLES = ("romeo", "juliet")
 TRAIN = ("--base-model", "tiny", "--num-train-epochs", "1", "--learning-rate", "1e-2")
 
 
-train_module = importlib.import_module("huggingtweets.train")  # the package exports train()
+train_module = importlib.import_module("huggingtweets.train.recipe")  # the package exports train()
 PACKED: list[list[list[int]]] = []  # the training blocks, as train packed them
 
 

@@ -232,7 +232,7 @@ def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
     its parameters again (its partial checkpoints are removed)."""
     import optuna
 
-    from huggingtweets.runs import RunDir
+    from huggingtweets.core.runs import RunDir
     from huggingtweets.sweep import _open_study, _retry_interrupted
 
     run = RunDir(tmp_path / "run")

@@ -308,7 +308,7 @@ def test_a_tracker_that_cannot_start_is_one_line(tracked, tmp_path, monkeypatch)
 
 
 def test_safe_config_drops_secret_keys_and_redacts_values(monkeypatch):
-    from huggingtweets.tracking import safe_config
+    from huggingtweets.train.tracking import safe_config
 
     monkeypatch.setenv("HF_TOKEN", SECRETS["HF_TOKEN"])
     data = {

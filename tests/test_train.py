@@ -16,10 +16,10 @@ import pytest
 from conftest import run_cli
 from safetensors import safe_open
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.memorization import GUARD_FILE, MemorizationGuard
-from huggingtweets.records import iter_jsonl
-from huggingtweets.train import (
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.records import iter_jsonl
+from huggingtweets.model.memorization import GUARD_FILE, MemorizationGuard
+from huggingtweets.train.recipe import (
     TrainingInterrupted,
     TrainOptions,
     epoch_history,
@@ -173,7 +173,7 @@ def test_eval_loss_is_the_mean_loss_of_every_predicted_token(prepared, tmp_path)
     makes n - 1 of them (counting n would understate the loss by a factor (n - 1) / n)."""
     import torch
 
-    from huggingtweets.models import load_causal_lm, load_tokenizer
+    from huggingtweets.model.loading import load_causal_lm, load_tokenizer
 
     run = _copy_run(prepared, tmp_path / "run")
     block = 16  # short blocks: a miscount of one per block would be 6% off
@@ -199,7 +199,7 @@ def test_eval_loss_is_the_mean_loss_of_every_predicted_token(prepared, tmp_path)
 
 def test_eos_before_every_post_packed_into_blocks(trained):
     run, _ = trained
-    from huggingtweets.models import load_tokenizer
+    from huggingtweets.model.loading import load_tokenizer
 
     tokenizer = load_tokenizer(run / "model")
     posts = ["Hello there, friend.", "A second post here", "and a third one"]
@@ -227,7 +227,7 @@ def test_epoch_history_averages_train_losses_per_epoch():
 
 REUSE_PROBE = """
 import resource, sys, torch
-from huggingtweets.train import keep_freed_memory
+from huggingtweets.train.recipe import keep_freed_memory
 if len(sys.argv) > 1:
     keep_freed_memory()
 def faults():
@@ -507,7 +507,7 @@ def test_an_emulated_precision_is_warned_about():
     than what auto picks: say so. The expectation comes from the kernel's CPU flags."""
     import torch
 
-    from huggingtweets.hardware import slow_precision_warning
+    from huggingtweets.model.hardware import slow_precision_warning
 
     if torch.cuda.is_available():
         pytest.skip("a GPU computes these natively")

@@ -14,10 +14,10 @@ from conftest import run_cli
 from fakes import live_env  # noqa: F401 (autouse fixture)
 from fakes.x_api import FakeX
 
-from huggingtweets.events import Reporter
-from huggingtweets.sources.sample import speeches
-from huggingtweets.train import TrainingInterrupted
-from huggingtweets.update import UpdateOptions, update_bot
+from huggingtweets.collect.sample import speeches
+from huggingtweets.core.events import Reporter
+from huggingtweets.train.recipe import TrainingInterrupted
+from huggingtweets.update.bot import UpdateOptions, update_bot
 
 TINY = ("--base-model", "tiny", "--num-train-epochs", "1")
 OLD, NEW = 130, 160  # posts in the first export and in the newer one

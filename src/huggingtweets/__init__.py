@@ -13,22 +13,28 @@ its next safe point, and every option is a field of the stages' option dataclass
 
 __version__ = "0.1.0"
 
-from .card import write_card
-from .collect import Collection, collect, load_collected
-from .demo import run_demo
-from .errors import HuggingtweetsError
-from .events import Cancelled, Event, Reporter
-from .generate import GenerateOptions, Generation, Generator, Sample, generate
-from .models import load_causal_lm, load_tokenizer
-from .options import OptionError, options_from_dict, options_to_dict
-from .pipeline import BotResult, make_bot
-from .prepare import PrepareOptions, PrepareResult, prepare, prepare_collected
-from .push import PushOptions, PushResult, push_run
-from .records import Account, AccountPosts, Collected, Post
-from .runs import RunDir
-from .sources import Source, SourceOptions, read_source, resolve
-from .sources.live import LiveOptions
-from .train import TrainingInterrupted, TrainOptions, TrainResult, train
+from huggingtweets.card.model_card import write_card
+from huggingtweets.collect.collection import Collection, collect, load_collected
+from huggingtweets.collect.live.base import LiveOptions
+from huggingtweets.collect.registry import Source, SourceOptions, read_source, resolve
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Cancelled, Event, Reporter
+from huggingtweets.core.options import OptionError, options_from_dict, options_to_dict
+from huggingtweets.core.records import Account, AccountPosts, Collected, Post
+from huggingtweets.core.runs import RunDir
+from huggingtweets.demo import run_demo
+from huggingtweets.generate.generator import (
+    GenerateOptions,
+    Generation,
+    Generator,
+    Sample,
+    generate,
+)
+from huggingtweets.model.loading import load_causal_lm, load_tokenizer
+from huggingtweets.pipeline import BotResult, make_bot
+from huggingtweets.prepare.dataset import PrepareOptions, PrepareResult, prepare, prepare_collected
+from huggingtweets.publish.hub import PushOptions, PushResult, push_run
+from huggingtweets.train.recipe import TrainingInterrupted, TrainOptions, TrainResult, train
 
 __all__ = [
     "Account",

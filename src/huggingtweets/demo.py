@@ -16,11 +16,11 @@ from pathlib import Path
 
 import orjson
 
-from .errors import HuggingtweetsError
-from .events import Reporter, reporter_or_silent
-from .generate import DEFAULT_PROMPT, GenerateOptions, Generation, Generator
-from .options import OptionError
-from .runs import RunDir
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.options import OptionError
+from huggingtweets.core.runs import RunDir
+from huggingtweets.generate.generator import DEFAULT_PROMPT, GenerateOptions, Generation, Generator
 
 DEMO_SOURCES = ("sample:romeo", "sample:juliet")
 DEMO_SAMPLES = 5
@@ -72,9 +72,9 @@ def run_demo(
 ) -> DemoResult:
     """prepare → train → card → generate into ``out``, through the same pipeline as
     ``train SOURCE... --out``; every stage reports to ``reporter``."""
-    from .pipeline import make_bot, write_card_reporting
-    from .prepare import PrepareOptions
-    from .train import TrainOptions
+    from huggingtweets.pipeline import make_bot, write_card_reporting
+    from huggingtweets.prepare.dataset import PrepareOptions
+    from huggingtweets.train.recipe import TrainOptions
 
     reporter = reporter_or_silent(reporter)
     out = Path(out)

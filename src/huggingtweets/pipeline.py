@@ -2,7 +2,7 @@
 
 The CLI's ``train SOURCE... --out``, the demo, the web app and a user's script all call
 :func:`make_bot`; none of them strings the stages together itself. Options are data (the
-stages' dataclasses), progress goes to one :class:`~huggingtweets.events.Reporter`, and
+stages' dataclasses), progress goes to one :class:`~huggingtweets.core.events.Reporter`, and
 ``reporter.cancel()`` stops the run at its next safe point.
 
     from huggingtweets import make_bot, TrainOptions
@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import HuggingtweetsError
-from .events import Reporter, reporter_or_silent
-from .prepare import PrepareOptions, PrepareResult, prepare
-from .push import Pusher, PushOptions, PushResult
-from .runs import RunDir
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.runs import RunDir
+from huggingtweets.prepare.dataset import PrepareOptions, PrepareResult, prepare
+from huggingtweets.publish.hub import Pusher, PushOptions, PushResult
 
 if TYPE_CHECKING:
-    from .evaluate import EvaluateOptions, EvaluateResult
-from .sources import SourceOptions
-from .train import TrainOptions, TrainResult
-from .train import train as train_stage
+    from huggingtweets.evaluate.evaluation import EvaluateOptions, EvaluateResult
+from huggingtweets.collect.registry import SourceOptions
+from huggingtweets.train.recipe import TrainOptions, TrainResult
+from huggingtweets.train.recipe import train as train_stage
 
 
 @dataclass
@@ -88,9 +88,9 @@ def make_bot(
     Every option is checked before anything is
     collected, built or deleted: a typo must not cost a collection or a model load.
     """
-    from .card import check_repo_id
-    from .options import options_to_dict
-    from .tracking import track
+    from huggingtweets.card.model_card import check_repo_id
+    from huggingtweets.core.options import options_to_dict
+    from huggingtweets.train.tracking import track
 
     reporter = reporter_or_silent(reporter)
     evaluate = evaluate or default_evaluate()
@@ -147,7 +147,12 @@ def evaluate_after_training(
     """``evaluate`` as make_bot's optional stage (see make_bot's ``evaluate``)."""
     if when == "never":
         return None
-    from .evaluate import check_enough, evaluate, held_out_posts, quick_to_evaluate
+    from huggingtweets.evaluate.evaluation import (
+        check_enough,
+        evaluate,
+        held_out_posts,
+        quick_to_evaluate,
+    )
 
     if when == "auto":
         if not quick_to_evaluate(run.model_dir):
@@ -168,8 +173,8 @@ def evaluate_after_training(
 def write_card_reporting(run: RunDir, reporter: Reporter, **card_arguments) -> Path:
     """``card.write_card`` as a stage: its start and end, and one warning when a picture
     had to leave characters out for want of a font (naming the package to install)."""
-    from .card import write_card
-    from .fonts import missing_fonts, reset_missing_fonts
+    from huggingtweets.card.fonts import missing_fonts, reset_missing_fonts
+    from huggingtweets.card.model_card import write_card
 
     reporter.start("card", "writing the model card")
     reset_missing_fonts()
@@ -191,7 +196,7 @@ def _main_process_first() -> Iterator[bool]:
         return
     from accelerate import PartialState
 
-    from .hardware import accelerator
+    from huggingtweets.model.hardware import accelerator
 
     # Joins the process group Trainer will use (on a CPU, gloo: as TrainingArguments'
     # use_cpu sets it up; without cpu=True every CPU process would think it is the main).

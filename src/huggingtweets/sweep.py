@@ -39,11 +39,17 @@ from typing import Any
 import orjson
 from transformers import TrainerCallback
 
-from .errors import HuggingtweetsError
-from .events import Reporter, reporter_or_silent
-from .options import OptionError, check_value, load_config_file, option_specs, options_to_dict
-from .runs import RunDir, atomic_open, atomic_write, replace_dir, write_json
-from .train import TrainOptions
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.options import (
+    OptionError,
+    check_value,
+    load_config_file,
+    option_specs,
+    options_to_dict,
+)
+from huggingtweets.core.runs import RunDir, atomic_open, atomic_write, replace_dir, write_json
+from huggingtweets.train.recipe import TrainOptions
 
 STAGE = "sweep"
 STUDY = "huggingtweets"
@@ -281,7 +287,7 @@ def sweep(
             f"{run.root}` first"
         )
     if base.base_model != "tiny":  # fail fast on a typo, before the study is created
-        from .models import resolve_model
+        from huggingtweets.model.loading import resolve_model
 
         resolve_model(base.base_model)
     optuna = _import_optuna()
@@ -425,7 +431,7 @@ class _Search:
         return min(values) if values else None
 
     def _trial(self) -> None:
-        from .train import train
+        from huggingtweets.train.recipe import train
 
         optuna, study = self.optuna, self.study
         trial = study.ask()
@@ -497,16 +503,16 @@ def _train_blocks(run: RunDir, options: TrainOptions) -> int:
 
     from transformers import AutoConfig
 
-    from .models import context_length, load_tokenizer, resolve_model
-    from .packing import pack_blocks, read_texts
-    from .train import DEFAULT_BLOCK_SIZE
+    from huggingtweets.model.loading import context_length, load_tokenizer, resolve_model
+    from huggingtweets.train.packing import pack_blocks, read_texts
+    from huggingtweets.train.recipe import DEFAULT_BLOCK_SIZE
 
     texts = read_texts(run.train_path)
     with tempfile.TemporaryDirectory() as tmp:
         if options.base_model == "tiny":
             from transformers.utils import logging as hf_logging
 
-            from .tiny import build_tiny_base
+            from huggingtweets.model.tiny import build_tiny_base
 
             shown = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()  # saving draws a bar; progress is events
@@ -761,7 +767,7 @@ def _importances(study) -> tuple[dict[str, float], str]:
             study, evaluator=evaluator() if evaluator else None
         )
     except (ValueError, RuntimeError, ImportError) as exc:
-        from .models import first_line
+        from huggingtweets.model.loading import first_line
 
         return {}, f"not computed:\n{first_line(exc)}"
     if not scores:
@@ -772,7 +778,7 @@ def _importances(study) -> tuple[dict[str, float], str]:
 def promote_trial(run: RunDir, best: dict, reporter: Reporter) -> None:
     """The best trial's model (with a card written for it) and metrics.json become the
     run's: the folder is swapped in whole, then metrics.json replaced."""
-    from .pipeline import write_card_reporting
+    from huggingtweets.pipeline import write_card_reporting
 
     trial = RunDir(run.root).trial(str(best["trial"]))
     reporter.info(STAGE, f"promoting trial {best['trial']} to {run.root / 'model'}")

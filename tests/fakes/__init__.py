@@ -27,12 +27,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from huggingtweets.errors import HuggingtweetsError
-from huggingtweets.events import Cancelled, Event, Reporter
-from huggingtweets.runs import RunDir
-from huggingtweets.sources import SourceOptions, resolve
-from huggingtweets.sources.live import LiveOptions
-from huggingtweets.sources.sample import speeches
+from huggingtweets.collect.live.base import LiveOptions
+from huggingtweets.collect.registry import SourceOptions, resolve
+from huggingtweets.collect.sample import speeches
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Cancelled, Event, Reporter
+from huggingtweets.core.runs import RunDir
 
 
 @dataclass

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from huggingtweets.sources.bluesky import BlueskyOptions
-from huggingtweets.sources.mastodon_api import MastodonOptions
-from huggingtweets.sources.x_api import XApiOptions
+from huggingtweets.collect.live.bluesky import BlueskyOptions
+from huggingtweets.collect.live.mastodon_api import MastodonOptions
+from huggingtweets.collect.live.x_api import XApiOptions
 
 from . import Answer, Seen, collect_live
 from .bluesky import FakeBluesky

@@ -1,0 +1,138 @@
+"""Click options derived from the options dataclasses (see options.py), never written twice.
+
+``@dataclass_options(TrainOptions, "options")`` adds one click option per declared field
+(its flag, help, default and range from the field's metadata) and hands the command one
+``TrainOptions`` instead of twenty keyword arguments. ``@config_option(...)`` adds
+``--config FILE``: its values come first, flags given on the command line win over them.
+Ranges are not checked here: the dataclass checks them, once, for every caller.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from huggingtweets.core.options import OptionSpec, load_config_file, option_specs, split_known
+
+_CLICK_TYPES: dict[type, Any] = {int: int, float: float, str: str, Path: click.Path()}
+# Field name → flag, for every option a command offers: errors that name a field are shown
+# with the flag the user typed (see cli._Group).
+FLAGS: dict[str, str] = {}
+
+
+def _param_name(spec: OptionSpec) -> str:
+    return f"opt_{spec.name}"
+
+
+def _help(spec: OptionSpec) -> str:
+    text = spec.help
+    extras = []
+    if spec.default_help:
+        extras.append(f"default: {spec.default_help}")
+    elif spec.kind is not bool and spec.default not in (None, [], ()):
+        shown = ",".join(spec.default) if isinstance(spec.default, list) else spec.default
+        extras.append(f"default: {shown}")
+    if spec.range_text():
+        extras.append(spec.range_text())
+    return f"{text} [{'; '.join(extras)}]" if extras else text
+
+
+def _click_option(spec: OptionSpec) -> Callable:
+    name = _param_name(spec)
+    flags = spec.flags
+    kwargs: dict[str, Any] = {"help": _help(spec), "expose_value": True}
+    if spec.kind is bool:
+        # A flag sets the opposite of the default: --lora (False → True), --no-balance.
+        return click.option(
+            *flags, name, is_flag=True, flag_value=not spec.default, default=None, help=spec.help
+        )
+    if spec.choices:
+        kwargs["type"] = click.Choice(spec.choices)
+    elif spec.kind is list:
+        kwargs["multiple"] = True
+        kwargs["type"] = str
+    else:
+        kwargs["type"] = _CLICK_TYPES.get(spec.kind, str)
+    if spec.flag_value is not None:
+        kwargs.update(is_flag=False, flag_value=spec.flag_value)
+    if spec.metavar:
+        kwargs["metavar"] = spec.metavar
+    # No click default: a value not given comes from --config, else from the dataclass.
+    kwargs["default"] = () if spec.kind is list else None
+    return click.option(*flags, name, **kwargs)
+
+
+def _none_option(spec: OptionSpec) -> Callable:
+    flag, help_text = spec.none_flag  # type: ignore[misc]
+    return click.option(flag, f"none_{spec.name}", is_flag=True, help=help_text)
+
+
+def dataclass_options(
+    cls: type, into: str, *, exclude: tuple[str, ...] = (), fixed: dict | None = None
+) -> Callable:
+    """Adds ``cls``'s options to a command, which receives ``into=cls(...)``.
+
+    ``exclude``: fields this command does not offer; ``fixed``: values it sets itself.
+    """
+    specs = [s for s in option_specs(cls) if s.cli and s.name not in exclude]
+    for spec in specs:
+        FLAGS.setdefault(spec.name, spec.flags[-1])
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def with_options(*args, **kwargs):
+            ctx = click.get_current_context()
+            config = ctx.meta.get("huggingtweets.config", {})
+            values: dict[str, Any] = {}
+            for spec in option_specs(cls):
+                if spec.name in config:
+                    values[spec.name] = config[spec.name]
+            for spec in specs:
+                name = _param_name(spec)
+                value = kwargs.pop(name)
+                if spec.none_flag and kwargs.pop(f"none_{spec.name}"):
+                    values[spec.name] = None
+                    continue
+                source = ctx.get_parameter_source(name)
+                if source not in (None, ParameterSource.DEFAULT):
+                    values[spec.name] = list(value) if spec.kind is list else value
+            values.update(fixed or {})
+            kwargs[into] = cls(**values)
+            return command(*args, **kwargs)
+
+        for spec in reversed(specs):
+            if spec.none_flag:
+                with_options = _none_option(spec)(with_options)
+            with_options = _click_option(spec)(with_options)
+        return with_options
+
+    return decorate
+
+
+def config_option(*classes: type) -> Callable:
+    """``--config FILE``: option values from YAML or JSON (flags given win over them)."""
+    names = ", ".join(cls.__name__ for cls in classes)
+
+    def load(ctx: click.Context, _param, value):
+        if value is None:
+            return None
+        data = load_config_file(Path(value))
+        split_known(data, *classes)  # unknown keys fail now, naming the known ones
+        ctx.meta["huggingtweets.config"] = data
+        return Path(value)
+
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=load,
+        is_eager=True,
+        expose_value=False,
+        metavar="FILE",
+        help=f"Options from a YAML or JSON file ({names} field names, e.g. "
+        "`num_train_epochs: 2`); flags given here win over it.",
+    )

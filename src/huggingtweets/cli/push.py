@@ -1,0 +1,85 @@
+"""``huggingtweets push``: publish a trained bot on the Hugging Face Hub (see push.py).
+
+A command of its own module, registered on the group at the end of cli.py; its options
+are PushOptions' fields (``--repo-id``, ``--private``, ``--revision``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from huggingtweets.cli.options import dataclass_options
+from huggingtweets.publish.hub import PushOptions
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the model to push is, when not RUN_DIR/model (a trial: RUN_DIR/trials/2).",
+)
+@click.option(
+    "--space",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[OWNER/NAME]",
+    help="Also publish a Gradio Space for the bot (app.py, requirements.txt, README.md) "
+    "that loads the pushed model and writes ten posts from a prompt. Default: a Space "
+    "named as the model. Give it after RUN_DIR.",
+)
+@dataclass_options(PushOptions, "options", exclude=("push_to_hub",))
+def push(run_dir, output_dir, space, options):
+    """Publish RUN_DIR's trained model on the Hugging Face Hub, in one commit.
+
+    Uploads exactly the model: weights, config, tokenizer, generation config, the card
+    (README.md), preview.png, the avatars, the loss curve and the memorization guard;
+    never posts/ or dataset/. The card is written again first when it names another
+    repository. Pushing again updates the same repository; a push that fails leaves it
+    at its previous commit. The token comes from HF_TOKEN or `hf auth login`.
+
+    \b
+    Examples:
+      huggingtweets push runs/me                          # YOUR_NAME/<handles>
+      huggingtweets push runs/me --repo-id my-org/me-bot --private
+      huggingtweets push runs/me --revision dev
+      huggingtweets push runs/me --output-dir runs/me/trials/3
+      huggingtweets push runs/me --space                  # + the Space YOUR_NAME/<handles>
+      huggingtweets push runs/me --space my-org/me-bot-demo
+    """
+    from huggingtweets.cli.main import _reporting, console  # the CLI layer's terminal and progress
+    from huggingtweets.core.runs import RunDir
+    from huggingtweets.publish.hub import push_run
+
+    run = RunDir(run_dir).with_output(output_dir)
+    if space:
+        from huggingtweets.publish.space import check_space_id
+
+        check_space_id(space)  # before anything is pushed
+    with _reporting() as reporter:
+        result = push_run(run, options, reporter=reporter)
+        if space is not None:
+            from huggingtweets.publish.space import push_space
+
+            published = push_space(run, result.repo_id, space or None, options, reporter)
+    files = f"{len(result.uploaded)} files"
+    if result.deleted:
+        files += f" (and removed {len(result.deleted)} left by an earlier push)"
+    commit = escape(result.commit[:7])
+    if result.changed:
+        console.print(f"Pushed {files} to {escape(result.url)} (commit {commit})", soft_wrap=True)
+    else:
+        console.print(
+            f"Nothing to push: {escape(result.url)} holds this model already (commit {commit})",
+            soft_wrap=True,
+        )
+    if space is not None:
+        console.print(f"Space: {escape(published.url)}", soft_wrap=True)
+    console.print("Use it:", soft_wrap=True)
+    console.print(
+        f'  huggingtweets generate {escape(result.repo_id)} "My dream is" -n 5', soft_wrap=True
+    )

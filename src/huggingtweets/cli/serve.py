@@ -1,0 +1,171 @@
+"""``huggingtweets serve``: the web app and the JSON API in one process (uvicorn).
+
+A command of its own module, registered on the group at the end of cli.py; the app is
+serve_api.create_app, the work serve_jobs.JobManager and serve_models.ModelService.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+from pathlib import Path
+
+import click
+
+from huggingtweets.core.errors import HuggingtweetsError
+
+TOKEN_ENV = "HUGGINGTWEETS_API_TOKEN"
+MIN_TOKEN_LENGTH = 16  # a bearer token on a network: long enough not to be guessed
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one line (uvicorn would
+    log a traceback-like error and exit 1), and the URL can name the port 0 chose."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise HuggingtweetsError(f"--host {host}: not an address here ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise HuggingtweetsError(
+                f"port {port} is in use on {host}: stop what listens there or choose another --port"
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise HuggingtweetsError(
+                f"not allowed to listen on {host}:{port}: choose a --port above 1023"
+            ) from None
+        raise HuggingtweetsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket, host: str) -> str:
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # all: shown as here
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+@click.command()
+@click.argument("models", nargs=-1, metavar="[RUN_DIR | MODEL]...")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help=f"The address to listen on. Any but a loopback one needs {TOKEN_ENV} in the "
+    "environment; clients then send it as 'Authorization: Bearer ...' (the UI asks for it).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7860,
+    show_default=True,
+    help="The port (0: any free one, printed).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where the app keeps the runs it creates, and finds the runs it lists.",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="Posts generated in one forward pass across requests (1: no batching).",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(1, 100_000),
+    default=64,
+    show_default=True,
+    help="Generate requests waiting before the server answers 503 (Retry-After).",
+)
+@click.option(
+    "--max-models",
+    type=click.IntRange(1, 100),
+    default=2,
+    show_default=True,
+    help="Models kept loaded (the least recently used leaves first).",
+)
+def serve(models, host, port, runs_dir, max_batch, max_queue, max_models):
+    """Serve the web app (three steps: accounts, train, generate) and the JSON API.
+
+    Without arguments it opens on step 1 and lists the runs in --runs-dir; given trained
+    RUN_DIRs, model folders or Hub ids, it serves them too and opens on step 3. Training
+    runs in a worker process, one job at a time. The API is under /api/v1, documented at
+    /docs (OpenAPI: /openapi.json). Ctrl-C stops the server; a training stops after its
+    current step, with a checkpoint that `huggingtweets train RUN_DIR --resume` continues.
+
+    \b
+    Examples:
+      huggingtweets serve                                # http://127.0.0.1:7860/
+      huggingtweets serve runs/demo                      # opens on step 3
+      huggingtweets serve runs/me OWNER/NAME --max-models 2
+      huggingtweets serve --runs-dir ~/bots --port 8000
+      huggingtweets serve runs/demo --max-batch 1        # no batching
+      HUGGINGTWEETS_API_TOKEN=$(openssl rand -hex 24) huggingtweets serve --host 0.0.0.0
+    """
+    import uvicorn
+
+    from huggingtweets.cli.console import console
+    from huggingtweets.core.runs import check_writable_dir
+    from huggingtweets.core.secrets import register_secret
+    from huggingtweets.serve.api import create_app
+    from huggingtweets.serve.jobs import ServeConfig, is_loopback
+
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is not None:
+        register_secret(token)  # blanked from every message the server shows or logs
+    if not is_loopback(host):
+        if token is None:
+            raise HuggingtweetsError(
+                f"--host {host} is reachable from other machines: set {TOKEN_ENV} (e.g. "
+                f"`export {TOKEN_ENV}=$(openssl rand -hex 24)`), or serve on 127.0.0.1"
+            )
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise HuggingtweetsError(
+                f"{TOKEN_ENV} is too short to guard a server: give {MIN_TOKEN_LENGTH} "
+                "characters or more"
+            )
+    try:
+        check_writable_dir(runs_dir)
+    except HuggingtweetsError as exc:  # its words are the run commands' (--out)
+        raise HuggingtweetsError(str(exc).replace("--out", "--runs-dir")) from None
+    config = ServeConfig(
+        runs_dir=runs_dir,
+        models=list(models),
+        host=host,
+        port=port,
+        token=token,
+        max_batch=max_batch,
+        max_queue=max_queue,
+        max_models=max_models,
+    )
+    sock = _bind(host, port)
+    with contextlib.ExitStack() as stack:
+        stack.callback(sock.close)
+        app = create_app(config)  # a model that is not one: one line, before serving
+        config.port = sock.getsockname()[1]
+        console.print(f"Serving huggingtweets on {_url(sock, host)}  (API docs: /docs)")
+        console.print("Press Ctrl-C to stop.", style="dim")
+        # An open event stream would hold a graceful shutdown: 5 s, then the lifespan
+        # closes the jobs (a training stops after its step).
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: the server stopped as
+        # asked, which is this command's normal end (not "interrupted").
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        console.print("Stopped.", style="dim")

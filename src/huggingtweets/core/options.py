@@ -1,0 +1,272 @@
+"""Options defined once: on their dataclass field, with default, help and range.
+
+Every stage takes its options as a dataclass (``PrepareOptions``, ``TrainOptions`` ...).
+Each field says everything about itself in its metadata, through :func:`option`; from
+that one place come the checks (:func:`check_options`, called by ``__post_init__``), the
+command line (``cli_options.py`` derives the click options, as transformers'
+``HfArgumentParser`` does), options read from a file or a web form
+(:func:`options_from_dict`), and what ``metrics.json`` records (:func:`options_to_dict`).
+
+Errors name the *field* (:class:`OptionError`); the CLI translates the name to its flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from huggingtweets.core.errors import HuggingtweetsError
+
+T = TypeVar("T")
+MAX_SEED = 2**63 - 1  # what torch and numpy accept as a seed
+
+
+class OptionError(HuggingtweetsError):
+    """A bad value for the option ``name`` (a field name; the CLI shows its flag)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name} {problem}")
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    choices: Sequence[str] | None = None,
+    flag: str | tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+    default_help: str | None = None,
+    flag_value: Any = None,
+    none_flag: tuple[str, str] | None = None,
+) -> Any:
+    """A dataclass field with what the checks and the CLI need to know.
+
+    ``flag``: the CLI spelling when it is not ``--field-name`` (``--no-balance`` for a
+    field ``balance`` that defaults to True). ``default_help``: how the help shows a
+    default that is computed (``None`` meaning "the model's own"). ``cli=False``: data
+    only, not offered on the command line. ``flag_value``: the value of the flag given
+    without one (``--early-stopping`` = ``--early-stopping 2``). ``none_flag``: (flag,
+    help) of a second flag that sets the field to None (``--keep-base-dropout``).
+    """
+    metadata = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "min_open": min_open,
+        "max_open": max_open,
+        "choices": tuple(choices) if choices is not None else None,
+        "flag": flag,
+        "metavar": metavar,
+        "cli": cli,
+        "default_help": default_help,
+        "flag_value": flag_value,
+        "none_flag": none_flag,
+    }
+    return dataclasses.field(
+        default=default, default_factory=default_factory, metadata={"option": metadata}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """A field as the checks and the CLI see it."""
+
+    name: str
+    kind: type  # bool, int, float, str, Path, or list (of str)
+    optional: bool  # None is allowed
+    default: Any
+    help: str
+    min: float | None
+    max: float | None
+    min_open: bool
+    max_open: bool
+    choices: tuple[str, ...] | None
+    flag: str | tuple[str, ...] | None
+    metavar: str | None
+    cli: bool
+    default_help: str | None
+    flag_value: Any
+    none_flag: tuple[str, str] | None
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The command-line spellings, the long one last."""
+        if self.flag is None:
+            return ("--" + self.name.replace("_", "-"),)
+        return (self.flag,) if isinstance(self.flag, str) else tuple(self.flag)
+
+    def range_text(self) -> str | None:
+        if self.min is None and self.max is None:
+            return None
+        low = "" if self.min is None else f"{'>' if self.min_open else '>='}{_number(self.min)}"
+        high = "" if self.max is None else f"{'<' if self.max_open else '<='}{_number(self.max)}"
+        return ", ".join(part for part in (low, high) if part)
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _kind(annotation: Any) -> tuple[type, bool]:
+    optional = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    if origin in (list, Sequence, tuple):
+        return list, optional
+    return annotation, optional
+
+
+@cache
+def option_specs(cls: type) -> tuple[OptionSpec, ...]:
+    """The fields of ``cls`` declared with :func:`option`, in order."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("option")
+        if meta is None:
+            continue
+        kind, optional = _kind(hints[f.name])
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        specs.append(OptionSpec(f.name, kind, optional, default, **meta))
+    return tuple(specs)
+
+
+def _describe(spec: OptionSpec) -> str:
+    if spec.choices:
+        return "one of " + ", ".join(spec.choices)
+    words = {int: "a whole number", float: "a number", bool: "true or false"}
+    text = words.get(spec.kind, "text")
+    if spec.kind is list:
+        text = "a list of names"
+    if spec.range_text():
+        text += f" ({spec.range_text()})"
+    return text
+
+
+def check_value(spec: OptionSpec, value: Any) -> Any:
+    """``value`` checked (and a whole-number float for a float option made a float)."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise OptionError(spec.name, f"must be {_describe(spec)} (got nothing)")
+    kind = spec.kind
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            if not math.isfinite(value):
+                raise OptionError(spec.name, f"must be a finite number (got {value})")
+    elif kind is list:
+        if isinstance(value, str):
+            value = [value]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        value = list(value) if ok else value
+    elif kind is Path:
+        ok = isinstance(value, str | Path)
+        value = Path(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise OptionError(spec.name, f"must be {_describe(spec)} (got {value!r})")
+    if spec.choices and value not in spec.choices:
+        raise OptionError(spec.name, f"must be one of {', '.join(spec.choices)} (got {value!r})")
+    if kind in (int, float):
+        below = spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min)
+        above = spec.max is not None and (value >= spec.max if spec.max_open else value > spec.max)
+        if below or above:
+            raise OptionError(spec.name, f"must be {spec.range_text()} (got {_number(value)})")
+    return value
+
+
+def check_options(obj: Any) -> None:
+    """Check every declared option of the dataclass instance ``obj`` (in place)."""
+    for spec in option_specs(type(obj)):
+        setattr(obj, spec.name, check_value(spec, getattr(obj, spec.name)))
+
+
+def options_from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
+    """An options dataclass from data (a config file, a web form); unknown keys refused."""
+    names = {spec.name for spec in option_specs(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{source}: " if source else ""
+        raise HuggingtweetsError(
+            f"{where}unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}"
+        )
+    return cls(**data)
+
+
+def split_known(data: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
+    """``data``'s items shared out among ``classes`` by field name; unknown keys refused."""
+    parts: list[dict[str, Any]] = [{} for _ in classes]
+    for key, value in data.items():
+        for part, cls in zip(parts, classes, strict=True):
+            if any(spec.name == key for spec in option_specs(cls)):
+                part[key] = value
+                break
+        else:
+            known = sorted({s.name for cls in classes for s in option_specs(cls)})
+            raise HuggingtweetsError(f"unknown option {key!r}; known: {', '.join(known)}")
+    return parts
+
+
+def options_to_dict(obj: Any) -> dict[str, Any]:
+    """The declared options of ``obj`` as plain data (for metrics.json, trackers, forms)."""
+    out = {}
+    for spec in option_specs(type(obj)):
+        value = getattr(obj, spec.name)
+        out[spec.name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Options from a YAML or JSON file: one mapping of field names to values."""
+    import yaml  # YAML is a superset of JSON: one parser reads both
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HuggingtweetsError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise HuggingtweetsError(f"{path}: not a text file (expected YAML or JSON)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HuggingtweetsError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise HuggingtweetsError(
+            f"{path}: expected a mapping of option names to values (e.g. `num_train_epochs: 2`)"
+        )
+    return {key.replace("-", "_"): value for key, value in data.items()}

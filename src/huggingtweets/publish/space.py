@@ -1,0 +1,415 @@
+"""A Gradio Space for a pushed bot: ``huggingtweets push RUN_DIR --space [OWNER/NAME]``.
+
+The Space (``repo_type="space"``, ``space_sdk="gradio"``) holds three files and nothing
+of the run: ``app.py``, ``requirements.txt`` and ``README.md`` with the Space's front
+matter (title, emoji, ``sdk: gradio``, ``sdk_version``, ``app_file: app.py``, ``models:``
+the pushed model). It offers the original's step 3: a prompt ("My dream is"), ten
+generations, each cut at its first line, sampled with the model's own
+``task_specific_params["text-generation"]`` (its ``<|endoftext|>`` prefix, top-p,
+temperature, lengths), as ``huggingtweets generate`` samples them.
+
+``app.py`` is self-contained (huggingtweets is not on PyPI): transformers loads the
+model from the Hub, and the memorization guard (memorization.py) is read with
+safetensors and checked with the same keyed BLAKE2b hashes of the same words (the
+constants of textrules.py written into the file; tests/test_space.py checks that it
+flags what ``MemorizationGuard.check`` flags). A guard of another format version turns
+the check off, and the page says so. No token is written anywhere: a Space reads a
+private model with the ``HF_TOKEN`` secret its owner sets in the Space's settings.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.runs import RunDir
+from huggingtweets.core.secrets import redact
+from huggingtweets.core.textrules import (
+    CHARS_PER_WORD_HAN_KANA,
+    CHARS_PER_WORD_SOUTHEAST_ASIAN,
+    HAN_KANA,
+    SOUTHEAST_ASIAN,
+)
+from huggingtweets.generate.generator import DEFAULT_PROMPT, DEFAULT_SETTINGS
+from huggingtweets.model.memorization import FORMAT_VERSION, GUARD_FILE, UNITS_PER_WORD
+from huggingtweets.publish.hub import (
+    DEFAULT_REVISION,
+    Pusher,
+    PushOptions,
+    _endpoint,
+    _handles,
+    _quiet_hub,
+    _token,
+)
+
+SPACE_SDK = "gradio"
+SPACE_EMOJI = "🐦"
+SPACE_SAMPLES = 10  # the original's page showed ten
+TITLE_CHARS = 30  # the Hub's Space settings show a short title
+# What the Space installs beside Gradio (its sdk_version): the model's libraries, no
+# older than the ones that trained it.
+REQUIREMENTS = ("transformers", "torch", "safetensors", "numpy")
+GRADIO_FALLBACK = "5.0.0"  # sdk_version when gradio is not installed here
+
+
+@dataclass(frozen=True)
+class SpaceResult:
+    space_id: str
+    url: str
+    commit: str
+    files: tuple[str, ...]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def requirements() -> str:
+    lines = []
+    for package in REQUIREMENTS:
+        version = _version(package)
+        if version and package == "transformers":
+            major, minor = version.split(".")[:2]
+            lines.append(f"{package}>={major}.{minor}")
+        else:
+            lines.append(package)
+    return "\n".join(lines) + "\n"
+
+
+def space_title(handles: list[str]) -> str:
+    title = "Bot of " + " & ".join(f"@{h}" for h in handles) if handles else "huggingtweets bot"
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
+
+
+def readme(model_id: str, handles: list[str]) -> str:
+    import yaml
+
+    meta = {
+        "title": space_title(handles),
+        "emoji": SPACE_EMOJI,
+        "colorFrom": "blue",
+        "colorTo": "indigo",
+        "sdk": SPACE_SDK,
+        "sdk_version": _version("gradio") or GRADIO_FALLBACK,
+        "app_file": "app.py",
+        "models": [model_id],
+        "pinned": False,
+        "short_description": "An AI bot trained with huggingtweets",
+    }
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
+    who = ", ".join(f"@{h}" for h in handles) or "an account"
+    return (
+        f"---\n{front}---\n\n"
+        f"# {space_title(handles)}\n\n"
+        f"An AI bot that writes like {who}: the model "
+        f"[{model_id}](https://huggingface.co/{model_id}), trained with huggingtweets. "
+        "Type the start of a post and get ten the bot might write. What it writes is "
+        "generated, not what the account said; samples that copy a training post are "
+        "flagged when the model has a memorization guard.\n"
+    )
+
+
+def app_source(model_id: str, revision: str = DEFAULT_REVISION) -> str:
+    """app.py: the template below with this model's constants written in."""
+    constants = {
+        "MODEL_ID": model_id,
+        "REVISION": revision,
+        "DEFAULT_PROMPT": DEFAULT_PROMPT,
+        "SAMPLES": SPACE_SAMPLES,
+        "DEFAULT_SETTINGS": dict(DEFAULT_SETTINGS),
+        "GUARD_FILE": GUARD_FILE,
+        "GUARD_VERSION": FORMAT_VERSION,
+        "HAN_KANA": HAN_KANA,
+        "SOUTHEAST_ASIAN": SOUTHEAST_ASIAN,
+        "CHARS_PER_WORD_HAN_KANA": CHARS_PER_WORD_HAN_KANA,
+        "CHARS_PER_WORD_SOUTHEAST_ASIAN": CHARS_PER_WORD_SOUTHEAST_ASIAN,
+        "UNITS_PER_WORD": UNITS_PER_WORD,
+    }
+    # ascii(): the CJK ranges written as escapes, so the file is plain ASCII.
+    block = "\n".join(f"{name} = {value!a}" for name, value in constants.items())
+    return APP_TEMPLATE.replace("# @@CONSTANTS@@", block)
+
+
+def space_files(model_id: str, handles: list[str], revision: str = DEFAULT_REVISION) -> dict:
+    return {
+        "app.py": app_source(model_id, revision).encode(),
+        "requirements.txt": requirements().encode(),
+        "README.md": readme(model_id, handles).encode(),
+    }
+
+
+def check_space_id(space_id: str) -> str:
+    """OWNER/NAME, or NAME (in your namespace), as the Hub spells a repository."""
+    from huggingtweets.card.model_card import check_repo_id
+
+    try:
+        return check_repo_id(space_id if "/" in space_id else f"owner/{space_id}")
+    except HuggingtweetsError:
+        raise HuggingtweetsError(
+            f"--space {space_id!r} is not a valid Space id: use OWNER/NAME (or NAME, in your "
+            "namespace) with letters, digits, '-', '_' and '.'"
+        ) from None
+
+
+def push_space(
+    run_dir: Path | str | RunDir,
+    model_id: str,
+    space_id: str | None = None,
+    options: PushOptions | None = None,
+    reporter: Reporter | None = None,
+) -> SpaceResult:
+    """Publish the Gradio Space of the model ``model_id`` (pushed from ``run_dir``) in
+    one commit to ``space_id`` (NAME alone: in your namespace; default: the model's
+    OWNER/NAME, a Space beside it). Private when the model was pushed private."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    options = options or PushOptions()
+    reporter = reporter_or_silent(reporter)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    pusher = Pusher.login(options, reporter)
+    wanted = space_id or model_id
+    if "/" not in wanted:
+        wanted = f"{pusher.user}/{wanted}"
+    space_id = check_space_id(wanted)
+    owner = space_id.split("/", 1)[0]
+    if pusher.namespaces is not None and owner not in pusher.namespaces:
+        raise HuggingtweetsError(
+            f"{pusher.user} cannot write to the Space {space_id}: {owner} is neither your "
+            f"namespace nor one of your organizations"
+        )
+    files = space_files(model_id, _handles(run), options.revision)
+    reporter.start("space", f"publishing the Space {space_id}", repo_id=space_id)
+    with _quiet_hub(reporter):
+        try:
+            api = HfApi()
+            token = _token()
+            api.create_repo(
+                space_id,
+                repo_type="space",
+                space_sdk=SPACE_SDK,
+                private=True if options.hub_private_repo else None,
+                exist_ok=True,
+                token=token,
+            )
+            info = api.create_commit(
+                space_id,
+                [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()],
+                commit_message=redact(f"Space of {model_id}"),
+                repo_type="space",
+                token=token,
+            )
+        except HuggingtweetsError:
+            raise
+        except Exception as exc:
+            error = pusher._error(exc, space_id)
+            if error is None:
+                raise
+            raise error from None
+    url = f"{_endpoint()}/spaces/{space_id}"
+    reporter.end("space", f"published {url}", url=url, commit=info.oid)
+    return SpaceResult(space_id, url, info.oid, tuple(files))
+
+
+APP_TEMPLATE = r'''"""A huggingtweets bot as a Gradio Space: a prompt in, ten posts out.
+
+Written by `huggingtweets push --space`; self-contained (transformers, torch, safetensors
+and Gradio). Samples are drawn as `huggingtweets generate` draws them: the model's own
+task_specific_params["text-generation"] (its <|endoftext|> prefix, top-p, temperature,
+lengths counted without the prefix), each cut at its first line. When the model has a
+memorization guard (memorization_guard.safetensors), each sample is checked against the
+training posts' hashes and flagged when it copies one.
+"""
+
+import hashlib
+import itertools
+import re
+
+import gradio as gr
+import numpy as np
+import torch
+from huggingface_hub import hf_hub_download
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+# @@CONSTANTS@@
+
+TOKEN_RE = re.compile(f"[{HAN_KANA}{SOUTHEAST_ASIAN}]|[^\\W_{HAN_KANA}{SOUTHEAST_ASIAN}]+")
+HAN_KANA_RE = re.compile(f"[{HAN_KANA}]")
+SOUTHEAST_ASIAN_RE = re.compile(f"[{SOUTHEAST_ASIAN}]")
+MAX_PROMPT_CHARS = 1000
+
+
+class Guard:
+    """memorization.py's check: keyed 64-bit BLAKE2b hashes of a post's words and of its
+    runs of n words (Han/Kana characters count half a word, Southeast Asian ones a
+    quarter)."""
+
+    def __init__(self, path):
+        from safetensors import safe_open
+        from safetensors.numpy import load_file
+
+        with safe_open(path, framework="numpy") as handle:
+            meta = handle.metadata() or {}
+        if meta.get("version") != GUARD_VERSION:
+            version = meta.get("version")
+            raise ValueError(f"guard format {version!r}, this app reads {GUARD_VERSION!r}")
+        arrays = load_file(path)
+        self.posts = np.unique(arrays["posts"])
+        self.ngrams = np.unique(arrays["ngrams"])
+        self.n = int(meta["n"])
+        self.key = bytes.fromhex(meta["key"])
+
+    def _hash(self, items):
+        return np.fromiter(
+            (
+                int.from_bytes(
+                    hashlib.blake2b(s.encode("utf-8"), digest_size=8, key=self.key).digest(),
+                    "little",
+                )
+                for s in items
+            ),
+            dtype=np.uint64,
+        )
+
+    @staticmethod
+    def weight(token):
+        if token.isascii():
+            return UNITS_PER_WORD
+        if HAN_KANA_RE.match(token):
+            return UNITS_PER_WORD // CHARS_PER_WORD_HAN_KANA
+        if SOUTHEAST_ASIAN_RE.match(token):
+            return UNITS_PER_WORD // CHARS_PER_WORD_SOUTHEAST_ASIAN
+        return UNITS_PER_WORD
+
+    def _spans(self, words, weights):
+        need = self.n * UNITS_PER_WORD
+        spans, end, total = [], 0, 0
+        for start in range(len(words)):
+            while end < len(words) and total < need:
+                total += weights[end]
+                end += 1
+            if total < need:
+                break
+            spans.append((start, end))
+            total -= weights[start]
+        return spans
+
+    def check(self, text):
+        """None, or why the text copies a training post."""
+        words = TOKEN_RE.findall(text.casefold())
+        if not words:
+            return None
+        weights = [self.weight(w) for w in words]
+        if np.isin(self._hash([" ".join(words)]), self.posts).any():
+            return "reproduces a training post verbatim"
+        spans = self._spans(words, weights)
+        hits = np.isin(self._hash(" ".join(words[s:e]) for s, e in spans), self.ngrams)
+        if not hits.any():
+            return None
+        offsets = [0, *itertools.accumulate(weights)]
+        longest, first = 0, None
+        for i, hit in enumerate(hits):
+            if not hit:
+                first = None
+                continue
+            first = i if first is None else first
+            longest = max(longest, offsets[spans[i][1]] - offsets[spans[first][0]])
+        return f"shares a run of {longest // UNITS_PER_WORD}+ words with a training post"
+
+
+def load_guard():
+    """(the guard or None, a line saying whether samples are checked)."""
+    try:
+        path = hf_hub_download(MODEL_ID, GUARD_FILE, revision=REVISION)
+    except Exception:  # none published (or unreachable): samples go unchecked
+        return None, "This model has no memorization guard: samples are not checked."
+    try:
+        return Guard(path), "Samples that copy a training post are flagged."
+    except (ValueError, KeyError, OSError) as exc:
+        return None, f"The memorization check is off (the guard cannot be read: {exc})."
+
+
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID, revision=REVISION)
+model = AutoModelForCausalLM.from_pretrained(MODEL_ID, revision=REVISION).eval()
+params = getattr(model.config, "task_specific_params", None) or {}
+params = params.get("text-generation") or {}
+settings = {key: params.get(key, value) for key, value in DEFAULT_SETTINGS.items()}
+guard, guard_note = load_guard()
+
+
+def first_line(text):
+    return text.split("\n", 1)[0].rstrip()
+
+
+def generate(prompt):
+    prompt = (prompt or "").strip() or DEFAULT_PROMPT
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise gr.Error(f"Give the start of a post (at most {MAX_PROMPT_CHARS} characters).")
+    if "\n" in prompt:
+        texts = [first_line(prompt)] * SAMPLES
+    else:
+        prefix = settings["prefix"] or ""
+        prefix_len = len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+        ids = tokenizer(prefix + prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        max_length = settings["max_length"] + prefix_len
+        context = getattr(model.config, "n_positions", None) or getattr(
+            model.config, "max_position_embeddings", None
+        )
+        if context:
+            max_length = min(max_length, context)
+        if ids.shape[1] >= max_length:
+            raise gr.Error("The prompt is too long for this model: give a shorter one.")
+        eos = model.generation_config.eos_token_id
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        pad = pad[0] if isinstance(pad, list) else pad
+        with torch.inference_mode():
+            rows = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                top_p=settings["top_p"],
+                temperature=settings["temperature"],
+                max_length=max_length,
+                min_length=min(settings["min_length"] + prefix_len, max_length),
+                num_return_sequences=SAMPLES,
+                pad_token_id=pad,
+            )
+        decoded_prompt = tokenizer.decode(ids[0], skip_special_tokens=True)
+        texts = []
+        for row in rows:
+            whole = tokenizer.decode(row, skip_special_tokens=True)
+            if whole.startswith(decoded_prompt):
+                text = prompt + whole[len(decoded_prompt):]
+            else:
+                text = prompt + tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True)
+            texts.append(first_line(text))
+    rows = []
+    for text in texts:
+        why = guard.check(text) if guard is not None else None
+        checked = "ok" if guard is not None else "not checked"
+        rows.append([text, f"copy: {why}" if why else checked])
+    return rows
+
+
+with gr.Blocks(title=f"huggingtweets: {MODEL_ID}") as demo:
+    gr.Markdown(f"# {MODEL_ID}\nAn AI bot trained with huggingtweets. {guard_note}")
+    prompt_box = gr.Textbox(value=DEFAULT_PROMPT, label="The start of a post", elem_id="prompt")
+    button = gr.Button("Generate", variant="primary", elem_id="generate")
+    table = gr.Dataframe(
+        headers=["post", "memorization check"],
+        datatype=["str", "str"],
+        interactive=False,
+        wrap=True,
+        elem_id="generations",
+    )
+    button.click(generate, inputs=prompt_box, outputs=table, api_name="generate")
+    prompt_box.submit(generate, inputs=prompt_box, outputs=table, api_name=False)
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=1).launch()
+'''

@@ -1,0 +1,299 @@
+"""What an update starts from and what it finds new (see update.py).
+
+The run as it is (its dataset, metrics and prepare options), every account with its newest
+posts (live ones fetched with ``--update`` into copies of their files outside the run, newer
+exports read whole), and the dataset rebuilt by prepare's rules with the split kept stable.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import msgspec
+import orjson
+
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.events import Reporter
+from huggingtweets.core.options import option_specs
+from huggingtweets.core.records import AccountPosts, iter_jsonl
+from huggingtweets.core.runs import RunDir
+
+Key = tuple[str, str, str]  # (handle, post id, cleaned text): one post of a dataset
+
+
+# -- the run as it is ----------------------------------------------------------------------
+
+
+@dataclass
+class Previous:
+    """What the current model was made from."""
+
+    stats: dict
+    metrics: dict
+    train: set[Key] = field(default_factory=set)
+    valid: set[Key] = field(default_factory=set)
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise HuggingtweetsError(f"{path} is missing: {what}") from None
+    except OSError as exc:
+        raise HuggingtweetsError(f"cannot read {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError:
+        raise HuggingtweetsError(f"{path} is not valid JSON: {what}") from None
+    if not isinstance(data, dict):
+        raise HuggingtweetsError(f"{path} is not a JSON object: {what}")
+    return data
+
+
+def read_previous(run: RunDir) -> Previous:
+    """The run's dataset and metrics, or one line saying why it cannot be updated."""
+    root = run.root
+    if root.exists() and not root.is_dir():
+        raise HuggingtweetsError(f"{root} is a file, not a run directory")
+    if not root.is_dir():
+        raise HuggingtweetsError(
+            f"no run directory {root}: make a bot first (`huggingtweets train SOURCE... "
+            f"--out {root}`), then update it"
+        )
+    if not (run.model_dir / "config.json").is_file():
+        raise HuggingtweetsError(
+            f"{root} has no trained model to update: run `huggingtweets train {root}` first"
+        )
+    train_first = f"train the run first (`huggingtweets train {root}`)"
+    stats = read_json_object(run.stats_path, train_first)
+    metrics = read_json_object(run.metrics_path, train_first)
+    if not isinstance(stats.get("accounts"), list) or not stats["accounts"]:
+        raise HuggingtweetsError(f"{run.stats_path} names no accounts: prepare the run again")
+    previous = Previous(stats, metrics)
+    for path, keys in ((run.train_path, previous.train), (run.valid_path, previous.valid)):
+        for _, row in iter_jsonl(path):
+            keys.add(row_key(row))
+    return previous
+
+
+def row_key(row: dict) -> Key:
+    return (str(row.get("handle")), str(row.get("id")), str(row.get("text")))
+
+
+def prepare_options_of(previous: Previous):
+    """The prepare options the dataset was made with (those this version knows)."""
+    from huggingtweets.prepare.dataset import PrepareOptions
+
+    saved = previous.stats.get("options")
+    known = {spec.name for spec in option_specs(PrepareOptions)}
+    given = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items() if k in known}
+    return PrepareOptions(**given)
+
+
+def live_spec(run: RunDir, handle: str) -> str | None:
+    """Where a live account was collected from (its state file says), else None."""
+    path = run.state_path(handle)
+    if not path.exists():
+        return None
+    try:
+        state = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        state = None
+    spec = state.get("source") if isinstance(state, dict) else None
+    if not isinstance(spec, str) or not spec:
+        raise HuggingtweetsError(
+            f"{path} does not say where @{handle} was collected from; collect it again "
+            f"(`huggingtweets collect SOURCE --update --out {run.root}`), then update"
+        )
+    return spec
+
+
+# -- what is new ---------------------------------------------------------------------------
+
+
+def collect_new(
+    run: RunDir,
+    scratch: RunDir,
+    handles: list[str],
+    sources: Sequence[str],
+    source_handles: Sequence[str],
+    source_options,
+    reporter: Reporter,
+) -> tuple[list[AccountPosts], set[str], bool]:
+    """Every account of the run, with its newest posts: (accounts in the run's order, the
+    handles whose posts/ files ``scratch`` holds anew, whether anything was asked for).
+
+    Live accounts are collected with ``--update`` into copies of their files in
+    ``scratch`` (a folder outside the run), so that nothing of the run changes unless
+    something new is found; files given as SOURCEs are read whole.
+    """
+    from huggingtweets.collect.collection import resolve_all
+    from huggingtweets.collect.live.base import LiveOptions, LiveSource
+    from huggingtweets.collect.registry import SourceOptions, resolve
+
+    source_options = source_options or SourceOptions()
+    given: dict[str, AccountPosts] = {}
+    if sources:
+        resolved = resolve_all(sources, source_handles, source_options)
+        for source in resolved:
+            if isinstance(source, LiveSource):
+                raise HuggingtweetsError(
+                    f"{source.spec} is a live account: live accounts are updated without a "
+                    f"SOURCE (`huggingtweets update {run.root}`); give only newer exports"
+                )
+        for source in resolved:
+            reporter.raise_if_cancelled()
+            account_posts = source.read()
+            if not account_posts.posts:
+                raise HuggingtweetsError(f"no posts found in {source.spec}")
+            handle = account_posts.account.handle
+            if (
+                handle not in handles
+                and len(handles) == len(resolved) == 1
+                and not (source_handles or account_posts.account.platform != "file")
+            ):
+                # A plain file's handle comes from its name, which a newer file may not
+                # share: with one account on each side, it is that account.
+                handle = handles[0]
+                account_posts.account = msgspec.structs.replace(
+                    account_posts.account, handle=handle
+                )
+            if handle not in handles:
+                raise HuggingtweetsError(
+                    f"{source.spec} holds @{handle}'s posts, but {run.root} is the bot of "
+                    f"{', '.join('@' + h for h in handles)}: give a newer export of the same "
+                    "account (or --handle to say which it is)"
+                )
+            if handle in given:
+                raise HuggingtweetsError(f"two SOURCEs hold @{handle}'s posts: give one")
+            if live_spec(run, handle) is not None:
+                raise HuggingtweetsError(
+                    f"@{handle} is collected live: its new posts are fetched by `huggingtweets "
+                    f"update {run.root}` itself; give only exports of accounts read from files"
+                )
+            given[handle] = account_posts
+    live = replace(source_options.live or LiveOptions(), update=True)
+    accounts, fresh, asked = [], set(), bool(given)
+    for handle in handles:
+        if handle in given:
+            accounts.append(given[handle])
+            fresh.add(handle)
+            scratch.write_collected(given[handle])
+            continue
+        spec = live_spec(run, handle)
+        if spec is None:  # an account read from a file, no newer one given
+            accounts.append(run.read_collected(handle))
+            continue
+        asked = True
+        for path in (run.posts_path(handle), run.account_path(handle), run.state_path(handle)):
+            if path.exists():
+                shutil.copyfile(path, scratch.posts_dir / path.name)
+        options = replace(source_options, handle=handle, live=live)
+        reporter.raise_if_cancelled()
+        accounts.append(resolve(spec, options).collect(scratch, reporter))
+        fresh.add(handle)
+    return accounts, fresh, asked
+
+
+@dataclass
+class NewDataset:
+    """The dataset rebuilt, each post on its side of the split from before."""
+
+    stats: dict
+    train_rows: list[dict]  # balanced and shuffled, as prepare writes them
+    valid_rows: list[dict]
+    new_train: list[dict]  # the new posts among the training ones (once each)
+    new_valid: list[dict]
+    old_train: list[dict]  # the training posts from before (once each), to replay
+    since: str | None  # the newest post of the previous dataset (UTC ISO), when dated
+    dates: dict | None  # {"first", "last"} of the dataset's posts now
+    dropped_new: int  # new posts the rules dropped (reposts, short ...)
+
+
+def rebuild_dataset(
+    accounts: list[AccountPosts], previous: Previous, known: set[tuple[str, str]], options
+) -> NewDataset:
+    """prepare's rules on every post, then the split kept stable: a post seen before stays
+    where it was; a new one whose text the model trained on (or held out) goes there too;
+    any other new one where prepare's own split puts it. ``known``: (handle, id) of the
+    posts collected before, to count the new ones that the rules drop."""
+    from huggingtweets.prepare.dataset import balance, build_dataset, permutation
+
+    stats, train_rows, valid_rows, _, _ = build_dataset(accounts, options)
+    old_train_texts = {(h, t) for h, _, t in previous.train}
+    old_valid_texts = {(h, t) for h, _, t in previous.valid}
+    handles = [a.account.handle for a in accounts]
+    train: dict[str, list[dict]] = {h: [] for h in handles}
+    valid: dict[str, list[dict]] = {h: [] for h in handles}
+    new_train, new_valid, old_train = [], [], []
+    seen: set[Key] = set()
+    for side, rows in (("train", train_rows), ("valid", valid_rows)):
+        for row in rows:
+            key = row_key(row)
+            if key in seen:  # copies made to balance several accounts
+                continue
+            seen.add(key)
+            text_key = (key[0], key[2])
+            if key in previous.train:
+                train[key[0]].append(row)
+                old_train.append(row)
+            elif key in previous.valid:
+                valid[key[0]].append(row)
+            elif text_key in old_valid_texts:
+                valid[key[0]].append(row)
+                new_valid.append(row)
+            elif text_key in old_train_texts or side == "train":
+                train[key[0]].append(row)
+                new_train.append(row)
+            else:
+                valid[key[0]].append(row)
+                new_valid.append(row)
+    pairs = {h: [(r["id"], r["text"]) for r in rows] for h, rows in train.items()}
+    balanced = balance(pairs, options.seed) if options.balance and len(handles) > 1 else pairs
+    rows = [{"handle": h, "id": i, "text": t} for h, items in balanced.items() for i, t in items]
+    rows = [rows[i] for i in permutation(len(rows), options.seed, "train")]
+    for account in stats["accounts"]:
+        handle = account["handle"]
+        account["split"].update(
+            train=len(train[handle]), valid=len(valid[handle]), train_rows=len(balanced[handle])
+        )
+    times = {
+        (a.account.handle, p.id): p.created_at for a in accounts for p in a.posts if p.created_at
+    }
+    kept = [(r["handle"], r["id"]) for side in (train, valid) for rs in side.values() for r in rs]
+    dates = date_range(times.get(k) for k in kept)
+    if dates is not None:
+        stats["dates"] = dates
+        for account in stats["accounts"]:
+            handle = account["handle"]
+            mine = date_range(times.get(k) for k in kept if k[0] == handle)
+            if mine is not None:
+                account["dates"] = mine
+    before = date_range(times.get(k[:2]) for k in previous.train | previous.valid)
+    ids = {(h, p.id) for a in accounts for h in [a.account.handle] for p in a.posts}
+    dropped_new = len(ids - known - {k[:2] for k in seen})
+    return NewDataset(
+        stats,
+        rows,
+        [r for h in handles for r in valid[h]],
+        new_train,
+        new_valid,
+        old_train,
+        before["last"] if before else None,
+        dates,
+        dropped_new,
+    )
+
+
+def date_range(times) -> dict | None:
+    """The first and last of some UTC ISO times (None ignored), or None without any."""
+    known = [t for t in times if t]
+    return {"first": min(known), "last": max(known)} if known else None
+
+
+def replayed_posts(data: NewDataset, share: float, seed: int) -> list[dict]:
+    """round(share × new training posts) of the older training posts, drawn under ``seed``."""
+    count = min(len(data.old_train), round(share * len(data.new_train)))
+    return random.Random(f"{seed}:replay").sample(data.old_train, count)
