@@ -15,7 +15,14 @@ to a baseline timed in the same run on the same export: the original huggingtwee
 approach written plainly (``json.loads`` the whole file, its clean and short rules post by
 post, ``random.shuffle``, a 90/10 split, ``json.dumps`` a line each).
 
+With ``--fork``, it times instead the folder export with and without the forked child that
+once read and cleaned half of a large export on the second core (``core/parallel.py``, then
+switched off by ``HUGGINGTWEETS_NO_FORK``), alternating the two in one run; the issue kept
+the fork only if it was at least 1.3x faster. The fork was deleted (it was not), so this
+mode needs a checkout from before that.
+
     python benchmarks/prepare_throughput.py [--posts 100000] [--repeat 5] [--json out.json]
+    python benchmarks/prepare_throughput.py --fork [--repeat 9]
 """
 
 from __future__ import annotations
@@ -138,16 +145,44 @@ def time_baseline(tweets_js: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def time_fork_comparison(folder: Path, root: Path, repeat: int) -> dict[str, float]:
+    """Median seconds of the folder export with and without the fork, the two alternated
+    (and which goes first swapped each round) so that a busy neighbour slows both alike."""
+    times: dict[str, list[float]] = {"with fork": [], "without fork": []}
+    for i in range(repeat):
+        order = ["with fork", "without fork"] if i % 2 == 0 else ["without fork", "with fork"]
+        for mode in order:
+            if mode == "with fork":
+                os.environ.pop("HUGGINGTWEETS_NO_FORK", None)
+            else:
+                os.environ["HUGGINGTWEETS_NO_FORK"] = "1"
+            times[mode].append(time_prepare(folder, root / f"fork-{i}-{mode[:3]}"))
+    os.environ.pop("HUGGINGTWEETS_NO_FORK", None)
+    for mode, values in times.items():
+        print(f"{mode:>14}: " + " ".join(f"{t:.2f}" for t in values))
+    return {mode: statistics.median(values) for mode, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--fork", action="store_true", help="with and without the fork")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         inputs = build_inputs(root, args.posts)
+        if args.fork:
+            medians = time_fork_comparison(inputs["x export (folder)"], root, args.repeat)
+            ratio = medians["without fork"] / medians["with fork"]
+            print(
+                f"medians: with {medians['with fork']:.2f} s, without "
+                f"{medians['without fork']:.2f} s: the fork is {ratio:.2f}x as fast "
+                f"({os.cpu_count()} CPUs)"
+            )
+            return
         baseline = statistics.median(
             time_baseline(inputs["x export (folder)"] / "data/tweets.js", root / f"base-{i}")
             for i in range(args.repeat)

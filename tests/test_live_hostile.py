@@ -23,14 +23,12 @@ from fakes import (
 from fakes.platforms import TOKEN, Platform, platform_fixture  # noqa: F401 (fixture)
 
 from huggingtweets.collect.live import base as live_module
-from huggingtweets.collect.live.base import (
-    _clock,
-    seconds_until_reset,
-    server_text,
-    state_problem,
-)
+from huggingtweets.collect.live import http as live_http
 from huggingtweets.collect.live.bluesky import BlueskyOptions
+from huggingtweets.collect.live.http import seconds_until_reset, server_text
 from huggingtweets.collect.live.mastodon_api import MastodonOptions
+from huggingtweets.collect.live.retry import clock
+from huggingtweets.collect.live.store import state_problem
 from huggingtweets.collect.live.x_api import XApiOptions
 from huggingtweets.collect.registry import resolve
 from huggingtweets.core import secrets
@@ -322,7 +320,7 @@ def test_a_servers_error_text_is_one_bounded_line_without_escapes(platform, tmp_
 
 @pytest.fixture
 def one_megabyte(monkeypatch):
-    monkeypatch.setattr(live_module, "MAX_ANSWER_BYTES", 2**20)
+    monkeypatch.setattr(live_http, "MAX_ANSWER_BYTES", 2**20)
 
 
 @pytest.mark.parametrize(
@@ -412,7 +410,7 @@ def test_reset_times_and_clocks_for_any_header():
     assert seconds_until_reset({"X-Rate-Limit-Reset": str(now + 60)}, now) == 61
     assert seconds_until_reset({"ratelimit-reset": "30"}, now) == 30
     assert seconds_until_reset({"x-ratelimit-reset": "not a time"}, now) is None
-    assert [_clock(s) for s in (0.2, 61, 3600, 90000, 1e13, float("inf"))] == [
+    assert [clock(s) for s in (0.2, 61, 3600, 90000, 1e13, float("inf"))] == [
         "1s",
         "1m01s",
         "1h00m",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from huggingtweets.collect.registry import FileSource, SampleSource, Source, SourceOptions, resolve
+from huggingtweets.collect.registry import Source, SourceOptions, resolve
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError
@@ -25,7 +25,6 @@ from huggingtweets.core.runs import RunDir, Staging, check_writable_dir
 
 STAGE = "collect"
 MAX_ACCOUNTS = 3  # the original's limit, and the card's three avatars
-OFFLINE_SOURCES = (FileSource, SampleSource)
 
 
 def resolve_all(
@@ -53,7 +52,7 @@ def resolve_all(
         for i, spec in enumerate(sources)
     ]
     if options.live is not None and options.live.update:
-        offline = [s.spec for s in resolved if isinstance(s, OFFLINE_SOURCES)]
+        offline = [s.spec for s in resolved if s.offline]
         if offline:
             raise OptionError(
                 "update",
@@ -111,7 +110,7 @@ def collect(
     # as they arrive (their own collect), so they come after.
     offline: dict[int, AccountPosts] = {}
     for i, source in enumerate(resolved):
-        if isinstance(source, OFFLINE_SOURCES):
+        if source.offline:
             reporter.raise_if_cancelled()
             offline[i] = source.read()
     seen: dict[str, str] = {}

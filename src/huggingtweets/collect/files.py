@@ -16,10 +16,9 @@ from pathlib import Path
 
 import msgspec
 
-from huggingtweets.collect.registry import register_file_format
+from huggingtweets.collect.registry import check_text_column, register_file_format
 from huggingtweets.collect.tree import decode_utf8, read_file_bounded
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.options import OptionError
 from huggingtweets.core.records import (
     Account,
     Collected,
@@ -45,15 +44,6 @@ def _pick(keys, wanted: tuple[str, ...]) -> str | None:
     """The first of ``wanted`` among ``keys`` (compared case-insensitively)."""
     lowered = {str(k).lower().strip(): k for k in keys if k is not None}
     return next((lowered[w] for w in wanted if w in lowered), None)
-
-
-def check_text_column(text_column: str | None) -> str | None:
-    """``--text-column`` as given; an empty name is refused rather than ignored."""
-    if text_column is not None and not text_column.strip():
-        raise OptionError(
-            "text_column", "is empty: name the column that holds the posts' text, or leave it out"
-        )
-    return text_column
 
 
 def _text_keys(text_column: str | None) -> tuple[str, ...]:

@@ -19,14 +19,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from huggingtweets.collect import sample
 from huggingtweets.collect.tree import DirTree, Tree, check_regular, open_tree
 from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
 from huggingtweets.core.records import Collected, check_handle
 from huggingtweets.core.runs import RunDir
 
 if TYPE_CHECKING:
-    from huggingtweets.collect.live.base import LiveOptions
+    from huggingtweets.collect.live.options import LiveOptions
     from huggingtweets.core.events import Reporter
 
 T = TypeVar("T")
@@ -47,10 +47,22 @@ class SourceOptions:
         return value if value is not None else cls()
 
 
+def check_text_column(text_column: str | None) -> str | None:
+    """``--text-column`` as given; an empty name is refused rather than ignored."""
+    if text_column is not None and not text_column.strip():
+        raise OptionError(
+            "text_column", "is empty: name the column that holds the posts' text, or leave it out"
+        )
+    return text_column
+
+
 class Source(abc.ABC):
     """One account's posts, from one place."""
 
     platform: ClassVar[str]
+    # Read whole, every time (a file, the bundled sample), rather than fetched page by page
+    # by its own collect(): such sources are read before anything is written.
+    offline: ClassVar[bool] = False
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         self.spec = spec
@@ -77,11 +89,10 @@ class FileSource(Source):
     """A file or folder on disk; the format is recognised from the path and contents."""
 
     platform = "file"
+    offline = True
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
-        from huggingtweets.collect.files import check_text_column
-
         check_text_column(options.text_column)  # refused before anything is read
         self.path = Path(spec).expanduser()
         file_format, self._input = _detect_file_format(self.path)
@@ -174,13 +185,6 @@ def _detect_file_format(path: Path) -> tuple[FileFormat, FileInput]:
     )
 
 
-class SampleSource(Source):
-    platform = "sample"
-
-    def read(self) -> Collected:
-        return sample.read_sample(self.spec.split(":", 1)[1], self.options.handle)
-
-
 # -- the registry ---------------------------------------------------------------
 
 SourceFactory = Callable[[str, SourceOptions], Source]
@@ -250,8 +254,3 @@ def resolve(spec: str, options: SourceOptions | None = None) -> Source:
 def read_source(spec: str, handle: str | None = None, text_column: str | None = None) -> Collected:
     """Read one source into memory (Python API)."""
     return resolve(spec, SourceOptions(handle, text_column)).read()
-
-
-register_prefix(
-    "sample:", SampleSource, "sample:SPEAKER (bundled tiny Shakespeare, e.g. sample:romeo)"
-)

@@ -7,6 +7,7 @@ from collections import Counter
 from functools import cache
 from importlib.resources import files
 
+from huggingtweets.collect.registry import Source, register_prefix
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.records import Account, Collected, Post, check_handle, make_handle
 
@@ -56,3 +57,16 @@ def read_sample(name: str, handle: str | None = None) -> Collected:
     ]
     account = Account(PLATFORM, handle, display_name=speaker.title())
     return Collected(account, posts)
+
+
+class SampleSource(Source):
+    platform = PLATFORM
+    offline = True
+
+    def read(self) -> Collected:
+        return read_sample(self.spec.split(":", 1)[1], self.options.handle)
+
+
+register_prefix(
+    "sample:", SampleSource, "sample:SPEAKER (bundled tiny Shakespeare, e.g. sample:romeo)"
+)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from huggingtweets.collect.live.base import (
+from huggingtweets.collect.live.base import LiveSource, Page, Profile
+from huggingtweets.collect.live.http import (
     Fault,
-    LiveSource,
     MalformedAnswer,
-    Page,
-    Profile,
+    ServiceAddresses,
     bounded_httpx_hook,
-    check_url_option,
     count_or_none,
     expect_shape,
     find_cause,
@@ -25,6 +23,7 @@ from huggingtweets.collect.live.base import (
     server_text,
     service_url,
     shown,
+    url_option,
 )
 from huggingtweets.collect.registry import (
     SourceOptions,
@@ -33,7 +32,6 @@ from huggingtweets.collect.registry import (
     register_spelling,
 )
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.options import check_options, option
 from huggingtweets.core.records import Account, Post
 from huggingtweets.core.times import utc_iso
 
@@ -51,19 +49,12 @@ _PROFILE_URL_RE = re.compile(r"https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)/
 
 
 @dataclass
-class BlueskyOptions:
+class BlueskyOptions(ServiceAddresses):
     """Which Bluesky AppView answers (``SourceOptions.get(BlueskyOptions)``)."""
 
-    bsky_service: str | None = option(
-        None,
-        metavar="URL",
-        help="Bluesky AppView [env HUGGINGTWEETS_BSKY_SERVICE; default "
-        "https://public.api.bsky.app].",
+    bsky_service: str | None = url_option(
+        "Bluesky AppView [env HUGGINGTWEETS_BSKY_SERVICE; default https://public.api.bsky.app].",
     )
-
-    def __post_init__(self) -> None:
-        check_options(self)
-        check_url_option(self, "bsky_service")
 
 
 register_options(BlueskyOptions)

@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from huggingtweets.collect.htmltext import html_to_text
-from huggingtweets.collect.live.base import (
+from huggingtweets.collect.live.base import LiveSource, Page, Profile
+from huggingtweets.collect.live.http import (
     Fault,
-    LiveSource,
+    LastAnswer,
     MalformedAnswer,
-    Page,
-    Profile,
+    ServiceAddresses,
     bounded_adapter,
-    check_url_option,
     count_or_none,
     expect_shape,
     find_cause,
+    optional_text,
     parsing,
     seconds_until_reset,
     server_text,
     service_url,
     shown,
+    url_option,
 )
 from huggingtweets.collect.registry import (
     SourceOptions,
@@ -41,7 +41,6 @@ from huggingtweets.collect.registry import (
     register_spelling,
 )
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.options import check_options, option
 from huggingtweets.core.records import Account, Post, visibility_from_name
 from huggingtweets.core.times import utc_iso
 
@@ -59,19 +58,12 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # snowflakes; Pleroma's flake ids
 
 
 @dataclass
-class MastodonOptions:
+class MastodonOptions(ServiceAddresses):
     """Where a Mastodon instance's API is (``SourceOptions.get(MastodonOptions)``)."""
 
-    mastodon_url: str | None = option(
-        None,
-        metavar="URL",
-        help="Mastodon API base URL when it is not https://INSTANCE "
-        "[env HUGGINGTWEETS_MASTODON_URL].",
+    mastodon_url: str | None = url_option(
+        "Mastodon API base URL when it is not https://INSTANCE [env HUGGINGTWEETS_MASTODON_URL].",
     )
-
-    def __post_init__(self) -> None:
-        check_options(self)
-        check_url_option(self, "mastodon_url")
 
 
 register_options(MastodonOptions)
@@ -116,7 +108,7 @@ class MastodonSource(LiveSource):
         self.uses_token = token is not None
         # The last HTTP answer, as requests received it, per thread (each request runs in
         # a thread of its own; one abandoned at a time-out must not answer for the next).
-        self._local = threading.local()
+        self.last_answer = LastAnswer()
 
         import requests
         from mastodon import Mastodon
@@ -126,7 +118,7 @@ class MastodonSource(LiveSource):
         # endpoints that return lists, and casts any JSON to the type it expects ("{}" to
         # an empty list): keep the last answer (requests' documented response hook) to
         # read the reset time, the instance's words and the body's real shape from.
-        session.hooks["response"].append(self._remember)
+        session.hooks["response"].append(self.last_answer.remember)
         adapter = bounded_adapter(self.live.timeout, self.deadline)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -138,14 +130,6 @@ class MastodonSource(LiveSource):
             version_check_mode="none",  # no /api/v1/instance round trip
             session=session,
         )
-
-    def _remember(self, response, *args, **kwargs):
-        self._local.answer = response
-        return response
-
-    @property
-    def _answer(self):
-        return getattr(self._local, "answer", None)
 
     def _token_advice(self) -> str:
         """What to do when the instance asks for a login and no token was sent."""
@@ -164,7 +148,7 @@ class MastodonSource(LiveSource):
         if len(exc.args) > 3 and exc.args[3]:
             return server_text(exc.args[3])
         try:
-            return server_text(self._answer.json()["error"])
+            return server_text(self.last_answer.response.json()["error"])
         except (AttributeError, ValueError, KeyError, TypeError):
             return "no detail"
 
@@ -191,8 +175,8 @@ class MastodonSource(LiveSource):
         profile = Account(
             platform=PLATFORM,
             handle=handle,
-            display_name=_text(account.get("display_name")),
-            avatar_url=_text(account.get("avatar")),
+            display_name=optional_text(account.get("display_name")),
+            avatar_url=optional_text(account.get("avatar")),
             description=html_to_text(note) if isinstance(note, str) and note else None,
         )
         return Profile(profile, str(account["id"]), count_or_none(account.get("statuses_count")))
@@ -200,7 +184,8 @@ class MastodonSource(LiveSource):
     def fetch_page(self, account_id: str, cursor: str | None, since: str | None) -> Page:
         page = self.api.account_statuses(account_id, limit=PAGE_SIZE, max_id=cursor, since_id=since)
         # A list, even an empty one, at the end: "{}" or a string is not "no more posts".
-        raw = self._answer.content.lstrip()[:1] if self._answer is not None else b"["
+        answer = self.last_answer.response
+        raw = answer.content.lstrip()[:1] if answer is not None else b"["
         expect_shape(
             raw == b"[" and all(isinstance(s, dict) and "id" in s for s in page),
             "a list of statuses",
@@ -224,7 +209,7 @@ class MastodonSource(LiveSource):
                 text="",  # as for exports: a boost's text is someone else's
                 is_repost=True,
                 visibility=visibility,
-                url=_text(reblog.get("url") or reblog.get("uri"))
+                url=optional_text(reblog.get("url") or reblog.get("uri"))
                 if isinstance(reblog, dict)
                 else None,
             )
@@ -233,12 +218,12 @@ class MastodonSource(LiveSource):
             id=str(status["id"]),
             author=handle,
             created_at=utc_iso(status.get("created_at")),
-            text=html_to_text(_text(status.get("content")) or ""),
+            text=html_to_text(optional_text(status.get("content")) or ""),
             is_reply=status.get("in_reply_to_id") is not None,
             is_quote=bool(status.get("quote")),
             visibility=visibility,
-            lang=_text(status.get("language")),
-            url=_text(status.get("url") or status.get("uri")),
+            lang=optional_text(status.get("language")),
+            url=optional_text(status.get("url") or status.get("uri")),
         )
 
     def classify(self, exc: Exception) -> Fault | None:
@@ -249,7 +234,8 @@ class MastodonSource(LiveSource):
         if malformed is not None:
             return Fault("transient", f"{where} sent a malformed answer ({malformed})")
         if isinstance(exc, mp.MastodonRatelimitError):
-            wait = seconds_until_reset(self._answer.headers if self._answer is not None else {})
+            answer = self.last_answer.response
+            wait = seconds_until_reset(answer.headers if answer is not None else {})
             return Fault("rate_limit", f"rate limited by {where} (429)", wait)
         if isinstance(exc, mp.MastodonNetworkError):
             text = str(exc).lower()
@@ -284,11 +270,6 @@ class MastodonSource(LiveSource):
                 )
             return Fault("permanent", f"{where} answered {status}: {self._error(exc)}")
         return None
-
-
-def _text(value: object) -> str | None:
-    """An optional text field: a text, or None (for "" and for any other type)."""
-    return value if isinstance(value, str) and value else None
 
 
 def _status(exc) -> int | None:

@@ -10,26 +10,26 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from huggingtweets.collect.live.base import (
+from huggingtweets.collect.live.base import LiveSource, Page, Profile
+from huggingtweets.collect.live.http import (
     Fault,
-    LiveSource,
+    LastAnswer,
     MalformedAnswer,
-    Page,
-    Profile,
+    ServiceAddresses,
     bounded_adapter,
-    check_url_option,
     count_or_none,
     expect_shape,
     find_cause,
+    optional_text,
     parsing,
     seconds_until_reset,
     server_text,
     service_url,
     shown,
+    url_option,
 )
 from huggingtweets.collect.registry import (
     SourceOptions,
@@ -38,7 +38,6 @@ from huggingtweets.collect.registry import (
     register_spelling,
 )
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.options import check_options, option
 from huggingtweets.core.records import Account, Post
 from huggingtweets.core.secrets import redact
 from huggingtweets.core.times import utc_iso
@@ -71,18 +70,12 @@ USER_FIELDS = [
 
 
 @dataclass
-class XApiOptions:
+class XApiOptions(ServiceAddresses):
     """Where the X API is (``SourceOptions.get(XApiOptions)``)."""
 
-    x_api_url: str | None = option(
-        None,
-        metavar="URL",
-        help="X API base URL [env HUGGINGTWEETS_X_API_URL; default https://api.twitter.com].",
+    x_api_url: str | None = url_option(
+        "X API base URL [env HUGGINGTWEETS_X_API_URL; default https://api.twitter.com].",
     )
-
-    def __post_init__(self) -> None:
-        check_options(self)
-        check_url_option(self, "x_api_url")
 
 
 register_options(XApiOptions)
@@ -145,17 +138,12 @@ class XApiSource(LiveSource):
             TWEEPY_HOST,
             bounded_adapter(self.live.timeout, self.deadline, (TWEEPY_HOST, base_url)),
         )
-        # The last answer, per thread (each request runs in one of its own): tweepy fails
-        # while reading some error answers (see _ask).
-        self._local = threading.local()
-        self.client.session.hooks["response"].append(self._remember)
+        # The last answer, per thread: tweepy fails while reading some error answers (_ask).
+        self.last_answer = LastAnswer()
+        self.client.session.hooks["response"].append(self.last_answer.remember)
         tweepy_log = logging.getLogger("tweepy.client")
         if not any(isinstance(f, _RedactTokens) for f in tweepy_log.filters):
             tweepy_log.addFilter(_RedactTokens())
-
-    def _remember(self, response, *args, **kwargs):
-        self._local.answer = response
-        return response
 
     def _ask(self, method, *args, **kwargs) -> dict:
         """One request's JSON object. tweepy itself fails on some error answers: a body
@@ -164,11 +152,11 @@ class XApiSource(LiveSource):
         nothing, so that a 429 still waits and a 5xx is still retried."""
         import tweepy
 
-        self._local.answer = None
+        self.last_answer.forget()
         try:
             return _json(method(*args, **kwargs))
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            answer = getattr(self._local, "answer", None)
+            answer = self.last_answer.response
             if answer is None or answer.status_code < 400 or isinstance(exc, MalformedAnswer):
                 raise
             status = answer.status_code
@@ -213,9 +201,9 @@ class XApiSource(LiveSource):
         account = Account(
             platform=PLATFORM,
             handle=user["username"],
-            display_name=_text(user.get("name")),
-            avatar_url=_text(avatar),
-            description=_text(user.get("description")),
+            display_name=optional_text(user.get("name")),
+            avatar_url=optional_text(avatar),
+            description=optional_text(user.get("description")),
         )
         return Profile(account, str(user["id"]), min(count, MOST_RECENT) if count else None)
 
@@ -282,7 +270,7 @@ class XApiSource(LiveSource):
             is_repost="retweeted" in kinds,
             is_reply="replied_to" in kinds,
             is_quote="quoted" in kinds,
-            lang=_text(data.get("lang")),
+            lang=optional_text(data.get("lang")),
             url=f"https://x.com/{self.username}/status/{data['id']}",
         )
 
@@ -341,11 +329,6 @@ def _json(response) -> dict:
     body = response.json()
     expect_shape(isinstance(body, dict), "a JSON object")
     return body
-
-
-def _text(value: object) -> str | None:
-    """An optional text field: a text, or None (for "" and for any other type)."""
-    return value if isinstance(value, str) and value else None
 
 
 def _detail(exc) -> str:
