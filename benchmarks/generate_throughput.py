@@ -86,14 +86,14 @@ def build_gpt2_random(folder: Path) -> Path:
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from huggingtweets.model.tiny import EOS
-    from huggingtweets.train.recipe import _save_model
+    from huggingtweets.train.recipe import save_model
 
     tokenizer = _gpt2_tokenizer()
     eos = tokenizer.convert_tokens_to_ids(EOS)
     torch.manual_seed(0)
     config = GPT2Config(bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
     model = AutoModelForCausalLM.from_config(config)
-    _save_model(model, tokenizer, folder)  # with the original's sampling settings
+    save_model(model, tokenizer, folder)  # with the original's sampling settings
     return folder
 
 

@@ -22,14 +22,10 @@ import torch
 from scipy.stats import chisquare
 
 from huggingtweets.core.options import OptionError
-from huggingtweets.generate.generator import (
-    GenerateOptions,
-    Generator,
-    _pick,
-    fast_sampling_supported,
-)
+from huggingtweets.generate.generator import GenerateOptions, Generator
+from huggingtweets.generate.sampling import fast_sampling_supported, pick_tokens
 from huggingtweets.model.tiny import build_tiny_base
-from huggingtweets.train.recipe import _save_model
+from huggingtweets.train.recipe import save_model
 
 PROMPT = "My dream is"
 TEXTS = [
@@ -48,7 +44,7 @@ def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("byte-gpt2")
     build_tiny_base(TEXTS, folder, vocab_size=262, n_layer=2, n_head=2, n_embd=32, seed=1)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    _save_model(model, AutoTokenizer.from_pretrained(folder), folder)
+    save_model(model, AutoTokenizer.from_pretrained(folder), folder)
     return folder
 
 
@@ -134,7 +130,7 @@ def test_candidate_draws_follow_the_top_k_top_p_distribution():
     exact = TopPLogitsWarper(0.9)(None, TopKLogitsWarper(50)(None, scores.clone()))
     probs = exact.softmax(-1)[0]
     torch.manual_seed(1)
-    drawn = _pick(scores.expand(20_000, -1), 50, 0.9)
+    drawn = pick_tokens(scores.expand(20_000, -1), 50, 0.9)
     counts = torch.bincount(drawn, minlength=1000).double()
     support = probs > 0
     assert counts[~support].sum() == 0  # never a token the filters remove
@@ -147,7 +143,7 @@ def test_candidate_draws_follow_the_top_k_top_p_distribution():
 def test_ties_at_the_kth_score_are_kept_as_topk_keeps_them():
     scores = torch.tensor([[5.0, 4.0, 3.0, 3.0, 3.0, 1.0]])
     torch.manual_seed(0)
-    drawn = set(_pick(scores.expand(5_000, -1), 3, 1.0).tolist())
+    drawn = set(pick_tokens(scores.expand(5_000, -1), 3, 1.0).tolist())
     assert drawn == {0, 1, 2, 3, 4}  # TopK(3) keeps all three tokens tied at 3.0
 
 

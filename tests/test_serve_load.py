@@ -18,7 +18,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
-from huggingtweets.train.recipe import _save_model  # noqa: E402
+from huggingtweets.train.recipe import save_model  # noqa: E402
 
 TEXTS = [
     "My dream is a quiet house by the sea,\nwith a garden.",
@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("serve-load")
     folder = work / "bot"
     build_tiny_base(TEXTS, folder, vocab_size=262, n_layer=2, n_head=2, n_embd=32, seed=1)
-    _save_model(
+    save_model(
         AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), folder
     )
     with socket.socket() as sock:

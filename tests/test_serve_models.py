@@ -24,7 +24,7 @@ from huggingtweets.serve.models import (
     _Rows,
     sample_batch,
 )
-from huggingtweets.train.recipe import _save_model
+from huggingtweets.train.recipe import save_model
 
 TEXTS = [
     "My dream is a quiet house by the sea,\nwith a garden.",
@@ -43,7 +43,7 @@ def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-models") / "bot"
     build_tiny_base(TEXTS, folder, vocab_size=262, n_layer=2, n_head=2, n_embd=32, seed=1)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    _save_model(model, AutoTokenizer.from_pretrained(folder), folder)
+    save_model(model, AutoTokenizer.from_pretrained(folder), folder)
     build_guard([TRAINING_POST], folder)
     return folder
 

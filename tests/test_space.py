@@ -25,7 +25,7 @@ from fakes.hub import FakeHub, User  # noqa: E402
 from huggingtweets.model.memorization import MemorizationGuard, build_guard  # noqa: E402
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
 from huggingtweets.publish.space import app_source, check_space_id  # noqa: E402
-from huggingtweets.train.recipe import _save_model  # noqa: E402
+from huggingtweets.train.recipe import save_model  # noqa: E402
 
 TOKEN = "hf_spaceTestTokenOfAlice0123456789abc"
 TRAINING = [
@@ -103,7 +103,7 @@ def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("space") / "bot"
     model_dir = run / "model"
     build_tiny_base(TRAINING * 10, model_dir, vocab_size=300, n_layer=2, n_head=2, n_embd=32)
-    _save_model(
+    save_model(
         AutoModelForCausalLM.from_pretrained(model_dir),
         AutoTokenizer.from_pretrained(model_dir),
         model_dir,

@@ -64,7 +64,7 @@ def tracked(tmp_path_factory):
         mp.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
         mp.delenv("WANDB_DISABLE_WEAVE", raising=False)
         # As in the web app's process (Gradio imports it): W&B then suggests Weave, on
-        # the terminal, unless told not to (tracking._weave_left_alone).
+        # the terminal, unless told not to (tracking.wandb_tracker._weave_left_alone).
         import huggingface_hub.inference  # noqa: F401
 
         run = root / "run"

@@ -7,18 +7,8 @@ The original sampled with ``pipeline("text-generation")`` and the model's
 We read the same settings from the model's config and do the same steps by hand, so the
 memorization guard can check each sample and ``--no-copies`` can draw a flagged one again.
 
-Sampling is our own loop over the model and its KV cache (``_sample_fast``), not
-``generate()``, because only the first line of a sample is kept: each sample stops at its
-first line break or ``<|endoftext|>`` and leaves the batch at once, so the others run on
-without it and nobody waits for the slowest. It samples from what ``generate()`` samples
-from: the same top-k (transformers' default 50), top-p, temperature and minimum length.
-``generate()`` picks a token as ``argmax(p / q)`` with ``q`` exponential noise drawn for
-every token of the vocabulary (50,257 random numbers per sample and token for GPT-2: on
-a CPU, a fifth of the time of the model's own forward pass); we draw it for the top-k
-candidates only, the same distribution. With ``--as-pipeline`` we draw all of it, in
-fp32: then a seed gives the very first lines ``pipeline("text-generation")`` gives (up
-to the rounding of differently shaped matrix products; tests/test_generate_speed.py).
-A model whose
+Sampling is our own loop over the model and its KV cache (``sampling.py``): each sample
+stops at its first line break and leaves the batch at once. A model whose
 generation_config.json asks for more (a repetition penalty, beams ...) goes through
 ``generate()``. A model of 50M parameters or more is sampled in bf16 where the hardware
 computes it natively (``--precision``), a copy: the model itself stays as loaded.
@@ -28,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import (
@@ -44,7 +34,9 @@ from huggingtweets.core.options import (
     option,
     option_specs,
 )
+from huggingtweets.generate.sampling import fast_sampling_supported, sample_continuations
 from huggingtweets.model.loading import (
+    MODELING_LOGGER,
     context_length,
     first_line,
     hidden_library_notice,
@@ -86,37 +78,14 @@ SAMPLING_PRECISIONS = ("auto", "fp32", "bf16")
 # this size a token costs Python and kernel launches, and bf16 only adds conversions
 # (the 3.7M demo model: 0.42 s for 10 samples in bf16, 0.29 s in fp32).
 BF16_FROM = 50_000_000
-# transformers' top_k when generation_config.json sets none (GenerationConfig's defaults).
-DEFAULT_TOP_K = 50
-# generation_config.json settings our sampling loop does not reproduce, with the value that
-# means "off": a model that turns one on is sampled by transformers' generate() instead.
-GENERATE_ONLY_SETTINGS = {
-    "num_beams": 1,
-    "repetition_penalty": 1.0,
-    "encoder_repetition_penalty": 1.0,
-    "no_repeat_ngram_size": 0,
-    "bad_words_ids": None,
-    "typical_p": 1.0,
-    "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0,
-    "min_p": None,
-    "top_h": None,
-    "suppress_tokens": None,
-    "begin_suppress_tokens": None,
-    "forced_bos_token_id": None,
-    "forced_eos_token_id": None,
-    "sequence_bias": None,
-    "min_new_tokens": None,
-    "max_new_tokens": None,
-    "exponential_decay_length_penalty": None,
-    "renormalize_logits": False,
-    "remove_invalid_values": False,
-    "watermarking_config": None,
-    "guidance_scale": None,
-    "penalty_alpha": None,
-    "dola_layers": None,
-    "stop_strings": None,
-}
+
+
+def model_setting(name: str, **bounds_and_help: Any) -> Any:
+    """An option that defaults to the model's own setting ``name`` (None until a model
+    is loaded), else to the original's."""
+    return option(
+        None, default_help=f"the model's, else {DEFAULT_SETTINGS[name]}", **bounds_and_help
+    )
 
 
 @dataclass
@@ -131,36 +100,19 @@ class GenerateOptions:
         5, min=1, max=MAX_SAMPLES, flag=("-n", "--num"), help="How many posts."
     )
     # tokens, counting the prompt (not the prefix); the model's context caps it too
-    max_length: int | None = option(
-        None,
-        min=1,
-        max=MAX_LENGTH,
-        help="Max tokens, prompt included.",
-        default_help=f"the model's, else {DEFAULT_SETTINGS['max_length']}",
+    max_length: int | None = model_setting(
+        "max_length", min=1, max=MAX_LENGTH, help="Max tokens, prompt included."
     )
-    min_length: int | None = option(
-        None,
-        min=0,
-        max=MAX_LENGTH,
-        help="Min tokens, prompt included.",
-        default_help=f"the model's, else {DEFAULT_SETTINGS['min_length']}",
+    min_length: int | None = model_setting(
+        "min_length", min=0, max=MAX_LENGTH, help="Min tokens, prompt included."
     )
-    top_p: float | None = option(
-        None,
-        min=0,
-        min_open=True,
-        max=1,
-        help="Nucleus sampling mass.",
-        default_help=f"the model's, else {DEFAULT_SETTINGS['top_p']}",
+    top_p: float | None = model_setting(
+        "top_p", min=0, min_open=True, max=1, help="Nucleus sampling mass."
     )
     # Below MIN_TEMPERATURE, logits divided by it overflow to infinity (sampling fails);
     # long before that, sampling is greedy decoding in all but name.
-    temperature: float | None = option(
-        None,
-        min=MIN_TEMPERATURE,
-        max=MAX_TEMPERATURE,
-        help="Sampling temperature.",
-        default_help=f"the model's, else {DEFAULT_SETTINGS['temperature']}",
+    temperature: float | None = model_setting(
+        "temperature", min=MIN_TEMPERATURE, max=MAX_TEMPERATURE, help="Sampling temperature."
     )
     seed: int | None = option(
         None,
@@ -294,7 +246,7 @@ def resolve_model_dir(model_or_run: str | Path) -> str | Path:
     )
 
 
-def _hub_file(repo_id: str, name: str, local_files_only: bool) -> Path | None:
+def hub_file(repo_id: str, name: str, local_files_only: bool) -> Path | None:
     """A file published beside a Hub model, when the Hub (or the cache) has one."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
@@ -307,7 +259,7 @@ def _hub_file(repo_id: str, name: str, local_files_only: bool) -> Path | None:
 
 def _hub_guard(repo_id: str, local_files_only: bool) -> MemorizationGuard | None:
     """The guard published beside a Hub model: without one, samples go unchecked."""
-    path = _hub_file(repo_id, GUARD_FILE, local_files_only)
+    path = hub_file(repo_id, GUARD_FILE, local_files_only)
     return MemorizationGuard.load(path.parent) if path is not None else None
 
 
@@ -357,7 +309,6 @@ def check_prompt(prompt: str) -> None:
         ) from None
 
 
-MODELING_LOGGER = "transformers.modeling_utils"
 TOKENIZER_LOGGER = "transformers.tokenization_utils_base"
 
 
@@ -403,7 +354,7 @@ class Generator:
             card = location / "README.md"
         else:
             guard = _hub_guard(resolved.location, resolved.local_files_only)
-            card = _hub_file(resolved.location, "README.md", resolved.local_files_only)
+            card = hub_file(resolved.location, "README.md", resolved.local_files_only)
         return cls(model, tokenizer, guard, str(model_or_run), language=card_language(card))
 
     def settings(self, options: GenerateOptions) -> dict:
@@ -513,7 +464,7 @@ class Generator:
                 )
             stops = () if settings["allow_newlines"] else self._line_break_ids()
             try:
-                return _sample_fast(
+                return sample_continuations(
                     model, input_ids, count, settings, max_length, min_length, stops, as_pipeline
                 )
             except (ValueError, ArithmeticError) as exc:
@@ -690,124 +641,6 @@ class Generator:
             for i, text in zip(where, drawn, strict=True):
                 texts[i] = text
         return texts
-
-
-def fast_sampling_supported(model) -> bool:
-    """Whether our loop samples ``model`` exactly as ``generate()`` would: a decoder-only
-    model with transformers' standard KV cache, asking for nothing but top-k, top-p,
-    temperature and lengths."""
-    if getattr(model.config, "is_encoder_decoder", False):
-        return False
-    dynamic_cache = getattr(type(model), "_supports_default_dynamic_cache", None)
-    if dynamic_cache is None or not dynamic_cache():
-        return False
-    config = model.generation_config
-    return all(
-        getattr(config, name, None) in (None, off) for name, off in GENERATE_ONLY_SETTINGS.items()
-    )
-
-
-def _token_ids(value) -> list[int]:
-    if value is None:
-        return []
-    return [int(v) for v in (value if isinstance(value, list | tuple) else [value])]
-
-
-def _sample_fast(
-    model, input_ids, count, settings, max_length, min_length, stops, as_pipeline=False
-):
-    """Sample ``count`` continuations of ``input_ids`` (one row) as ``generate()`` does,
-    each ending at a token of ``stops`` or end-of-text, which leaves the batch at once.
-    ``as_pipeline``: draw the random numbers as ``generate()`` does, not only those used.
-
-    Returns one 1-D tensor per sample: the prompt and its continuation up to and with the
-    token that ended it.
-    """
-    import torch
-    from transformers import DynamicCache
-
-    config = model.generation_config
-    eos = _token_ids(config.eos_token_id)
-    top_k = DEFAULT_TOP_K if config.top_k is None else int(config.top_k)
-    device = input_ids.device
-    forward = inspect.signature(type(model).forward).parameters
-    cache = DynamicCache(config=model.config)
-    cache_name = "cache" if "cache" in forward else "past_key_values"
-    # The prompt is the same for every sample: read it once, then copy its cache.
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
-    with torch.inference_mode():
-        out = model(input_ids=input_ids, use_cache=True, **{cache_name: cache}, **extra)
-        logits = out.logits[:, -1].float().expand(count, -1)
-        del out
-        cache.batch_repeat_interleave(count)
-        vocab = logits.shape[-1]
-        ends = torch.zeros(vocab, dtype=torch.bool, device=device)
-        ends[[i for i in [*stops, *eos] if i < vocab]] = True
-        steps = max_length - input_ids.shape[1]
-        tokens_out = torch.zeros(count, steps, dtype=torch.long, device=device)
-        lengths = torch.full((count,), steps, dtype=torch.long, device=device)
-        active = torch.arange(count, device=device)
-        for step in range(steps):
-            scores = logits
-            if settings["temperature"] != 1.0:
-                scores = scores / settings["temperature"]
-            if eos and input_ids.shape[1] + step < min_length:
-                scores = scores.clone() if scores is logits else scores
-                scores[:, eos] = -float("inf")
-            noise = None
-            if as_pipeline:  # generate()'s noise: the whole vocabulary, finished rows too
-                noise = torch.empty((count, vocab), device=device).exponential_()[active]
-            token = _pick(scores, top_k, settings["top_p"], noise)
-            tokens_out[active, step] = token
-            done = ends[token]
-            if step + 1 == steps:
-                break
-            if bool(done.any()):
-                lengths[active[done]] = step + 1
-                keep = (~done).nonzero().squeeze(1)
-                if keep.numel() == 0:
-                    break
-                cache.batch_select_indices(keep)
-                active, token = active[keep], token[keep]
-            out = model(input_ids=token[:, None], use_cache=True, **{cache_name: cache})
-            logits = out.logits[:, -1].float()
-            del out
-    prompt = input_ids[0]
-    return [torch.cat([prompt, tokens_out[i, :n]]) for i, n in enumerate(lengths.tolist())]
-
-
-def top_candidates(scores, top_k: int, top_p: float):
-    """(index, probs): each row's candidates as transformers' TopK and TopP leave them —
-    the top-k (ties with the k-th score kept), top-p applied — in vocabulary order, as the
-    argmax over the whole vocabulary meets them, with their renormalised probabilities."""
-    vocab = scores.shape[-1]
-    k = min(top_k, vocab) if top_k > 0 else vocab
-    values, index = scores.topk(k)
-    if k < vocab:
-        kth = values[:, -1:]
-        kept = int((scores >= kth).sum(-1).max())
-        if kept > k:  # ties with the k-th score: TopK keeps them all
-            values, index = scores.topk(kept)
-            values = values.masked_fill(values < kth, -float("inf"))
-    if top_p < 1.0:
-        ascending = values.flip(-1)
-        drop = ascending.softmax(-1).cumsum(-1) <= 1 - top_p
-        drop[:, -1] = False  # the most likely token always stays
-        values = ascending.masked_fill(drop, -float("inf")).flip(-1)
-    index, order = index.sort(-1)
-    return index, values.gather(-1, order).softmax(-1)
-
-
-def _pick(scores, top_k: int, top_p: float, noise=None):
-    """One token per row, as transformers' TopK, TopP and multinomial pick it, computed
-    on the top-k candidates only (the others have probability 0): the candidate with the
-    largest ``p / q``, ``q`` exponential noise (``noise``: over the whole vocabulary)."""
-    import torch
-
-    index, probs = top_candidates(scores, top_k, top_p)
-    noise = torch.empty_like(probs).exponential_() if noise is None else noise.gather(-1, index)
-    choice = (probs / noise).argmax(-1, keepdim=True)
-    return index.gather(-1, choice).squeeze(1)
 
 
 def generate(

@@ -8,8 +8,8 @@ after an interruption, and defaults that are fast on the user's hardware.
 
 The recipe reads top to bottom — :func:`train` checks, then ``_setup`` (precision, model,
 data, Trainer) → ``_fit`` → ``_save`` — over small components: ``hardware`` (device,
-precision, allocator), ``packing`` (blocks of tokens), ``train_callbacks`` (events,
-cancellation) and ``train_report`` (history, loss curve).
+precision, allocator), ``packing`` (blocks of tokens), ``callbacks`` (events,
+cancellation) and ``report`` (history, loss curve).
 
 Being a ``Trainer``, it runs unchanged under ``accelerate launch`` / ``torchrun`` and
 reports to whatever ``report_to`` names (``"none"`` by default). It changes nothing
@@ -64,6 +64,7 @@ __all__ = [
     "epoch_history",
     "keep_freed_memory",
     "pack_blocks",
+    "save_model",
     "train",
 ]
 
@@ -404,9 +405,6 @@ def _setup(
     speaker_rows: tuple | None = None,
 ) -> _Setup:
     """Precision, arguments, model and tokenizer, packed data, the Trainer."""
-    from transformers import EarlyStoppingCallback, Trainer
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     from huggingtweets.train.callbacks import ProgressEvents, StopOnCancel
 
     precision = resolve_precision(options.precision)
@@ -415,29 +413,16 @@ def _setup(
         reporter.warning(STAGE, warning)
     args = _training_arguments(run, options, precision)
     main_process = args.process_index == 0
+    base_kind = "tiny" if resolved is None else resolved.kind
     if resolved is None:
         with args.main_process_first(desc="tiny base model"):
             resolved = _build_tiny(run, options, train_texts, main_process)
-        base_kind = "tiny"
-    else:
-        base_kind = resolved.kind
     reporter.info(STAGE, f"loading {resolved.name}")
     tokenizer, model = _load(resolved, options, precision)
-    context = context_length(model.config) or min(tokenizer.model_max_length, 1024)
-    block_size = options.block_size or min(DEFAULT_BLOCK_SIZE, context)
-    if block_size > context:
-        raise OptionError(
-            "block_size", f"{block_size} exceeds {options.base_model}'s context of {context}"
-        )
-    speakers, speaker_ids, train_speakers, valid_speakers = None, None, None, None
-    if speaker_rows is not None:
-        from huggingtweets.model.speakers import add_speaker_tokens
-
-        speakers, train_handles, valid_handles = speaker_rows
-        speaker_ids = add_speaker_tokens(tokenizer, model, speakers)
-        id_of = {s.handle: i for s, i in zip(speakers, speaker_ids, strict=True)}
-        train_speakers = [id_of[h] for h in train_handles]
-        valid_speakers = [id_of.get(h, tokenizer.eos_token_id) for h in valid_handles]
+    block_size = _block_size(model, tokenizer, options)
+    speakers, speaker_ids, train_speakers, valid_speakers = _speaker_tokens(
+        speaker_rows, tokenizer, model
+    )
     train_blocks, train_tokens = pack_blocks(train_texts, tokenizer, block_size, train_speakers)
     valid_blocks, _ = pack_blocks(valid_texts, tokenizer, block_size, valid_speakers)
     if options.lora:
@@ -449,23 +434,15 @@ def _setup(
             STAGE, f"no checkpoint in {run.checkpoints_dir} yet: starting from the beginning"
         )
     progress = ProgressEvents(reporter)
-    extra = [progress, StopOnCancel(reporter), *callbacks]
-    if options.early_stopping_patience:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
-    try:
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=_train_dataset(train_blocks, tokenizer, options),
-            eval_dataset=Blocks(valid_blocks),
-            data_collator=collate_blocks(tokenizer.pad_token_id),
-            processing_class=tokenizer,
-            callbacks=extra,
-        )
-    except (ValueError, RuntimeError, ImportError) as exc:  # a tracker that fails to start ...
-        raise HuggingtweetsError(f"cannot set up training: {first_line(exc)}") from None
-    for printer in (ProgressCallback, PrinterCallback):  # the events carry the progress
-        trainer.remove_callback(printer)
+    trainer = _trainer(
+        model,
+        args,
+        tokenizer,
+        _train_dataset(train_blocks, tokenizer, options),
+        Blocks(valid_blocks),
+        [progress, StopOnCancel(reporter), *callbacks],
+        options.early_stopping_patience,
+    )
     if not options.resume and run.checkpoints_dir.exists() and main_process:
         # An earlier, abandoned run's (deleted only now that training can start): a Ctrl-C
         # from here on must not point at them.
@@ -484,6 +461,69 @@ def _setup(
         last if options.resume else None,
         speakers,
     )
+
+
+def _block_size(model, tokenizer, options: TrainOptions) -> int:
+    """Tokens per training block: the option, else DEFAULT_BLOCK_SIZE; never past the
+    model's context."""
+    context = context_length(model.config) or min(tokenizer.model_max_length, 1024)
+    block_size = options.block_size or min(DEFAULT_BLOCK_SIZE, context)
+    if block_size > context:
+        raise OptionError(
+            "block_size", f"{block_size} exceeds {options.base_model}'s context of {context}"
+        )
+    return block_size
+
+
+def _speaker_tokens(speaker_rows: tuple | None, tokenizer, model) -> tuple:
+    """With --speaker-tokens: (speakers, their new token ids, the speaker token of each
+    training row, of each validation row), the tokens added to ``tokenizer`` and
+    ``model``; else Nones. A validation account unseen in training gets end-of-text."""
+    if speaker_rows is None:
+        return None, None, None, None
+    from huggingtweets.model.speakers import add_speaker_tokens
+
+    speakers, train_handles, valid_handles = speaker_rows
+    speaker_ids = add_speaker_tokens(tokenizer, model, speakers)
+    id_of = {s.handle: i for s, i in zip(speakers, speaker_ids, strict=True)}
+    train_speakers = [id_of[h] for h in train_handles]
+    valid_speakers = [id_of.get(h, tokenizer.eos_token_id) for h in valid_handles]
+    return speakers, speaker_ids, train_speakers, valid_speakers
+
+
+def _trainer(
+    model,
+    args,
+    tokenizer,
+    train_dataset,
+    eval_dataset,
+    callbacks: list,
+    early_stopping_patience: int | None,
+):
+    """transformers' Trainer over our data, reporting through ``callbacks`` alone."""
+    from transformers import EarlyStoppingCallback, Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    if early_stopping_patience:
+        callbacks = [
+            *callbacks,
+            EarlyStoppingCallback(early_stopping_patience=early_stopping_patience),
+        ]
+    try:
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=collate_blocks(tokenizer.pad_token_id),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    except (ValueError, RuntimeError, ImportError) as exc:  # a tracker that fails to start ...
+        raise HuggingtweetsError(f"cannot set up training: {first_line(exc)}") from None
+    for printer in (ProgressCallback, PrinterCallback):  # the events carry the progress
+        trainer.remove_callback(printer)
+    return trainer
 
 
 def _speaker_rows(run: RunDir) -> tuple:
@@ -629,7 +669,7 @@ def _save(
         if options.lora:
             final = final.merge_and_unload()  # a plain model: the output needs no peft
         with replace_dir(run.model_dir) as tmp:
-            _save_model(final, setup.tokenizer, tmp, speakers=setup.speakers)
+            save_model(final, setup.tokenizer, tmp, speakers=setup.speakers)
             build_guard(train_texts, tmp)
             plot_loss_curve(fitted.history, fitted.log_history, tmp / "loss_curve.png")
         write_json(run.metrics_path, metrics)
@@ -715,7 +755,7 @@ def _lora(model, options: TrainOptions, seed: int, *, trainable_tokens: list[int
         raise OptionError("lora", f"cannot find where to attach adapters: {exc}") from None
 
 
-def _save_model(model, tokenizer, out: Path, *, speakers: Sequence | None = None) -> None:
+def save_model(model, tokenizer, out: Path, *, speakers: Sequence | None = None) -> None:
     """save_pretrained plus the settings the seed cards' pipeline snippet relies on (and
     the speakers of a model trained with speaker tokens)."""
     eos = tokenizer.eos_token
