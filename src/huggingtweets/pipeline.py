@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from huggingtweets.collect.live.base import LiveOptions
+from huggingtweets.collect.registry import SourceOptions
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.options import OptionError, check_options, option
 from huggingtweets.core.runs import RunDir
 from huggingtweets.prepare.dataset import PrepareOptions, PrepareResult, prepare
 from huggingtweets.publish.hub import Pusher, PushOptions, PushResult
+from huggingtweets.train.recipe import TrainOptions, TrainResult
+from huggingtweets.train.recipe import train as train_stage
 
 if TYPE_CHECKING:
     from huggingtweets.evaluate.evaluation import EvaluateOptions, EvaluateResult
-from huggingtweets.collect.registry import SourceOptions
-from huggingtweets.train.recipe import TrainOptions, TrainResult
-from huggingtweets.train.recipe import train as train_stage
 
 
 @dataclass
@@ -55,6 +57,126 @@ def default_evaluate() -> EvaluateWhen:
             f"{EVALUATE_ENV}={value!r} is not one of {', '.join(EVALUATE_CHOICES)}"
         )
     return value  # type: ignore[return-value]
+
+
+@dataclass
+class BotOptions:
+    """What the flow does around training: where the model goes, whether it is evaluated,
+    whether it gets its card (``train`` options; make_bot's own arguments)."""
+
+    output_dir: Path | None = option(
+        None,
+        metavar="DIRECTORY",
+        help="Where model/ and metrics.json go [default: the run directory; e.g. "
+        "RUN_DIR/trials/2 to keep several models of one dataset].",
+    )
+    card: bool = option(
+        True, flag="--no-card", help="Do not write the model card (`huggingtweets card` later)."
+    )
+    # None: $HUGGINGTWEETS_EVALUATE, else auto (default_evaluate), read when the flow runs.
+    evaluate: str | None = option(
+        None,
+        choices=EVALUATE_CHOICES,
+        help="Run `huggingtweets evaluate` after training: auto when it should take under "
+        "about a minute here (small models on a CPU) and there are enough held-out posts "
+        f"[env {EVALUATE_ENV}; default auto].",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if (
+            self.output_dir is not None
+            and self.output_dir.exists()
+            and not self.output_dir.is_dir()
+        ):
+            raise OptionError("output_dir", f"{self.output_dir} is a file: give a folder")
+
+
+def source_options_given(options: SourceOptions | None) -> bool:
+    """Whether any source option differs from its default (they need SOURCEs)."""
+    if options is None:
+        return False
+    return (
+        options.text_column is not None
+        or (options.live is not None and options.live != LiveOptions())
+        or any(value != type(value)() for value in options.extra.values())
+    )
+
+
+def train_bot(
+    targets: Sequence[str | Path],
+    out: Path | str | None = None,
+    handles: Sequence[str] = (),
+    *,
+    train: TrainOptions | None = None,
+    prepare_options: PrepareOptions | None = None,
+    source_options: SourceOptions | None = None,
+    options: BotOptions | None = None,
+    push_options: PushOptions | None = None,
+    reporter: Reporter | None = None,
+) -> BotResult:
+    """``huggingtweets train``'s flow, for scripts that take its arguments: ``targets`` is
+    one prepared run directory, or SOURCEs to prepare into ``out`` first (with
+    ``prepare_options``, ``handles`` and ``source_options``, which apply to SOURCEs only).
+    ``push_options.push_to_hub`` publishes the model; its ``hub_model_id`` names the card's
+    repository either way. Every combination is checked before any work, then
+    :func:`make_bot` runs."""
+    options = options or BotOptions()
+    train = train or TrainOptions()
+    push_options = push_options or PushOptions()
+    # a bad $HUGGINGTWEETS_EVALUATE is said before anything else
+    evaluate = options.evaluate or default_evaluate()
+    run_dir, sources = _run_and_sources(targets, out, handles, source_options, prepare_options)
+    if not push_options.push_to_hub and (
+        push_options.hub_private_repo or push_options.hub_revision
+    ):
+        raise HuggingtweetsError("--private and --revision apply with --push-to-hub")
+    if push_options.push_to_hub and not options.card:
+        raise HuggingtweetsError("--push-to-hub publishes the model with its card: drop --no-card")
+    return make_bot(
+        run_dir,
+        sources,
+        handles,
+        prepare_options=prepare_options if sources else None,
+        source_options=source_options if sources else None,
+        train=train,
+        card=options.card,
+        repo_id=push_options.hub_model_id,
+        push=push_options if push_options.push_to_hub else None,
+        output_dir=options.output_dir,
+        evaluate=evaluate,  # type: ignore[arg-type]  # one of EVALUATE_CHOICES, checked
+        reporter=reporter,
+    )
+
+
+def _run_and_sources(
+    targets: Sequence[str | Path],
+    out: Path | str | None,
+    handles: Sequence[str],
+    source_options: SourceOptions | None,
+    prepare_options: PrepareOptions | None,
+) -> tuple[Path, tuple[str, ...]]:
+    """(the run directory, the SOURCEs to prepare into it) of ``train``'s arguments."""
+    if out is not None:
+        return Path(out), tuple(str(target) for target in targets)
+    if len(targets) != 1:
+        raise HuggingtweetsError("give one RUN_DIR, or SOURCEs with --out RUN_DIR")
+    if handles or source_options_given(source_options):
+        raise HuggingtweetsError(
+            "--handle, --text-column and the live options apply to SOURCEs: give them "
+            "with --out RUN_DIR"
+        )
+    if prepare_options is not None and prepare_options != PrepareOptions(seed=prepare_options.seed):
+        raise HuggingtweetsError(
+            "prepare options apply to SOURCEs: give them with --out RUN_DIR, or run "
+            "`huggingtweets prepare --out RUN_DIR ...` first"
+        )
+    run_dir = Path(targets[0])
+    if not run_dir.is_dir():
+        raise HuggingtweetsError(
+            f"no run directory {run_dir}: to train on a SOURCE, add --out RUN_DIR"
+        )
+    return run_dir, ()
 
 
 def make_bot(

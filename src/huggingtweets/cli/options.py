@@ -1,4 +1,4 @@
-"""Click options derived from the options dataclasses (see options.py), never written twice.
+"""Click options derived from the options dataclasses (core/options.py), never written twice.
 
 ``@dataclass_options(TrainOptions, "options")`` adds one click option per declared field
 (its flag, help, default and range from the field's metadata) and hands the command one
@@ -21,7 +21,7 @@ from huggingtweets.core.options import OptionSpec, load_config_file, option_spec
 
 _CLICK_TYPES: dict[type, Any] = {int: int, float: float, str: str, Path: click.Path()}
 # Field name → flag, for every option a command offers: errors that name a field are shown
-# with the flag the user typed (see cli._Group).
+# with the flag the user typed (see common.CommandGroup).
 FLAGS: dict[str, str] = {}
 
 
@@ -114,25 +114,38 @@ def dataclass_options(
     return decorate
 
 
-def config_option(*classes: type) -> Callable:
-    """``--config FILE``: option values from YAML or JSON (flags given win over them)."""
-    names = ", ".join(cls.__name__ for cls in classes)
+def config_file_option(load: Callable[[click.Context, Path], None], help: str) -> Callable:
+    """``--config FILE``, read before the other options (``load`` puts its values where
+    the derived flags find them: ``ctx.meta["huggingtweets.config"]``)."""
 
-    def load(ctx: click.Context, _param, value):
+    def callback(ctx: click.Context, _param, value) -> Path | None:
         if value is None:
             return None
-        data = load_config_file(Path(value))
-        split_known(data, *classes)  # unknown keys fail now, naming the known ones
-        ctx.meta["huggingtweets.config"] = data
+        load(ctx, Path(value))
         return Path(value)
 
     return click.option(
         "--config",
         type=click.Path(dir_okay=False, path_type=Path),
-        callback=load,
+        callback=callback,
         is_eager=True,
         expose_value=False,
         metavar="FILE",
+        help=help,
+    )
+
+
+def config_option(*classes: type) -> Callable:
+    """``--config FILE``: option values from YAML or JSON (flags given win over them)."""
+    names = ", ".join(cls.__name__ for cls in classes)
+
+    def load(ctx: click.Context, path: Path) -> None:
+        data = load_config_file(path)
+        split_known(data, *classes)  # unknown keys fail now, naming the known ones
+        ctx.meta["huggingtweets.config"] = data
+
+    return config_file_option(
+        load,
         help=f"Options from a YAML or JSON file ({names} field names, e.g. "
         "`num_train_epochs: 2`); flags given here win over it.",
     )

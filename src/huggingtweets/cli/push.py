@@ -1,7 +1,6 @@
-"""``huggingtweets push``: publish a trained bot on the Hugging Face Hub (see push.py).
+"""``huggingtweets push``: publish a trained bot on the Hugging Face Hub (see publish/).
 
-A command of its own module, registered on the group at the end of cli.py; its options
-are PushOptions' fields (``--repo-id``, ``--private``, ``--revision``).
+Its options are PushOptions' fields (``--repo-id``, ``--private``, ``--revision``).
 """
 
 from __future__ import annotations
@@ -11,11 +10,13 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from huggingtweets.cli.common import reporting
+from huggingtweets.cli.console import console
 from huggingtweets.cli.options import dataclass_options
 from huggingtweets.publish.hub import PushOptions
 
 
-@click.command()
+@click.command("push")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--output-dir",
@@ -33,7 +34,9 @@ from huggingtweets.publish.hub import PushOptions
     "named as the model. Give it after RUN_DIR.",
 )
 @dataclass_options(PushOptions, "options", exclude=("push_to_hub",))
-def push(run_dir, output_dir, space, options):
+def push_command(
+    run_dir: Path, output_dir: Path | None, space: str | None, options: PushOptions
+) -> None:
     """Publish RUN_DIR's trained model on the Hugging Face Hub, in one commit.
 
     Uploads exactly the model: weights, config, tokenizer, generation config, the card
@@ -51,7 +54,6 @@ def push(run_dir, output_dir, space, options):
       huggingtweets push runs/me --space                  # + the Space YOUR_NAME/<handles>
       huggingtweets push runs/me --space my-org/me-bot-demo
     """
-    from huggingtweets.cli.main import _reporting, console  # the CLI layer's terminal and progress
     from huggingtweets.core.runs import RunDir
     from huggingtweets.publish.hub import push_run
 
@@ -60,7 +62,7 @@ def push(run_dir, output_dir, space, options):
         from huggingtweets.publish.space import check_space_id
 
         check_space_id(space)  # before anything is pushed
-    with _reporting() as reporter:
+    with reporting() as reporter:
         result = push_run(run, options, reporter=reporter)
         if space is not None:
             from huggingtweets.publish.space import push_space

@@ -1,7 +1,6 @@
 """``huggingtweets serve``: the web app and the JSON API in one process (uvicorn).
 
-A command of its own module, registered on the group at the end of cli.py; the app is
-serve_api.create_app, the work serve_jobs.JobManager and serve_models.ModelService.
+The app is serve.api.create_app; ServeConfig holds what this command's options set.
 """
 
 from __future__ import annotations
@@ -10,11 +9,14 @@ import contextlib
 import errno
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from huggingtweets.cli.console import console
 from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.serve.config import ServeConfig, is_loopback
 
 TOKEN_ENV = "HUGGINGTWEETS_API_TOKEN"
 MIN_TOKEN_LENGTH = 16  # a bearer token on a network: long enough not to be guessed
@@ -56,51 +58,60 @@ def _url(sock: socket.socket, host: str) -> str:
     return f"http://{shown}:{port}/"
 
 
-@click.command()
+def _limit_option(flag: str, low: int, high: int, default: int, help: str) -> Callable:
+    """A whole-number option within [low, high]; its default (ServeConfig's) shown."""
+    return click.option(
+        flag, type=click.IntRange(low, high), default=default, show_default=True, help=help
+    )
+
+
+@click.command("serve")
 @click.argument("models", nargs=-1, metavar="[RUN_DIR | MODEL]...")
 @click.option(
     "--host",
-    default="127.0.0.1",
+    default=ServeConfig.host,
     show_default=True,
     help=f"The address to listen on. Any but a loopback one needs {TOKEN_ENV} in the "
     "environment; clients then send it as 'Authorization: Bearer ...' (the UI asks for it).",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=7860,
-    show_default=True,
-    help="The port (0: any free one, printed).",
-)
+@_limit_option("--port", 0, 65535, ServeConfig.port, "The port (0: any free one, printed).")
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
+    default=ServeConfig.runs_dir,
     show_default=True,
     help="Where the app keeps the runs it creates, and finds the runs it lists.",
 )
-@click.option(
+@_limit_option(
     "--max-batch",
-    type=click.IntRange(1, 1000),
-    default=20,
-    show_default=True,
-    help="Posts generated in one forward pass across requests (1: no batching).",
+    1,
+    1000,
+    ServeConfig.max_batch,
+    "Posts generated in one forward pass across requests (1: no batching).",
 )
-@click.option(
+@_limit_option(
     "--max-queue",
-    type=click.IntRange(1, 100_000),
-    default=64,
-    show_default=True,
-    help="Generate requests waiting before the server answers 503 (Retry-After).",
+    1,
+    100_000,
+    ServeConfig.max_queue,
+    "Generate requests waiting before the server answers 503 (Retry-After).",
 )
-@click.option(
+@_limit_option(
     "--max-models",
-    type=click.IntRange(1, 100),
-    default=2,
-    show_default=True,
-    help="Models kept loaded (the least recently used leaves first).",
+    1,
+    100,
+    ServeConfig.max_models,
+    "Models kept loaded (the least recently used leaves first).",
 )
-def serve(models, host, port, runs_dir, max_batch, max_queue, max_models):
+def serve_command(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    runs_dir: Path,
+    max_batch: int,
+    max_queue: int,
+    max_models: int,
+) -> None:
     """Serve the web app (three steps: accounts, train, generate) and the JSON API.
 
     Without arguments it opens on step 1 and lists the runs in --runs-dir; given trained
@@ -120,11 +131,9 @@ def serve(models, host, port, runs_dir, max_batch, max_queue, max_models):
     """
     import uvicorn
 
-    from huggingtweets.cli.console import console
     from huggingtweets.core.runs import check_writable_dir
     from huggingtweets.core.secrets import register_secret
     from huggingtweets.serve.api import create_app
-    from huggingtweets.serve.jobs import ServeConfig, is_loopback
 
     token = os.environ.get(TOKEN_ENV, "").strip() or None
     if token is not None:

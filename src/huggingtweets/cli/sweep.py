@@ -1,7 +1,6 @@
 """``huggingtweets sweep``: a hyper-parameter search over a prepared run (see sweep.py).
 
-A command of its own module, registered on the group at the end of cli.py. The train
-options every trial starts from are train's own flags (``--base-model tiny`` ...); the
+The train options every trial starts from are train's own flags (``--base-model tiny`` ...); the
 search space comes from ``--config`` (``parameters:``), over the original's default.
 """
 
@@ -14,28 +13,27 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from huggingtweets.cli.options import FLAGS, dataclass_options
+from huggingtweets.cli.common import reporting
+from huggingtweets.cli.console import console
+from huggingtweets.cli.options import FLAGS, config_file_option, dataclass_options
 from huggingtweets.train.recipe import TrainOptions
 
 FLAGS.setdefault("trials", "--trials")
 _NOT_FOR_SWEEPS = ("resume", "report_to")
 
 
-def _load_config(ctx: click.Context, _param, value):
+def _load_config(ctx: click.Context, path: Path) -> None:
     """--config FILE: train options at the top, the space under ``parameters:``; the
     options go where the derived flags read them (flags given win over them)."""
-    if value is None:
-        return None
     from huggingtweets.sweep import load_sweep_config, parse_space
 
-    options, space = load_sweep_config(Path(value))
-    parse_space(space, source=str(value))  # checked now, the file named in what is wrong
+    options, space = load_sweep_config(path)
+    parse_space(space, source=str(path))  # checked now, the file named in what is wrong
     ctx.meta["huggingtweets.config"] = options
     ctx.meta["huggingtweets.sweep_space"] = space
-    return Path(value)
 
 
-@click.command()
+@click.command("sweep")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--trials",
@@ -45,13 +43,8 @@ def _load_config(ctx: click.Context, _param, value):
     help="How many finished trials the sweep should have in all (run again with a larger "
     "N to extend it).",
 )
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=_load_config,
-    is_eager=True,
-    expose_value=False,
-    metavar="FILE",
+@config_file_option(
+    _load_config,
     help="YAML or JSON: train options (base_model: tiny ...) and the search space under "
     "`parameters:` (e.g. `learning_rate: {min: 1e-5, max: 1e-3, distribution: "
     "log_uniform_values}`).",
@@ -63,7 +56,7 @@ def _load_config(ctx: click.Context, _param, value):
     show_default=True,
     help="Make the best trial the run's model/ and metrics.json (with its card) at the end.",
 )
-def sweep(run_dir, trials, options, promote):
+def sweep_command(run_dir: Path, trials: int, options: TrainOptions, promote: bool) -> None:
     """Search hyper-parameters for a prepared run with Optuna, minimising validation loss.
 
     Each trial trains into RUN_DIR/trials/<n>/; the study is kept in RUN_DIR/sweep/study.db,
@@ -83,12 +76,10 @@ def sweep(run_dir, trials, options, promote):
       huggingtweets sweep runs/me --trials 8 --base-model tiny  # offline, minutes
       huggingtweets sweep runs/me --trials 30 --config sweep.yaml --no-promote
     """
-    from huggingtweets.cli.console import console
-    from huggingtweets.cli.main import _reporting
     from huggingtweets.sweep import sweep as run_sweep
 
     space = _space_with_given_options(click.get_current_context(), options)
-    with _reporting(
+    with reporting(
         "\nStopping this trial after the current step (Ctrl-C again to stop now)..."
     ) as reporter:
         result = run_sweep(

@@ -1,8 +1,4 @@
-"""``huggingtweets update``: a bot that keeps up with new posts (see update.py).
-
-Registered at the end of cli.py, whose source options (--x-api-url, time-outs ...) and
-reporting it shares: import it through ``huggingtweets.cli.main``.
-"""
+"""``huggingtweets update``: a bot that keeps up with new posts (see update/)."""
 
 from __future__ import annotations
 
@@ -11,19 +7,33 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from huggingtweets.cli.console import console
-from huggingtweets.cli.main import _handle, _reporting, _source_options, _with_source_help
+from huggingtweets.cli.common import (
+    handle_option,
+    interrupted,
+    reporting,
+    source_options,
+    with_source_help,
+)
+from huggingtweets.cli.console import console, print_evaluation
 from huggingtweets.cli.options import dataclass_options
+from huggingtweets.collect.registry import SourceOptions
 from huggingtweets.update.bot import UpdateOptions
 
 
+@with_source_help
 @click.command("update")
 @click.argument("run_dir", type=click.Path(path_type=Path))  # update_bot says what is wrong
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
-@_handle
+@handle_option
 @dataclass_options(UpdateOptions, "options")
-@_source_options
-def update_command(run_dir, sources, handles, options, source_options):
+@source_options
+def update_command(
+    run_dir: Path,
+    sources: tuple[str, ...],
+    handles: tuple[str, ...],
+    options: UpdateOptions,
+    source_options: SourceOptions,
+) -> None:
     """Bring a bot up to date with its accounts' new posts.
 
     Live accounts fetch only their posts newer than those collected; an account read
@@ -44,7 +54,7 @@ def update_command(run_dir, sources, handles, options, source_options):
     from huggingtweets.update.bot import update_bot
 
     try:
-        with _reporting(
+        with reporting(
             "\nStopping after this step (Ctrl-C again to stop now); the previous model stays..."
         ) as reporter:
             result = update_bot(
@@ -56,12 +66,10 @@ def update_command(run_dir, sources, handles, options, source_options):
                 reporter=reporter,
             )
     except TrainingInterrupted:
-        click.echo(
+        raise interrupted(
             f"Interrupted: {run_dir / 'model'} is the previous model, untouched; the new "
-            "posts are kept in posts/: run the same command again to update.",
-            err=True,
-        )
-        raise SystemExit(130) from None
+            "posts are kept in posts/: run the same command again to update."
+        ) from None
     if not result.updated:
         console.print(escape(result.message[:1].upper() + result.message[1:]), soft_wrap=True)
         return
@@ -75,11 +83,6 @@ def update_command(run_dir, sources, handles, options, source_options):
     if result.dates:
         console.print(f"Posts from {result.dates['first'][:10]} to {result.dates['last'][:10]}")
     if result.evaluation is not None:
-        from huggingtweets.cli.evaluate import print_evaluation
-
         print_evaluation(result.evaluation)
     if result.card is not None:
         console.print(f"Model card rewritten: {escape(str(result.card))}", soft_wrap=True)
-
-
-_with_source_help(update_command)

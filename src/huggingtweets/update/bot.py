@@ -26,6 +26,7 @@ after that finds them there and trains on them the next time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
@@ -43,7 +44,6 @@ from huggingtweets.core.options import (
     MAX_SEED,
     check_options,
     option,
-    option_specs,
     options_to_dict,
 )
 from huggingtweets.core.runs import (
@@ -54,10 +54,12 @@ from huggingtweets.core.runs import (
     remove_stale_temporaries,
     write_json,
 )
+from huggingtweets.pipeline import EVALUATE_CHOICES
 from huggingtweets.update.data import (
     NewDataset,
     Previous,
     collect_new,
+    known_options,
     prepare_options_of,
     read_previous,
     rebuild_dataset,
@@ -66,18 +68,25 @@ from huggingtweets.update.data import (
 
 STAGE = "update"
 HISTORY_DIR = "history"
-EVALUATE_WHEN = ("auto", "always", "never")
+
+
+def train_option(name: str, default=dataclasses.MISSING, **changes):
+    """TrainOptions' field ``name`` (its range, help and flag) for another options class,
+    with a default of its own and what else ``changes`` names: one definition of the bounds."""
+    from huggingtweets.train.recipe import TrainOptions
+
+    (field,) = (f for f in dataclasses.fields(TrainOptions) if f.name == name)
+    default = field.default if default is dataclasses.MISSING else default
+    return option(default, **{**field.metadata["option"], **changes})
 
 
 @dataclass
 class UpdateOptions:
     """How to update (``huggingtweets update`` options)."""
 
-    num_train_epochs: float = option(
+    num_train_epochs: float = train_option(
+        "num_train_epochs",
         2.0,
-        min=0,
-        min_open=True,
-        max=100_000,
         flag=("--epochs", "--num-train-epochs"),
         help="Passes over the new posts (and the replayed ones).",
     )
@@ -88,20 +97,15 @@ class UpdateOptions:
         help="Older training posts trained on again, as a share of the new ones (0.5: half "
         "as many as there are new posts; 0: none), so that the bot does not forget them.",
     )
-    learning_rate: float | None = option(
-        None,
-        min=0,
-        min_open=True,
-        max=1,
-        help="Peak learning rate.",
-        default_help="the one the model was trained with",
+    learning_rate: float | None = train_option(
+        "learning_rate", default_help="the one the model was trained with"
     )
     seed: int = option(
         42, min=0, max=MAX_SEED, help="Seed of the replayed posts' draw and of training."
     )
     evaluate: str = option(
         "auto",
-        choices=EVALUATE_WHEN,
+        choices=EVALUATE_CHOICES,
         help="Evaluate the new model: auto = when the run had an evaluation, or when it "
         "takes under a minute here.",
     )
@@ -235,9 +239,7 @@ def _train_options(previous: Previous, run: RunDir, options: UpdateOptions):
     """The options the model was trained with, on the current model as the base."""
     from huggingtweets.train.recipe import TrainOptions
 
-    saved = previous.metrics.get("options")
-    known = {spec.name for spec in option_specs(TrainOptions)}
-    given = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items() if k in known}
+    given = known_options(TrainOptions, previous.metrics.get("options"))
     learning_rate = options.learning_rate
     if learning_rate is None:
         used = (previous.metrics.get("hyperparameters") or {}).get("learning_rate")

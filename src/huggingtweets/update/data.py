@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
@@ -82,14 +83,18 @@ def row_key(row: dict) -> Key:
     return (str(row.get("handle")), str(row.get("id")), str(row.get("text")))
 
 
+def known_options(cls: type, saved: object) -> dict[str, Any]:
+    """The options saved in a run's JSON (stats, metrics) that this version of ``cls``
+    knows: a run made by another version still reads."""
+    known = {spec.name for spec in option_specs(cls)}
+    return {k: v for k, v in (saved if isinstance(saved, dict) else {}).items() if k in known}
+
+
 def prepare_options_of(previous: Previous):
     """The prepare options the dataset was made with (those this version knows)."""
     from huggingtweets.prepare.dataset import PrepareOptions
 
-    saved = previous.stats.get("options")
-    known = {spec.name for spec in option_specs(PrepareOptions)}
-    given = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items() if k in known}
-    return PrepareOptions(**given)
+    return PrepareOptions(**known_options(PrepareOptions, previous.stats.get("options")))
 
 
 def live_spec(run: RunDir, handle: str) -> str | None:
@@ -129,51 +134,11 @@ def collect_new(
     ``scratch`` (a folder outside the run), so that nothing of the run changes unless
     something new is found; files given as SOURCEs are read whole.
     """
-    from huggingtweets.collect.collection import resolve_all
-    from huggingtweets.collect.live.base import LiveOptions, LiveSource
+    from huggingtweets.collect.live.base import LiveOptions
     from huggingtweets.collect.registry import SourceOptions, resolve
 
     source_options = source_options or SourceOptions()
-    given: dict[str, AccountPosts] = {}
-    if sources:
-        resolved = resolve_all(sources, source_handles, source_options)
-        for source in resolved:
-            if isinstance(source, LiveSource):
-                raise HuggingtweetsError(
-                    f"{source.spec} is a live account: live accounts are updated without a "
-                    f"SOURCE (`huggingtweets update {run.root}`); give only newer exports"
-                )
-        for source in resolved:
-            reporter.raise_if_cancelled()
-            account_posts = source.read()
-            if not account_posts.posts:
-                raise HuggingtweetsError(f"no posts found in {source.spec}")
-            handle = account_posts.account.handle
-            if (
-                handle not in handles
-                and len(handles) == len(resolved) == 1
-                and not (source_handles or account_posts.account.platform != "file")
-            ):
-                # A plain file's handle comes from its name, which a newer file may not
-                # share: with one account on each side, it is that account.
-                handle = handles[0]
-                account_posts.account = msgspec.structs.replace(
-                    account_posts.account, handle=handle
-                )
-            if handle not in handles:
-                raise HuggingtweetsError(
-                    f"{source.spec} holds @{handle}'s posts, but {run.root} is the bot of "
-                    f"{', '.join('@' + h for h in handles)}: give a newer export of the same "
-                    "account (or --handle to say which it is)"
-                )
-            if handle in given:
-                raise HuggingtweetsError(f"two SOURCEs hold @{handle}'s posts: give one")
-            if live_spec(run, handle) is not None:
-                raise HuggingtweetsError(
-                    f"@{handle} is collected live: its new posts are fetched by `huggingtweets "
-                    f"update {run.root}` itself; give only exports of accounts read from files"
-                )
-            given[handle] = account_posts
+    given = read_exports(run, handles, sources, source_handles, source_options, reporter)
     live = replace(source_options.live or LiveOptions(), update=True)
     accounts, fresh, asked = [], set(), bool(given)
     for handle in handles:
@@ -195,6 +160,61 @@ def collect_new(
         accounts.append(resolve(spec, options).collect(scratch, reporter))
         fresh.add(handle)
     return accounts, fresh, asked
+
+
+def read_exports(
+    run: RunDir,
+    handles: list[str],
+    sources: Sequence[str],
+    source_handles: Sequence[str],
+    source_options,
+    reporter: Reporter,
+) -> dict[str, AccountPosts]:
+    """The newer exports given as SOURCEs, read whole, by the run's handle each holds;
+    refused where one is a live account or not one of the run's accounts."""
+    from huggingtweets.collect.collection import resolve_all
+    from huggingtweets.collect.live.base import LiveSource
+
+    given: dict[str, AccountPosts] = {}
+    if not sources:
+        return given
+    resolved = resolve_all(sources, source_handles, source_options)
+    for source in resolved:
+        if isinstance(source, LiveSource):
+            raise HuggingtweetsError(
+                f"{source.spec} is a live account: live accounts are updated without a "
+                f"SOURCE (`huggingtweets update {run.root}`); give only newer exports"
+            )
+    for source in resolved:
+        reporter.raise_if_cancelled()
+        account_posts = source.read()
+        if not account_posts.posts:
+            raise HuggingtweetsError(f"no posts found in {source.spec}")
+        handle = account_posts.account.handle
+        if (
+            handle not in handles
+            and len(handles) == len(resolved) == 1
+            and not (source_handles or account_posts.account.platform != "file")
+        ):
+            # A plain file's handle comes from its name, which a newer file may not
+            # share: with one account on each side, it is that account.
+            handle = handles[0]
+            account_posts.account = msgspec.structs.replace(account_posts.account, handle=handle)
+        if handle not in handles:
+            raise HuggingtweetsError(
+                f"{source.spec} holds @{handle}'s posts, but {run.root} is the bot of "
+                f"{', '.join('@' + h for h in handles)}: give a newer export of the same "
+                "account (or --handle to say which it is)"
+            )
+        if handle in given:
+            raise HuggingtweetsError(f"two SOURCEs hold @{handle}'s posts: give one")
+        if live_spec(run, handle) is not None:
+            raise HuggingtweetsError(
+                f"@{handle} is collected live: its new posts are fetched by `huggingtweets "
+                f"update {run.root}` itself; give only exports of accounts read from files"
+            )
+        given[handle] = account_posts
+    return given
 
 
 @dataclass
