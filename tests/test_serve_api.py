@@ -1,4 +1,4 @@
-"""The JSON API of ``huggingtweets serve`` (serve_api.py over serve_jobs.py): runs from
+"""The JSON API of ``huggingtweets serve`` (serve.api over serve.manager): runs from
 accounts and uploads, their statistics, bad input answered 4xx naming the field, the
 token off loopback, and a real training of a tiny model in the worker process, seen
 through GET and the event stream, with a queue, a 409 and cancellations."""
@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.api import create_app
-from huggingtweets.serve.jobs import ServeConfig
+from huggingtweets.serve.config import ServeConfig
 
 API = "/api/v1"
 # Configured secrets: none may ever come back in an answer (checked on every answer).
@@ -485,7 +485,7 @@ def test_a_training_whose_process_dies_fails_in_one_line(api, trainings, bard):
     server stays up."""
     job = api.post(f"{API}/runs/{bard}/train", json={**TINY, "max_steps": 500}).json()
     api.wait(job["id"], lambda job: job["state"] == "running")
-    worker = api.client.app.state.manager._worker
+    worker = api.client.app.state.manager.queue.worker.process
     worker.kill()
     failed = api.wait(job["id"])
     assert failed["state"] == "failed" and "ended unexpectedly" in failed["error"]

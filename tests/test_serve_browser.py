@@ -410,7 +410,8 @@ def test_push_button_only_with_a_token_and_the_token_never_on_the_page(tmp_path,
 
     from huggingface_hub import constants
 
-    from huggingtweets.serve.jobs import JobManager, ServeConfig
+    from huggingtweets.serve.config import ServeConfig
+    from huggingtweets.serve.manager import JobManager
     from huggingtweets.serve.models import ModelService
     from huggingtweets.serve.ui import build_ui
 

@@ -29,7 +29,8 @@ from test_serve_api import API, API_TOKEN, SECRETS, Api, _error, _upload
 
 from huggingtweets.core.options import OptionError
 from huggingtweets.serve.api import create_app
-from huggingtweets.serve.jobs import ServeConfig, _Job
+from huggingtweets.serve.config import ServeConfig
+from huggingtweets.serve.jobs import JobRecord, JobWork
 
 MULTIPART = "multipart/form-data"
 UNKNOWN_MODEL = "no-such-model"  # prompts checked before the model is looked for
@@ -229,17 +230,17 @@ def test_models_that_are_hub_ids_or_paths_fail_fast(api, model):
 
 
 def test_a_run_named_in_the_body_that_is_busy_is_409_at_the_body(api, romeo):
-    manager = api.client.app.state.manager
-    holder = _Job(manager._job_id(), romeo, "prepare")  # a job holding the run, never run
-    with manager._lock:
-        manager._remember(holder)
+    queue = api.client.app.state.manager.queue
+    holder = JobRecord("0" * 16, JobWork("prepare", romeo))  # holds the run, never runs
+    with queue._lock:
+        queue._remember(holder)
     try:
         again = api.post(f"{API}/runs", json={"sources": ["sample:romeo"], "run_id": romeo})
         assert _error(again, 409)["loc"] == ["body", "run_id"]
         train = api.post(f"{API}/runs/{romeo}/train", json={"base_model": "tiny"})
         assert _error(train, 409)["loc"] == ["path", "run_id"]
     finally:
-        manager._finish(holder, "cancelled")
+        queue.cancel(holder.id)
     cancelled = api.post(f"{API}/jobs/{holder.id}/cancel")  # ended already: nothing to do
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
 
@@ -272,8 +273,9 @@ def test_a_worker_that_cannot_start_fails_each_job_and_the_server_goes_on(tmp_pa
         def join(self, timeout=None) -> None:
             raise AssertionError("can only join a started process")
 
-    spawn = manager._mp  # the process-wide spawn context: not to be changed itself
-    manager._mp = SimpleNamespace(Process=NoProcess, Pipe=spawn.Pipe, Event=spawn.Event)
+    worker = manager.queue.worker
+    spawn = worker.context  # the process-wide spawn context: not to be changed itself
+    worker.context = SimpleNamespace(Process=NoProcess, Pipe=spawn.Pipe, Event=spawn.Event)
     with TestClient(app) as client:
         local = Api(client, tmp_path / "runs")
         for _ in range(2):  # the second job must not wait on the first's dead worker
@@ -291,7 +293,7 @@ def test_waiting_jobs_are_bounded_and_their_uploads_removed_at_close(tmp_path, m
     runs_dir = tmp_path / "runs"
     app = create_app(ServeConfig(runs_dir=runs_dir), ui=False)
     manager = app.state.manager
-    monkeypatch.setattr(manager, "_start_thread", lambda *args: None)  # nothing runs them
+    monkeypatch.setattr(manager.queue, "_start_threads", lambda *args: None)  # nothing runs them
     uploads = runs_dir / ".uploads"
     posts = b"to be or not to be that is the question\n" * 200
     with TestClient(app) as client:
@@ -445,9 +447,10 @@ def test_event_streams_end_with_their_clients(served):
     """200 clients at once on a real server, then gone mid-stream: each stream's watcher
     of the job is dropped (no task or callback is left behind), and the server serves on."""
     port, manager = served
-    job = _Job(manager._job_id(), "romeo", "prepare")  # queued for as long as the test wants
-    with manager._lock:
-        manager._remember(job)
+    queue = manager.queue
+    job = JobRecord("1" * 16, JobWork("prepare", "romeo"))  # queued as long as the test wants
+    with queue._lock:
+        queue._remember(job)
     try:
         request = f"GET {API}/jobs/{job.id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
         clients = []
@@ -471,7 +474,7 @@ def test_event_streams_end_with_their_clients(served):
             time.sleep(0.05)
         assert b"200 OK" in _health(port)
     finally:
-        manager._finish(job, "cancelled")
+        queue.cancel(job.id)
 
 
 def test_bodies_whose_length_lies_are_refused_and_the_server_serves_on(served):

@@ -15,15 +15,8 @@ from huggingtweets.core.options import OptionError
 from huggingtweets.generate.generator import GenerateOptions, Generator
 from huggingtweets.model.memorization import build_guard
 from huggingtweets.model.tiny import build_tiny_base
-from huggingtweets.serve.models import (
-    GenerateRequest,
-    ModelService,
-    QueueFull,
-    UnknownModel,
-    _Prompt,
-    _Rows,
-    sample_batch,
-)
+from huggingtweets.serve.batching import EncodedPrompt, PromptRows, sample_batch
+from huggingtweets.serve.models import GenerateRequest, ModelService, QueueFull, UnknownModel
 from huggingtweets.train.recipe import save_model
 
 TEXTS = [
@@ -116,8 +109,8 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
     longer one equal the short prompt's rows sampled alone."""
     generator = Generator.load(model_dir)
     settings = {**generator.settings(GenerateOptions(temperature=0.001)), "allow_newlines": False}
-    short = _Prompt.encode(generator, "My dream is", settings)
-    long = _Prompt.encode(generator, "O Romeo, Romeo! wherefore art thou", settings)
+    short = EncodedPrompt.encode(generator, "My dream is", settings)
+    long = EncodedPrompt.encode(generator, "O Romeo, Romeo! wherefore art thou", settings)
     stops = generator._line_break_ids()
 
     def rng():
@@ -125,15 +118,15 @@ def test_a_padded_prompt_samples_as_it_does_alone(model_dir):
 
     alone = sample_batch(
         generator.model,
-        [_Rows(short.ids, 1, len(short.ids) + 20, short.min_length, rng())],
+        [PromptRows(short.ids, 1, len(short.ids) + 20, short.min_length, rng())],
         settings,
         stops,
     )
     together = sample_batch(
         generator.model,
         [
-            _Rows(long.ids, 2, len(long.ids) + 20, long.min_length, rng()),
-            _Rows(short.ids, 2, len(short.ids) + 5, short.min_length, rng()),
+            PromptRows(long.ids, 2, len(long.ids) + 20, long.min_length, rng()),
+            PromptRows(short.ids, 2, len(short.ids) + 5, short.min_length, rng()),
         ],
         settings,
         stops,

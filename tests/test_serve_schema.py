@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: 
 
 from huggingtweets.prepare.dataset import prepare  # noqa: E402
 from huggingtweets.serve.api import create_app  # noqa: E402
-from huggingtweets.serve.jobs import ServeConfig  # noqa: E402
+from huggingtweets.serve.config import ServeConfig  # noqa: E402
 
 RUN = "romeo-prepared-for-the-schema-test-0001"
 EXAMPLES = 30  # per operation: the whole module takes about 15 s

@@ -27,11 +27,12 @@ import gradio as gr
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError
-from huggingtweets.serve.jobs import UPLOAD_HINT, prompt_problem
+from huggingtweets.serve.requests import UPLOAD_HINT, prompt_problem
 from huggingtweets.train.recipe import TrainOptions
 
 if TYPE_CHECKING:
-    from huggingtweets.serve.jobs import JobManager, ServeConfig
+    from huggingtweets.serve.config import ServeConfig
+    from huggingtweets.serve.manager import JobManager
     from huggingtweets.serve.models import ModelService
 
 MAX_ACCOUNTS = 3
@@ -510,7 +511,7 @@ def build_ui(manager: JobManager, models: ModelService, config: ServeConfig) -> 
         return (*out, seen)
 
     async def generate(model: str | None, prompt: str):
-        from huggingtweets.serve.models import GenerateRequest
+        from huggingtweets.serve.requests import GenerateRequest
 
         if not model:
             return gr.skip(), status_html("No model yet: train one in step 2.", "error")

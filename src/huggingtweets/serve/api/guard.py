@@ -1,0 +1,117 @@
+"""The guard in front of every route: host, token, body size."""
+
+from __future__ import annotations
+
+import secrets
+
+from huggingtweets.serve.api.common import API, API_PATHS, HEALTH
+from huggingtweets.serve.api.errors import BodyTooLarge, error_response
+from huggingtweets.serve.config import ServeConfig
+
+# JSON bodies are small; only an upload may be large (ServeConfig.max_upload_bytes).
+MAX_JSON_BYTES = 1 << 20
+MULTIPART_OVERHEAD = 64 << 10  # the form's boundaries and headers around the file
+# Names a request may be addressed to on a loopback server ("testserver": the ASGI test
+# clients' name, which no DNS rebinding can produce).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1", "testserver")
+
+
+class Guard:
+    """Pure ASGI (a server-sent event stream passes through untouched): refuses a request
+    to a loopback server addressed to another name, one without the token where one is
+    needed, and a body larger than the route accepts, before anything reads it."""
+
+    def __init__(self, app, config: ServeConfig, ui_mounted: bool) -> None:
+        self.app = app
+        self.config = config
+        self.ui_mounted = ui_mounted
+        self.token = (config.token or "").encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        refusal = self._refusal(path, headers)
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
+            return await refusal(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self._limit(path)
+        length = headers.get("content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            return await error_response(413, ["body"], BodyTooLarge(limit).detail, "http_error")(
+                scope, receive, send
+            )
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return await self.app(scope, counted, send)
+
+    def _limit(self, path: str) -> int:
+        if path == f"{API}/runs/upload" or not path.startswith(API_PATHS):
+            # The UI uploads through Gradio's own routes (bounded by max_file_size).
+            return self.config.max_upload_bytes + MULTIPART_OVERHEAD
+        return MAX_JSON_BYTES
+
+    def _refusal(self, path: str, headers: dict[str, bytes]):
+        if self.config.loopback:
+            host = headers.get("host", b"").decode("latin-1").lower()
+            name, port = host, ""
+            if not host.endswith("]") and ":" in host:
+                name, _, port = host.rpartition(":")
+            # The port is digits or absent: "localhost:80@evil" names no loopback host.
+            if name not in LOOPBACK_NAMES or not (port == "" or port.isdigit()):
+                return error_response(
+                    400,
+                    ["header", "host"],
+                    "this server answers requests to localhost only",
+                    "host_refused",
+                )
+            # A page on another site may still send a form to localhost (a multipart
+            # upload, a cancel: no preflight asked): the browser names that site in Origin.
+            origin = headers.get("origin")
+            if origin is not None and path.startswith(API_PATHS) and not _local_origin(origin):
+                return error_response(
+                    403,
+                    ["header", "origin"],
+                    "requests from other sites' pages are refused",
+                    "origin_refused",
+                )
+            return None
+        if path == HEALTH:
+            return None
+        if self.ui_mounted and not path.startswith(API_PATHS):
+            return None  # the UI: Gradio's login asks for the token
+        given = headers.get("authorization", b"")
+        scheme, _, value = given.partition(b" ")
+        if scheme.lower() == b"bearer" and secrets.compare_digest(value.strip(), self.token):
+            return None
+        return error_response(
+            401,
+            ["header", "authorization"],
+            "give the server's token: Authorization: Bearer $HUGGINGTWEETS_API_TOKEN",
+            "unauthorized",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _local_origin(origin: bytes) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.decode("latin-1"))
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        return parts.scheme in ("http", "https") and parts.hostname in LOOPBACK_NAMES
+    except ValueError:
+        return False

@@ -1,0 +1,311 @@
+"""What the server lists: the runs under ``runs_dir``, the models it serves, and the
+uploads it keeps until their job has read them.
+
+Every name a client gives is checked here before it becomes a path: a run id is a plain
+folder name, a model is a run with a model/ or one given at start (no arbitrary paths),
+an upload a plain file name of a known ending, saved size-bounded in a folder of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionError
+from huggingtweets.core.runs import RunDir
+from huggingtweets.serve.errors import UnknownModel, UnknownRun, UploadTooLarge
+from huggingtweets.serve.messages import one_line
+
+# A run id is a plain folder name under runs_dir: letters, digits, '.', '_', '-', never
+# starting with a dot (no '.', '..', hidden folders or temporaries), no separator at all.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+# Names a run cannot have: the API's own words under /runs/ (POST /api/v1/runs/upload).
+RESERVED_RUN_IDS = frozenset({"upload"})
+# An uploaded file's name: a plain name too (spaces allowed, as browsers send them), and
+# one of the endings an export or a posts file has (the formats recognise the rest).
+# (\w: letters and digits of any script, and "_").
+UPLOAD_NAME_RE = re.compile(r"[\w()+,=\-][\w ._()+,=\-]{0,199}")
+UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".ndjson", ".json", ".txt", ".js")
+UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
+# Hub ids as the Hub spells them (owner/name or a bare name such as gpt2).
+HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+EXAMPLES_PER_ACCOUNT = 4
+
+
+def check_run_id(run_id: object, name: str = "run_id") -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise OptionError(
+            name,
+            "must be a plain folder name: letters, digits, '.', '_' or '-', not starting "
+            "with '.', at most 100 characters",
+        )
+    if run_id in RESERVED_RUN_IDS:
+        raise OptionError(name, f"{run_id!r} is reserved by the API: choose another name")
+    return run_id
+
+
+def is_run_id(name: str) -> bool:
+    return bool(RUN_ID_RE.fullmatch(name)) and name not in RESERVED_RUN_IDS
+
+
+def given_models(models: list[str]) -> dict[str, str]:
+    """name -> local folder or Hub id, for the models named at start. A folder is named by
+    its folder name (a run's, or the model folder's); a Hub id by itself."""
+    from huggingtweets.generate.generator import resolve_model_dir
+
+    given: dict[str, str] = {}
+    for spec in models:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            resolved = Path(resolve_model_dir(path))  # one line when it is not a model
+            path = path.resolve()
+            # A run's model/ folder goes by the run's name ("model" names nothing).
+            name = path.parent.name if path.name == "model" else path.name
+            given[name] = str(resolved)
+        elif HUB_ID_RE.fullmatch(spec) and ".." not in spec:
+            given[spec] = spec
+        else:
+            raise HuggingtweetsError(
+                f"{spec}: neither a run directory, a model folder nor a Hub id"
+            )
+    return given
+
+
+def run_name_words(sources: list[str]) -> list[str]:
+    """The account names in ``sources`` (x:NAME -> NAME), to name a new run after."""
+    words = []
+    for spec in sources:
+        parts = [p for p in re.split(r"[:/@]", spec) if p]
+        words.append(parts[-1] if parts else "")
+    return words
+
+
+class Catalog:
+    """The runs under ``runs_dir`` and the models given at start."""
+
+    def __init__(self, runs_dir: Path, models: list[str]) -> None:
+        self.runs_dir = Path(runs_dir)
+        self.given = given_models(models)
+
+    # -- models -------------------------------------------------------------------------
+
+    def run_model_dir(self, run_id: str) -> Path | None:
+        if not is_run_id(run_id):
+            return None
+        model_dir = self.runs_dir / run_id / "model"
+        return model_dir if (model_dir / "config.json").is_file() else None
+
+    def model_path(self, name: str) -> str:
+        """A model name (a run id with a model/, or a model given at start) -> its local
+        folder or Hub id. Nothing else can be loaded: no arbitrary paths."""
+        if not isinstance(name, str):
+            raise UnknownModel("the model must be a name (see GET /api/v1/runs)")
+        if name in self.given:
+            return self.given[name]
+        model_dir = self.run_model_dir(name)
+        if model_dir is None:
+            known = ", ".join(self.model_names()[:10]) or "none yet: train a run first"
+            raise UnknownModel(f"unknown model {one_line(name, 100)!r}; known: {known}")
+        return str(model_dir)
+
+    def model_names(self) -> list[str]:
+        names = list(self.given)
+        names += [r["id"] for r in self.runs() if r["has_model"] and r["id"] not in self.given]
+        return names
+
+    def base_model_path(self, base: str) -> str:
+        """A base model a training may start from: a served model (its path), else a Hub id."""
+        if base in self.given:
+            return self.given[base]
+        model_dir = self.run_model_dir(base)
+        if model_dir is not None:
+            return str(model_dir.resolve())
+        if not HUB_ID_RE.fullmatch(base) or ".." in base or Path(base).expanduser().exists():
+            raise OptionError(
+                "base_model",
+                "must be 'tiny', a model this server serves (a run id) or a Hub id "
+                "(OWNER/NAME); paths on the server are not accepted",
+            )
+        return base
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        check_run_id(run_id)
+        path = self.runs_dir / run_id
+        # A symlink could lead anywhere on the server; runs are real folders.
+        if path.is_symlink() or not path.is_dir():
+            raise UnknownRun(f"unknown run {run_id!r}")
+        return path
+
+    def runs(self) -> list[dict]:
+        """The runs in runs_dir (folders holding posts/, dataset/ or model/), newest first."""
+        if not self.runs_dir.is_dir():
+            return []
+        found = []
+        for path in self.runs_dir.iterdir():
+            if not is_run_id(path.name) or path.is_symlink() or not path.is_dir():
+                continue
+            if not any((path / part).is_dir() for part in ("posts", "dataset", "model")):
+                continue
+            with contextlib.suppress(OSError):  # removed while being listed
+                found.append(run_summary(path))
+        return sorted(found, key=lambda r: (r["created"], r["id"]), reverse=True)
+
+    def run(self, run_id: str) -> dict:
+        """A run's summary, the statistics table (the card's rows) and a few kept posts
+        per account."""
+        path = self.run_dir(run_id)
+        summary = run_summary(path)
+        run = RunDir(path)
+        stats = read_stats(run)
+        accounts = [
+            {
+                "handle": str(a.get("handle")),
+                "display_name": a.get("display_name")
+                if isinstance(a.get("display_name"), str)
+                else None,
+                "platform": str(a.get("platform", "")),
+            }
+            for a in (stats or {}).get("accounts", [])
+        ]
+        return {
+            **summary,
+            "accounts": accounts,
+            "statistics": statistics(stats, summary["handles"]),
+            "examples": examples(run, summary["handles"]),
+        }
+
+    def new_run_id(self, words: list[str], taken: set[str]) -> str:
+        """A free run id made of ``words``: no folder of that name, none in ``taken``."""
+        base = "-".join(w for w in words if w)[:80].strip(".-") or "run"
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).lstrip(".-") or "run"
+        for n in range(1, 10_000):
+            candidate = base if n == 1 else f"{base}-{n}"
+            free = candidate not in taken and candidate not in RESERVED_RUN_IDS
+            if free and not (self.runs_dir / candidate).exists():
+                return candidate
+        raise HuggingtweetsError(f"too many runs named {base}-N; choose a run_id")
+
+    # -- uploads ------------------------------------------------------------------------
+
+    def new_upload_folder(self) -> Path:
+        """A folder of the upload's own (an export's tweets.js looks for its account.js
+        beside it: nothing else may be there)."""
+        uploads = self.runs_dir / UPLOADS_DIR
+        uploads.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
+
+
+def read_stats(run: RunDir) -> dict | None:
+    try:
+        stats = orjson.loads(run.stats_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    accounts = stats.get("accounts") if isinstance(stats, dict) else None
+    if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
+        return None
+    return stats
+
+
+def run_summary(path: Path) -> dict[str, Any]:
+    run = RunDir(path)
+    stats = read_stats(run)
+    handles = [str(a.get("handle")) for a in stats["accounts"]] if stats else []
+    if not handles:
+        with contextlib.suppress(OSError):
+            handles = run.collected_handles()
+    posts = None
+    if stats:
+        with contextlib.suppress(TypeError, ValueError):
+            posts = sum(int(a.get("kept", 0)) for a in stats["accounts"])
+    stamp_of = run.stats_path if run.stats_path.exists() else path
+    created = dt.datetime.fromtimestamp(stamp_of.stat().st_mtime, dt.UTC)
+    return {
+        "id": path.name,
+        "handles": handles,
+        "has_model": (run.model_dir / "config.json").is_file(),
+        "posts": posts,
+        "created": created.isoformat(timespec="seconds"),
+    }
+
+
+def statistics(stats: dict | None, handles: list[str]) -> list[dict]:
+    """The card's statistics rows, one value per account."""
+    from huggingtweets.card.labels import stats_rows
+
+    rows: list[dict] = []
+    if stats:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            for label, values in stats_rows(stats):
+                rows.append(
+                    {
+                        "label": label,
+                        "values": dict(zip(handles, values, strict=True)),
+                        "total": sum(values),
+                    }
+                )
+    return rows
+
+
+def examples(run: RunDir, handles: list[str]) -> dict[str, list[str]]:
+    """The first few kept posts of each account (the training rows are shuffled once,
+    deterministically, by prepare): read line by line, stopping when there are enough."""
+    found: dict[str, list[str]] = {h: [] for h in handles}
+    if not run.train_path.is_file():
+        return found
+    with contextlib.suppress(OSError), run.train_path.open("rb") as rows:
+        for line in rows:
+            try:
+                row = orjson.loads(line)
+                handle, text = row["handle"], row["text"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            texts = found.get(handle)
+            if texts is not None and len(texts) < EXAMPLES_PER_ACCOUNT and text not in texts:
+                texts.append(text)
+            if all(len(t) >= EXAMPLES_PER_ACCOUNT for t in found.values()):
+                break
+    return found
+
+
+def check_upload_name(filename: object) -> str:
+    if not isinstance(filename, str) or not UPLOAD_NAME_RE.fullmatch(filename):
+        raise OptionError(
+            "file",
+            "needs a plain file name (letters, digits, spaces, '.', '_', '-'; no folders, "
+            "not starting with '.')",
+        )
+    if not filename.lower().endswith(UPLOAD_SUFFIXES):
+        raise OptionError(
+            "file",
+            f"{filename!r}: expected an X or Mastodon export (.zip, tweets.js, "
+            "outbox.json) or a posts file (.csv, .jsonl, .txt)",
+        )
+    return filename
+
+
+def save_bounded(data: bytes | Path | IO[bytes], path: Path, limit: int) -> None:
+    """``data`` written to ``path``, refused (UploadTooLarge) past ``limit`` bytes."""
+    if isinstance(data, bytes | bytearray):
+        if len(data) > limit:
+            raise UploadTooLarge(limit)
+        path.write_bytes(data)
+        return
+    with contextlib.ExitStack() as stack:
+        if isinstance(data, str | Path):
+            data = stack.enter_context(Path(data).open("rb"))
+        written = 0
+        with path.open("wb") as out:
+            while chunk := data.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(limit)
+                out.write(chunk)

@@ -1,0 +1,58 @@
+"""Messages as the server's clients see them: one line, secrets blanked, in the server's
+words, and without the paths where the server keeps its files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.secrets import redact
+
+# The command line's words in the readers' messages, as the server's clients say it.
+SERVER_WORDS = {
+    "pass --handle YOUR_HANDLE": "give the account's handle (the handle field)",
+    "--handle": "handle",
+    "--out": "run_id",
+}
+
+
+def server_words(text: str) -> str:
+    for cli, server in SERVER_WORDS.items():
+        text = text.replace(cli, server)
+    return text
+
+
+def without_upload_folder(text: str, folder: Path) -> str:
+    """An upload's messages name the file alone: its temporary folder on the server
+    (as "FOLDER/name", "FOLDER:name" or "FOLDER: name") is not the client's business."""
+    for place in {str(folder.resolve()), str(folder)}:
+        for joint in (os.sep, ": ", ":"):
+            text = text.replace(place + joint, "")
+        text = text.replace(place, "the upload")
+    return text
+
+
+def without_root(text: str, root: Path) -> str:
+    """Paths under ``root`` (runs_dir) shown relative to it."""
+    for place in {str(root.resolve()), str(root)}:
+        text = text.replace(place + os.sep, "")
+    return text
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """A message as one line, secrets blanked (errors and events may quote a server)."""
+    line = " ".join(redact(str(text)).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def error_text(exc: BaseException) -> str:
+    """What a failed job shows: the one line a user can act on, never a traceback."""
+    if isinstance(exc, HuggingtweetsError):
+        return one_line(str(exc))
+    if isinstance(exc, MemoryError):
+        return "out of memory: choose a smaller base model or batch size"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return one_line(f"{exc.strerror}{where}")
+    return one_line(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
