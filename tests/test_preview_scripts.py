@@ -324,6 +324,41 @@ def test_without_raqm_right_to_left_text_is_joined_and_ordered(script):
     assert distance < 0.3, f"{script}: the line without raqm differs ({distance:.2f})"
 
 
+# Without raqm the fallback joins Arabic and orders right-to-left text itself: checked
+# against the libraries made for it (python-bidi, arabic-reshaper), text for text.
+RIGHT_TO_LEFT = [
+    "سلام عليكم ورحمة الله",
+    "لا إله إلا الله",  # lam-alef ligatures
+    "سلامة",  # ends in a letter after a ligature (the last letter was once dropped)
+    "مرحبا بالعالم (2024)",
+    "أنا أحب القراءة، والكتابة!",
+    'قال: "مرحبا" 123 مرة',
+    "שלום עולם",
+    "Hello שלום world 42",
+]
+
+
+@pytest.mark.parametrize("text", RIGHT_TO_LEFT)
+def test_the_fallback_joins_arabic_as_arabic_reshaper_does(text):
+    reshaper = pytest.importorskip("arabic_reshaper")
+    from huggingtweets.card.fonts import arabic_join
+
+    # arabic-reshaper also draws the word Allah as one ligature; the fallback does not.
+    no_allah = {"ARABIC LIGATURE ALLAH": False, "ARABIC LIGATURE ALLAH ISOLATED FORM": False}
+    assert arabic_join(text) == reshaper.ArabicReshaper(configuration=no_allah).reshape(text)
+
+
+@pytest.mark.parametrize("text", RIGHT_TO_LEFT)
+def test_the_fallback_orders_right_to_left_text_as_python_bidi_does(text):
+    bidi = pytest.importorskip("bidi")
+    from huggingtweets.card.fonts import bidi_levels, clusters, visual_order
+
+    items = clusters(text)
+    _, levels = bidi_levels(items)
+    # python-bidi leaves mirroring brackets to the renderer, as visual_order does.
+    assert "".join(items[i] for i in visual_order(levels)) == bidi.get_display(text)
+
+
 def test_without_raqm_the_notice_names_fribidi(basic_layout):
     fonts = basic_layout
     require_fonts("devanagari")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,12 @@ from fakes.hub import FakeHub, User  # noqa: E402
 
 from huggingtweets.model.memorization import MemorizationGuard, build_guard  # noqa: E402
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
-from huggingtweets.publish.space import app_source, check_space_id  # noqa: E402
+from huggingtweets.publish.space import (  # noqa: E402
+    PACKAGE_DIR,
+    app_source,
+    check_space_id,
+    vendored_files,
+)
 from huggingtweets.train.recipe import save_model  # noqa: E402
 
 TOKEN = "hf_spaceTestTokenOfAlice0123456789abc"
@@ -158,7 +164,8 @@ def pushed(hub, run_dir, tmp_path_factory):
 def test_push_space_commits_the_space_files(hub, pushed):
     assert f"Space: {hub.url}/spaces/alice/bot" in pushed.stdout
     files = hub.space_files("alice/bot")
-    assert set(files) == {".gitattributes", "app.py", "requirements.txt", "README.md"}
+    vendored = vendored_files()
+    assert set(files) == {".gitattributes", "app.py", "requirements.txt", "README.md", *vendored}
     assert "model.safetensors" in hub.files("alice/bot")  # the model, pushed first
     space = [c for c in hub.created if c.get("type") == "space"]
     assert len(space) == 1 and space[0]["sdk"] == "gradio" and space[0]["name"] == "bot"
@@ -172,8 +179,29 @@ def test_push_space_commits_the_space_files(hub, pushed):
     assert meta["models"] == ["alice/bot"] and meta["title"] == "Bot of @romeo" and meta["emoji"]
     assert files["app.py"].decode() == app_source("alice/bot")
     assert b"transformers" in files["requirements.txt"]
+    for name in ("numpy", "safetensors", "orjson", "msgspec"):  # what the guard's modules import
+        assert name.encode() in files["requirements.txt"]
     for content in files.values():  # the token is in no file
         assert TOKEN.encode() not in content and not re.search(rb"hf_[A-Za-z0-9]{30}", content)
+
+
+def test_the_space_ships_the_package_s_own_guard(hub, pushed):
+    """The Space's memorization check is memorization.py itself, byte for byte, with the
+    huggingtweets modules it imports: no second copy of the guard to drift apart."""
+    files = hub.space_files("alice/bot")
+    guard = "huggingtweets/model/memorization.py"
+    assert files[guard] == (PACKAGE_DIR / "model" / "memorization.py").read_bytes()
+    for name, content in files.items():
+        if name.startswith("huggingtweets/") and not name.endswith("__init__.py"):
+            assert content == (PACKAGE_DIR.parent / name).read_bytes(), name
+    imported = {"huggingtweets/core/textrules.py", "huggingtweets/core/errors.py"}
+    assert imported <= set(files)
+    # Only the guard's modules travel, not the whole package (its __init__ imports every stage).
+    assert "huggingtweets/train/recipe.py" not in files
+    assert b"import" not in files["huggingtweets/__init__.py"]
+    app = files["app.py"].decode()
+    assert "from huggingtweets.model.memorization import GUARD_FILE, MemorizationGuard" in app
+    assert "blake2b" not in app and "class Guard" not in app
 
 
 def test_a_bad_space_id_is_refused_before_any_push(hub, run_dir, tmp_path):
@@ -198,11 +226,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def space_app(hub, pushed, tmp_path_factory):
+def space_folder(hub, pushed, tmp_path_factory) -> Path:
+    """The Space's committed files, as a Space checks them out."""
+    folder = tmp_path_factory.mktemp("space-app")
+    for name, content in hub.space_files("alice/bot").items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def space_app(hub, space_folder):
     """The committed app.py, run as a Space runs it, against the fake Hub (no token: the
     model is public)."""
-    folder = tmp_path_factory.mktemp("space-app")
-    (folder / "app.py").write_bytes(hub.space_files("alice/bot")["app.py"])
+    folder = space_folder
     port = _free_port()
     log = open(folder / "log.txt", "w+")  # noqa: SIM115 - read back on failure
     proc = subprocess.Popen(
@@ -247,10 +284,19 @@ def test_the_space_app_writes_ten_posts_from_the_pushed_model(hub, space_app):
     assert any(p.endswith("memorization_guard.safetensors") for p in paths)
 
 
-def test_the_space_flags_what_the_guard_flags(run_dir, space_app):
+def test_the_space_flags_what_the_guard_flags(run_dir, space_app, space_folder):
     """A prompt with a line break makes every sample its first line: so the app's check
     is asked about exactly these texts, and must answer as MemorizationGuard does."""
     guard = MemorizationGuard.load(run_dir / "model")
+    # `python app.py` imports the guard shipped beside it, not this installed package.
+    where = subprocess.run(
+        [sys.executable, "-c", "import huggingtweets.model.memorization as m; print(m.__file__)"],
+        cwd=space_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(space_folder)
     for text in CHECKED:
         expected = guard.check(text)
         rows = _rows(space_app.predict(text + "\nmore", api_name="/generate"))

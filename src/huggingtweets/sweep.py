@@ -659,120 +659,109 @@ def write_results(run: RunDir, rows: list[dict], study, trials: int) -> tuple[Pa
     return csv_path, json_path, picture
 
 
+PANEL_SIZE = (5.0, 4.4)  # inches, one of the picture's three panels
+PANEL_DPI = 100
+
+
 def plot_sweep(study, rows: list[dict], out) -> None:
-    """The sweep as a picture: each trial's validation loss (best so far as a step line,
-    the loss before training dashed), each trial's loss by epoch (pruned ones dashed),
-    and the parameters' importances (Optuna's PED-ANOVA evaluator)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    """The sweep as one picture of three panels, each drawn by Optuna's own
+    ``optuna.visualization.matplotlib``: the validation loss by trial (best so far as a
+    line, the loss before training dashed), by epoch for every trial, and the
+    parameters' importances (Optuna's PED-ANOVA evaluator); a title line above them."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    fig = Figure(figsize=(14, 4.4), dpi=100, layout="constrained")
-    by_trial, by_epoch, importance = fig.subplots(1, 3, width_ratios=[1.1, 1.1, 1])
-    done = [r for r in rows if _finite(r["eval_loss"])]
-    best = best_row(rows)
-    for state, marker, color in (("complete", "o", "#1f77b4"), ("pruned", "x", "#888888")):
-        points = [(r["trial"], r["eval_loss"]) for r in done if r["state"] == state]
-        if points:
-            by_trial.scatter(*zip(*points, strict=True), marker=marker, color=color, label=state)
-    if done:
-        xs, lows, low = [], [], math.inf
-        for row in sorted(done, key=lambda r: r["trial"]):
-            low = min(low, row["eval_loss"])
-            xs.append(row["trial"])
-            lows.append(low)
-        by_trial.step(xs, lows, where="post", color="#d62728", alpha=0.6, label="best so far")
-    failed = [r["trial"] for r in rows if r["state"] not in ("complete", "pruned")]
-    for i, number in enumerate(failed):  # where a trial failed or was interrupted
-        label = "failed or interrupted" if i == 0 else None
-        by_trial.axvline(number, color="#cccccc", ls=":", label=label)
-    befores = {round(r["eval_loss_before"], 6) for r in rows if _finite(r["eval_loss_before"])}
-    if len(befores) == 1:
-        by_trial.axhline(befores.pop(), ls="--", color="#aaaaaa", label="before training")
-    if best is not None:
-        by_trial.scatter(
-            [best["trial"]], [best["eval_loss"]], marker="*", s=260, color="#d62728",
-            zorder=3, label=f"best: trial {best['trial']} ({best['eval_loss']:.3f})",
-        )  # fmt: skip
-    by_trial.set(title="Validation loss by trial", xlabel="trial", ylabel="validation loss")
-    by_trial.xaxis.set_major_locator(MaxNLocator(integer=True))
-    by_trial.grid(alpha=0.3)
-    if done:
-        by_trial.legend(fontsize=8, loc="best")
-
-    states = {r["trial"]: r for r in rows}
-    for trial in study.trials:
-        values = trial.intermediate_values
-        if not values:
-            continue
-        epochs = sorted(values)
-        row = states.get(trial.number, {})
-        by_epoch.plot(
-            epochs,
-            [values[e] for e in epochs],
-            marker=".",
-            ls="--" if row.get("state") == "pruned" else "-",
-            lw=2.5 if row.get("best") else 1,
-            label=f"trial {trial.number}",
-        )
-    last = max(
-        (max(t.intermediate_values) for t in study.trials if t.intermediate_values), default=1
+    panels = [Image.open(io.BytesIO(png)) for png in _optuna_panels(study, rows)]
+    title_height = 36
+    width = sum(panel.width for panel in panels)
+    height = max(panel.height for panel in panels) + title_height
+    picture = Image.new("RGB", (width, height), "white")
+    x = 0
+    for panel in panels:
+        picture.paste(panel, (x, title_height))
+        x += panel.width
+    font = ImageFont.load_default(size=18)
+    ImageDraw.Draw(picture).text(
+        (width // 2, title_height // 2), _sweep_title(rows), fill="black", font=font, anchor="mm"
     )
-    by_epoch.set_xlim(0.5, last + 0.5)
-    by_epoch.set(title="Validation loss by epoch", xlabel="epoch", ylabel="validation loss")
-    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
-    by_epoch.grid(alpha=0.3)
-    if 0 < len(by_epoch.lines) <= 12:
-        by_epoch.legend(fontsize=8)
+    picture.save(out, format="PNG")
 
-    scores, why = _importances(study)
+
+def _optuna_panels(study, rows: list[dict]) -> list[bytes]:
+    """The three panels as PNG files. Optuna draws through pyplot and sets its "ggplot"
+    style globally: rc_context puts the caller's style back, and each figure is closed."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # as evaluate/report.py: no window, any thread
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    pngs = []
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        # Optuna marks its matplotlib plots experimental; their interface is pinned by use here.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        history = optuna_plots.plot_optimization_history(study, target_name="validation loss")
+        befores = {round(r["eval_loss_before"], 6) for r in rows if _finite(r["eval_loss_before"])}
+        if len(befores) == 1:
+            history.axhline(befores.pop(), ls="--", color="#777777", label="before training")
+            history.legend(loc="upper right", fontsize=8)
+        by_epoch = optuna_plots.plot_intermediate_values(study)
+        by_epoch.set(xlabel="epoch", ylabel="validation loss")
+        if len(by_epoch.lines) > 12:  # a legend of more trials hides the lines
+            by_epoch.get_legend().remove()
+        importance = _importance_axes(study, len(complete))
+        for axes in (history, by_epoch, importance):
+            figure = axes.get_figure()
+            figure.set_size_inches(*PANEL_SIZE)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=PANEL_DPI)
+            plt.close(figure)
+            pngs.append(buffer.getvalue())
+    return pngs
+
+
+def _importance_axes(study, completed: int):
+    """Optuna's importance plot, or a panel saying why there is none."""
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    why = "needs 2 or more\ncompleted trials"  # with fewer, PED-ANOVA calls all equal
+    if completed >= 2:
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        try:
+            axes = plot_param_importances(study, evaluator=evaluator)
+        except (ValueError, RuntimeError) as exc:  # e.g. no parameter varied
+            from huggingtweets.model.loading import first_line
+
+            why = f"not computed:\n{first_line(exc)}"
+        else:
+            axes.set_xlabel(f"importance (PED-ANOVA, {completed} completed trials)")
+            return axes
+    axes = plt.figure().add_subplot()
+    axes.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
+    axes.set_title("Hyperparameter Importances")
+    axes.set_axis_off()
+    return axes
+
+
+def _sweep_title(rows: list[dict]) -> str:
     count = sum(r["state"] == "complete" for r in rows)
-    if scores:
-        names = list(scores)[::-1]
-        bars = importance.barh(names, [scores[n] for n in names], color="#2ca02c")
-        importance.bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
-        importance.set(
-            title="Parameter importance",
-            xlabel=f"importance (PED-ANOVA, {count} completed trials)",
-        )
-        importance.set_xlim(0, 1.15)  # room for the labels
-        importance.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    else:
-        importance.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
-        importance.set_title("Parameter importance")
-        importance.set_axis_off()
     pruned = sum(r["state"] == "pruned" for r in rows)
     title = f"Sweep: {count} completed and {pruned} pruned trials"
     if len(rows) > count + pruned:
         title += f" ({len(rows) - count - pruned} failed or interrupted)"
+    best = best_row(rows)
     if best is not None:
         title += f"; best: trial {best['trial']}, validation loss {best['eval_loss']:.4f}"
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(out, format="png")
+    return title
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
-
-
-def _importances(study) -> tuple[dict[str, float], str]:
-    """(importance by parameter, or {} with why there is none)."""
-    import optuna
-
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return {}, "needs 2 or more\ncompleted trials"
-    evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", None)
-    try:
-        scores = optuna.importance.get_param_importances(
-            study, evaluator=evaluator() if evaluator else None
-        )
-    except (ValueError, RuntimeError, ImportError) as exc:
-        from huggingtweets.model.loading import first_line
-
-        return {}, f"not computed:\n{first_line(exc)}"
-    if not scores:
-        return {}, "no parameter varied"
-    return dict(scores), ""
 
 
 def promote_trial(run: RunDir, best: dict, reporter: Reporter) -> None:

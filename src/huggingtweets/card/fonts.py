@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import regex
 from PIL import Image, ImageDraw, ImageFont, features
 
 # The layout engine: raqm (HarfBuzz shaping) when Pillow can load it, else Pillow's basic
@@ -69,11 +70,7 @@ FONT_PACKAGES = {
 
 # -- characters ----------------------------------------------------------------------
 
-ZWJ = "\u200d"
 _VARIATION = {*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
-_SKIN_TONES = range(0x1F3FB, 0x1F400)
-_TAGS = range(0xE0020, 0xE0080)
-_REGIONAL = range(0x1F1E6, 0x1F200)
 # Emoji_Presentation=Yes below U+1F000 (Unicode's emoji-data.txt): drawn as emoji even
 # without U+FE0F. Above U+1F000 every emoji the emoji font has is drawn as one.
 _BMP_EMOJI = {
@@ -100,40 +97,18 @@ def _ignorable(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or cp in _VARIATION
 
 
-def _extends(previous: str, ch: str) -> bool:
-    """Whether ``ch`` belongs to the cluster that ends with ``previous``."""
-    cp = ord(ch)
-    return (
-        unicodedata.category(ch) in ("Mn", "Mc", "Me")
-        or ch in (ZWJ, "\u200c")
-        or cp in _VARIATION
-        or cp in _SKIN_TONES
-        or cp in _TAGS
-        or previous == ZWJ
-        or unicodedata.combining(previous) == 9  # after a virama: a conjunct
-    )
+# Extended grapheme clusters (Unicode's UAX #29), as generate/share.py counts them.
+_GRAPHEME = regex.compile(r"\X")
 
 
 def clusters(text: str) -> list[str]:
     """``text`` cut where it may be cut: a letter with its marks, an emoji sequence and a
     flag stay whole. Lone format characters (direction marks ...) are dropped."""
-    out: list[str] = []
-    for ch in text:
-        if out and _extends(out[-1][-1], ch):
-            out[-1] += ch
-        elif (
-            out
-            and ord(ch) in _REGIONAL
-            and len(out[-1]) == 1
-            and ord(out[-1]) in _REGIONAL
-            and (len(out) < 2 or len(out[-2]) != 1 or ord(out[-2]) not in _REGIONAL)
-        ):
-            out[-1] += ch  # the second half of a flag
-        elif unicodedata.category(ch) == "Cf":
-            continue
-        else:
-            out.append(ch)
-    return out
+    return [
+        cluster
+        for cluster in _GRAPHEME.findall(text)
+        if not all(unicodedata.category(ch) == "Cf" for ch in cluster)
+    ]
 
 
 def is_emoji(cluster: str) -> bool:
@@ -543,7 +518,7 @@ def arabic_join(text: str, has: frozenset[int] | None = None) -> str:
         prev = letters[k - 1][1] if k > 0 else ""
         nxt_i, nxt = letters[k + 1] if k + 1 < len(letters) else (-1, "")
         joined_before = joins_both(prev) and joins_right(ch)
-        if forms.get(ch + nxt):  # lam-alef: one ligature
+        if nxt and forms.get(ch + nxt):  # lam-alef: one ligature
             ligature = forms[ch + nxt]
             form = "final" if joined_before else "isolated"
             out[i] = ligature.get(form) or next(iter(ligature.values()))

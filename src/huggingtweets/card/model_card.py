@@ -563,6 +563,47 @@ class CardOptions:
                 ) from None
 
 
+def _read_run(run: RunDir) -> tuple[dict, dict]:
+    """(the dataset's statistics, the training metrics or {}), checked; a run without a
+    dataset or a trained model is refused."""
+    stats = _check_stats(
+        _read_json(
+            run.stats_path,
+            f"{run.root} has no dataset: run `huggingtweets prepare SOURCE... --out {run.root}` "
+            "first",
+        ),
+        run.stats_path,
+    )
+    if not (run.model_dir / "config.json").exists():
+        raise HuggingtweetsError(
+            f"{run.root} has no trained model yet: run `huggingtweets train {run.root}` first"
+        )
+    metrics = (
+        _check_metrics(_read_json(run.metrics_path, ""), run.metrics_path)
+        if run.metrics_path.exists()
+        else {}
+    )
+    return stats, metrics
+
+
+def _write_preview(
+    stats: dict, drawn: CardSamples, model_dir: Path, repo_id: str, language: str | None
+) -> list[str]:
+    """Draw preview.png (the accounts' avatars and one sample); return the avatars' URLs."""
+    people = _people(stats)[:AVATAR_SLOTS]
+    avatar_urls = _avatar_urls(people, model_dir, repo_id)
+    # The fullest sample that fits the picture's four lines (about 40 words), not a copy.
+    candidates = [s for s in drawn.shown if not s.flagged] or drawn.shown
+    preview_post = (
+        max(candidates, key=lambda s: min(len(s.text.split()), 40)).text if candidates else None
+    )
+    picture = draw_preview(
+        _people(stats), preview_post, avatars=[avatar(p, 150) for p in people], language=language
+    )
+    atomic_write(model_dir / PREVIEW_FILE, png_bytes(picture))
+    return avatar_urls
+
+
 def write_card(
     run_dir: Path | str | RunDir,
     options: CardOptions | None = None,
@@ -590,24 +631,8 @@ def write_card(
         options.checked,
     )
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    stats = _check_stats(
-        _read_json(
-            run.stats_path,
-            f"{run.root} has no dataset: run `huggingtweets prepare SOURCE... --out {run.root}` "
-            "first",
-        ),
-        run.stats_path,
-    )
+    stats, metrics = _read_run(run)
     model_dir = run.model_dir
-    if not (model_dir / "config.json").exists():
-        raise HuggingtweetsError(
-            f"{run.root} has no trained model yet: run `huggingtweets train {run.root}` first"
-        )
-    metrics = (
-        _check_metrics(_read_json(run.metrics_path, ""), run.metrics_path)
-        if run.metrics_path.exists()
-        else {}
-    )
     handles = [a["handle"] for a in stats["accounts"]]
     repo_id = check_repo_id(repo_id or default_repo_id(handles))
 
@@ -620,18 +645,7 @@ def write_card(
         else CardSamples([], None)
     )
 
-    people = _people(stats)[:AVATAR_SLOTS]
-    avatar_urls = _avatar_urls(people, model_dir, repo_id)
-    # The fullest sample that fits the picture's four lines (about 40 words), not a copy.
-    candidates = [s for s in drawn.shown if not s.flagged] or drawn.shown
-    preview_post = (
-        max(candidates, key=lambda s: min(len(s.text.split()), 40)).text if candidates else None
-    )
-    picture = draw_preview(
-        _people(stats), preview_post, avatars=[avatar(p, 150) for p in people], language=language
-    )
-    atomic_write(model_dir / PREVIEW_FILE, png_bytes(picture))
-
+    avatar_urls = _write_preview(stats, drawn, model_dir, repo_id, language)
     card = render_card(
         stats,
         metrics,

@@ -370,6 +370,43 @@ def memorization(generator: Generator, samples) -> dict:
 # -- the stage ---------------------------------------------------------------------------
 
 
+def _write_samples(
+    generator: Generator, posts: dict[str, list[str]], options: EvaluateOptions, reporter: Reporter
+) -> tuple[list, dict[str, list[str]] | None, dict | None]:
+    """(every sample, the non-empty ones by account when the model can be asked to write
+    as each, the sampling settings)."""
+    if len(posts) < 2 or _speaker_ids(generator, posts) is None:
+        samples, settings = write_samples(generator, options.samples, options.seed, reporter)
+        return samples, None, settings
+    written, settings = write_samples_as_each(
+        generator, list(posts), options.samples, options.seed, reporter
+    )
+    samples = [s for texts in written.values() for s in texts]
+    by_speaker = {
+        h: [s.text.strip() for s in texts if s.text.strip()] for h, texts in written.items()
+    }
+    return samples, by_speaker, settings
+
+
+def _compare_groups(
+    posts: dict[str, list[str]], bot: list[str], by_speaker: dict[str, list[str]] | None, seed: int
+) -> list[dict]:
+    """The style comparison of all held-out posts, then (several accounts) of each."""
+    all_posts = [t for texts in posts.values() for t in texts]
+    groups = [{"group": "all", "held_out": len(all_posts), **compare(all_posts, bot, seed)}]
+    if len(posts) > 1:
+        # Written as the account when the model can be asked to (by_speaker), else the mix.
+        groups += [
+            {
+                "group": handle,
+                "held_out": len(texts),
+                **compare(texts, by_speaker[handle] if by_speaker else bot, seed),
+            }
+            for handle, texts in posts.items()
+        ]
+    return groups
+
+
 def evaluate(
     run_dir: Path | str | RunDir,
     options: EvaluateOptions | None = None,
@@ -397,34 +434,12 @@ def evaluate(
     reporter.start(STAGE, f"writing {options.samples} posts to compare", total=options.samples)
     if generator is None:
         generator = Generator.load(run.model_dir)
-    speaker_ids = _speaker_ids(generator, posts) if len(posts) > 1 else None
-    by_speaker: dict[str, list[str]] | None = None
-    if speaker_ids is not None:
-        written, settings = write_samples_as_each(
-            generator, list(posts), options.samples, options.seed, reporter
-        )
-        samples = [s for texts in written.values() for s in texts]
-        by_speaker = {
-            h: [s.text.strip() for s in texts if s.text.strip()] for h, texts in written.items()
-        }
-    else:
-        samples, settings = write_samples(generator, options.samples, options.seed, reporter)
+    samples, by_speaker, settings = _write_samples(generator, posts, options, reporter)
     bot = [s.text.strip() for s in samples if s.text.strip()]
     reporter.info(STAGE, "perplexity on the held-out posts")
     ppl = perplexities(run, generator, posts, metrics, reporter)
     reporter.info(STAGE, "style statistics and the real-or-bot classifier")
-    all_posts = [t for texts in posts.values() for t in texts]
-    groups = [{"group": "all", "held_out": len(all_posts), **compare(all_posts, bot, options.seed)}]
-    if len(posts) > 1:
-        # Written as the account when the model can be asked to (by_speaker), else the mix.
-        groups += [
-            {
-                "group": handle,
-                "held_out": len(texts),
-                **compare(texts, by_speaker[handle] if by_speaker else bot, options.seed),
-            }
-            for handle, texts in posts.items()
-        ]
+    groups = _compare_groups(posts, bot, by_speaker, options.seed)
     for group in groups:
         group["perplexity"] = ppl[group["group"]]
     evaluation = {
@@ -435,7 +450,7 @@ def evaluate(
         "samples": len(samples),
         "empty_samples": len(samples) - len(bot),
         "settings": {k: v for k, v in (settings or {}).items() if k != "prefix"},
-        "held_out": len(all_posts),
+        "held_out": groups[0]["held_out"],
         "accounts": list(posts),
         "groups": groups,
         "memorization": memorization(generator, samples),

@@ -25,8 +25,6 @@ import fnmatch
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,24 +299,36 @@ def _unreachable(reason: object) -> HuggingtweetsError:
 
 def whoami(token: str) -> dict:
     """Who the token belongs to, in one short request without retries: the Hub answers
-    and accepts the token, or we say in one line why not."""
-    from huggingface_hub.utils import build_hf_headers
+    and accepts the token, or we say in one line why not.
 
-    request = urllib.request.Request(
-        f"{_endpoint()}/api/whoami-v2", headers=build_hf_headers(token=token)
-    )
+    The request goes through huggingface_hub's own session (its proxies, certificates,
+    user agent and any client factory set with ``set_client_factory``), as
+    ``HfApi.whoami`` sends it, but with a time-out: that session waits forever."""
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
     try:
-        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
-            data = json.loads(response.read(1_000_000))
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
+        response = get_session().get(
+            f"{_endpoint()}/api/whoami-v2",
+            headers=build_hf_headers(token=token),
+            timeout=PROBE_TIMEOUT_S,
+        )
+        hf_raise_for_status(response)
+        data = response.json()
+    except HfHubHTTPError as exc:
+        if exc.response.status_code == 401:
             raise HuggingtweetsError(
                 "the Hugging Face Hub refused the token (401 Unauthorized): it is invalid or "
                 "expired; set HF_TOKEN to a valid one or run `hf auth login`"
             ) from None
-        raise _unreachable(f"HTTP {exc.code} {exc.reason}") from None
-    except (OSError, ValueError) as exc:  # refused, reset, timed out, not JSON
-        raise _unreachable(getattr(exc, "reason", None) or exc) from None
+        answer = exc.response
+        raise _unreachable(f"HTTP {answer.status_code} {answer.reason_phrase}") from None
+    except ValueError:  # an answer that is not JSON
+        raise _unreachable("its answer to whoami is not JSON") from None
+    except Exception as exc:
+        if not _is_transport_error(exc):
+            raise
+        raise _unreachable(_first_line(exc) or type(exc).__name__) from None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise _unreachable("its answer to whoami names no user")
     return data

@@ -8,18 +8,20 @@ generations, each cut at its first line, sampled with the model's own
 ``task_specific_params["text-generation"]`` (its ``<|endoftext|>`` prefix, top-p,
 temperature, lengths), as ``huggingtweets generate`` samples them.
 
-``app.py`` is self-contained (huggingtweets is not on PyPI): transformers loads the
-model from the Hub, and the memorization guard (memorization.py) is read with
-safetensors and checked with the same keyed BLAKE2b hashes of the same words (the
-constants of textrules.py written into the file; tests/test_space.py checks that it
-flags what ``MemorizationGuard.check`` flags). A guard of another format version turns
-the check off, and the page says so. No token is written anywhere: a Space reads a
-private model with the ``HF_TOKEN`` secret its owner sets in the Space's settings.
+huggingtweets is not on PyPI, so the Space cannot install it: ``app.py`` loads the model
+from the Hub with transformers, and checks samples with the package's own memorization
+guard, whose source files (``model/memorization.py`` and the huggingtweets modules it
+imports) are copied into the Space under ``huggingtweets/`` at push time, so the Space's
+check and ``generate``'s cannot drift apart. A guard of another format version turns the
+check off, and the page says so. No token is written anywhere: a Space reads a private
+model with the ``HF_TOKEN`` secret its owner sets in the Space's settings.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +29,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.runs import RunDir
 from huggingtweets.core.secrets import redact
-from huggingtweets.core.textrules import (
-    CHARS_PER_WORD_HAN_KANA,
-    CHARS_PER_WORD_SOUTHEAST_ASIAN,
-    HAN_KANA,
-    SOUTHEAST_ASIAN,
-)
 from huggingtweets.generate.generator import DEFAULT_PROMPT, DEFAULT_SETTINGS
-from huggingtweets.model.memorization import FORMAT_VERSION, GUARD_FILE, UNITS_PER_WORD
 from huggingtweets.publish.hub import (
     DEFAULT_REVISION,
     Pusher,
@@ -53,6 +48,11 @@ TITLE_CHARS = 30  # the Hub's Space settings show a short title
 # older than the ones that trained it.
 REQUIREMENTS = ("transformers", "torch", "safetensors", "numpy")
 GRADIO_FALLBACK = "5.0.0"  # sdk_version when gradio is not installed here
+GUARD_MODULE = "huggingtweets.model.memorization"  # shipped with the Space, with its imports
+PACKAGE = "huggingtweets"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# The vendored packages' __init__ files: not the package's own, which imports every stage.
+VENDORED_INIT = b'"""The part of huggingtweets this Space runs: its memorization guard."""\n'
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,78 @@ def _version(package: str) -> str | None:
         return None
 
 
+def module_path(module: str) -> Path | None:
+    """The source file of a huggingtweets module, or None when ``module`` is none."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module the source file imports (absolute imports: the package uses no other);
+    ``from package import module`` counts the module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if module_path(f"{node.module}.{a.name}")
+            )
+    return found
+
+
+def vendored_modules(root: str = GUARD_MODULE) -> dict[str, Path]:
+    """``root`` and every huggingtweets module it imports, directly or not: name -> file."""
+    modules: dict[str, Path] = {}
+    waiting = [root]
+    while waiting:
+        name = waiting.pop()
+        path = module_path(name)
+        if path is None or name in modules:
+            continue
+        modules[name] = path
+        waiting.extend(_imported_modules(path))
+    return modules
+
+
+def vendored_files(root: str = GUARD_MODULE) -> dict[str, bytes]:
+    """The Space's copy of the guard: each module's file under huggingtweets/, byte for
+    byte, and an ``__init__.py`` for each package on the way."""
+    files = {}
+    for path in vendored_modules(root).values():
+        relative = path.relative_to(PACKAGE_DIR.parent)
+        files[relative.as_posix()] = path.read_bytes()
+        for package in relative.parents[:-1]:
+            files.setdefault(f"{package.as_posix()}/__init__.py", VENDORED_INIT)
+    return dict(sorted(files.items()))
+
+
+def _vendored_requirements(root: str = GUARD_MODULE) -> list[str]:
+    """The distributions the vendored modules import (numpy, orjson, ...)."""
+    distributions = importlib.metadata.packages_distributions()
+    needed = set()
+    for path in vendored_modules(root).values():
+        for module in _imported_modules(path):
+            top = module.split(".")[0]
+            if top != PACKAGE and top not in sys.stdlib_module_names:
+                needed.add(distributions.get(top, [top])[0])
+    return sorted(needed, key=str.lower)
+
+
 def requirements() -> str:
     lines = []
-    for package in REQUIREMENTS:
+    packages = [*REQUIREMENTS]
+    packages += [p for p in _vendored_requirements() if p.lower() not in REQUIREMENTS]
+    for package in packages:
         version = _version(package)
         if version and package == "transformers":
             major, minor = version.split(".")[:2]
@@ -123,24 +192,20 @@ def app_source(model_id: str, revision: str = DEFAULT_REVISION) -> str:
         "DEFAULT_PROMPT": DEFAULT_PROMPT,
         "SAMPLES": SPACE_SAMPLES,
         "DEFAULT_SETTINGS": dict(DEFAULT_SETTINGS),
-        "GUARD_FILE": GUARD_FILE,
-        "GUARD_VERSION": FORMAT_VERSION,
-        "HAN_KANA": HAN_KANA,
-        "SOUTHEAST_ASIAN": SOUTHEAST_ASIAN,
-        "CHARS_PER_WORD_HAN_KANA": CHARS_PER_WORD_HAN_KANA,
-        "CHARS_PER_WORD_SOUTHEAST_ASIAN": CHARS_PER_WORD_SOUTHEAST_ASIAN,
-        "UNITS_PER_WORD": UNITS_PER_WORD,
     }
-    # ascii(): the CJK ranges written as escapes, so the file is plain ASCII.
+    # ascii(): any character beyond ASCII written as an escape, so the file is plain ASCII.
     block = "\n".join(f"{name} = {value!a}" for name, value in constants.items())
     return APP_TEMPLATE.replace("# @@CONSTANTS@@", block)
 
 
-def space_files(model_id: str, handles: list[str], revision: str = DEFAULT_REVISION) -> dict:
+def space_files(
+    model_id: str, handles: list[str], revision: str = DEFAULT_REVISION
+) -> dict[str, bytes]:
     return {
         "app.py": app_source(model_id, revision).encode(),
         "requirements.txt": requirements().encode(),
         "README.md": readme(model_id, handles).encode(),
+        **vendored_files(),
     }
 
 
@@ -218,108 +283,28 @@ def push_space(
 
 APP_TEMPLATE = r'''"""A huggingtweets bot as a Gradio Space: a prompt in, ten posts out.
 
-Written by `huggingtweets push --space`; self-contained (transformers, torch, safetensors
-and Gradio). Samples are drawn as `huggingtweets generate` draws them: the model's own
+Written by `huggingtweets push --space`; it needs transformers, torch and Gradio, and the
+huggingtweets modules beside it (its memorization guard, copied at push time). Samples are
+drawn as `huggingtweets generate` draws them: the model's own
 task_specific_params["text-generation"] (its <|endoftext|> prefix, top-p, temperature,
 lengths counted without the prefix), each cut at its first line. When the model has a
 memorization guard (memorization_guard.safetensors), each sample is checked against the
 training posts' hashes and flagged when it copies one.
 """
 
-import hashlib
-import itertools
-import re
+from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import torch
 from huggingface_hub import hf_hub_download
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.model.memorization import GUARD_FILE, MemorizationGuard
+
 # @@CONSTANTS@@
 
-TOKEN_RE = re.compile(f"[{HAN_KANA}{SOUTHEAST_ASIAN}]|[^\\W_{HAN_KANA}{SOUTHEAST_ASIAN}]+")
-HAN_KANA_RE = re.compile(f"[{HAN_KANA}]")
-SOUTHEAST_ASIAN_RE = re.compile(f"[{SOUTHEAST_ASIAN}]")
 MAX_PROMPT_CHARS = 1000
-
-
-class Guard:
-    """memorization.py's check: keyed 64-bit BLAKE2b hashes of a post's words and of its
-    runs of n words (Han/Kana characters count half a word, Southeast Asian ones a
-    quarter)."""
-
-    def __init__(self, path):
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        with safe_open(path, framework="numpy") as handle:
-            meta = handle.metadata() or {}
-        if meta.get("version") != GUARD_VERSION:
-            version = meta.get("version")
-            raise ValueError(f"guard format {version!r}, this app reads {GUARD_VERSION!r}")
-        arrays = load_file(path)
-        self.posts = np.unique(arrays["posts"])
-        self.ngrams = np.unique(arrays["ngrams"])
-        self.n = int(meta["n"])
-        self.key = bytes.fromhex(meta["key"])
-
-    def _hash(self, items):
-        return np.fromiter(
-            (
-                int.from_bytes(
-                    hashlib.blake2b(s.encode("utf-8"), digest_size=8, key=self.key).digest(),
-                    "little",
-                )
-                for s in items
-            ),
-            dtype=np.uint64,
-        )
-
-    @staticmethod
-    def weight(token):
-        if token.isascii():
-            return UNITS_PER_WORD
-        if HAN_KANA_RE.match(token):
-            return UNITS_PER_WORD // CHARS_PER_WORD_HAN_KANA
-        if SOUTHEAST_ASIAN_RE.match(token):
-            return UNITS_PER_WORD // CHARS_PER_WORD_SOUTHEAST_ASIAN
-        return UNITS_PER_WORD
-
-    def _spans(self, words, weights):
-        need = self.n * UNITS_PER_WORD
-        spans, end, total = [], 0, 0
-        for start in range(len(words)):
-            while end < len(words) and total < need:
-                total += weights[end]
-                end += 1
-            if total < need:
-                break
-            spans.append((start, end))
-            total -= weights[start]
-        return spans
-
-    def check(self, text):
-        """None, or why the text copies a training post."""
-        words = TOKEN_RE.findall(text.casefold())
-        if not words:
-            return None
-        weights = [self.weight(w) for w in words]
-        if np.isin(self._hash([" ".join(words)]), self.posts).any():
-            return "reproduces a training post verbatim"
-        spans = self._spans(words, weights)
-        hits = np.isin(self._hash(" ".join(words[s:e]) for s, e in spans), self.ngrams)
-        if not hits.any():
-            return None
-        offsets = [0, *itertools.accumulate(weights)]
-        longest, first = 0, None
-        for i, hit in enumerate(hits):
-            if not hit:
-                first = None
-                continue
-            first = i if first is None else first
-            longest = max(longest, offsets[spans[i][1]] - offsets[spans[first][0]])
-        return f"shares a run of {longest // UNITS_PER_WORD}+ words with a training post"
 
 
 def load_guard():
@@ -329,9 +314,10 @@ def load_guard():
     except Exception:  # none published (or unreachable): samples go unchecked
         return None, "This model has no memorization guard: samples are not checked."
     try:
-        return Guard(path), "Samples that copy a training post are flagged."
-    except (ValueError, KeyError, OSError) as exc:
-        return None, f"The memorization check is off (the guard cannot be read: {exc})."
+        guard = MemorizationGuard.load(Path(path).parent)
+    except HuggingtweetsError as exc:
+        return None, f"The memorization check is off ({exc})."
+    return guard, "Samples that copy a training post are flagged."
 
 
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID, revision=REVISION)
@@ -390,9 +376,9 @@ def generate(prompt):
             texts.append(first_line(text))
     rows = []
     for text in texts:
-        why = guard.check(text) if guard is not None else None
+        copy = guard.check(text) if guard is not None else None
         checked = "ok" if guard is not None else "not checked"
-        rows.append([text, f"copy: {why}" if why else checked])
+        rows.append([text, f"copy: {copy.describe()}" if copy else checked])
     return rows
 
 
