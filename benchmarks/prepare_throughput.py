@@ -16,10 +16,10 @@ approach written plainly (``json.loads`` the whole file, its clean and short rul
 post, ``random.shuffle``, a 90/10 split, ``json.dumps`` a line each).
 
 With ``--fork``, it times instead the folder export with and without the forked child that
-once read and cleaned half of a large export on the second core (``core/parallel.py``, then
-switched off by ``HUGGINGTWEETS_NO_FORK``), alternating the two in one run; the issue kept
-the fork only if it was at least 1.3x faster. The fork was deleted (it was not), so this
-mode needs a checkout from before that.
+read and cleaned half of a large export on the second core (``core/parallel.py``, switched
+off by ``HUGGINGTWEETS_NO_FORK``), the two alternated in one run. The fork was to stay only
+if it was at least 1.3x faster; it was slower (benchmarks/README.md) and was deleted, so
+this mode measures something only on a checkout that still has it.
 
     python benchmarks/prepare_throughput.py [--posts 100000] [--repeat 5] [--json out.json]
     python benchmarks/prepare_throughput.py --fork [--repeat 9]

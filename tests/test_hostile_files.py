@@ -47,9 +47,8 @@ def last_error(result) -> str:
 
 
 def cli_process(*args: object, **kwargs) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HUGGINGTWEETS_NO_FORK"}
     command = [sys.executable, "-m", "huggingtweets", *map(str, args)]
-    return subprocess.Popen(command, env=env, **kwargs)
+    return subprocess.Popen(command, **kwargs)
 
 
 # -- 1. interrupting prepare: every process ends, none is orphaned ------------------
@@ -76,16 +75,18 @@ def _alive(session: int) -> list[int]:
     ]
 
 
-def _new_child(parent: int, seen: set[int]) -> int | None:
-    for pid, (state, ppid, _) in _processes().items():
-        if ppid == parent and pid not in seen and state not in "ZX":
-            return pid
-    return None
+def _maps(pid: int, name: str) -> bool:
+    """Whether process ``pid`` has a file called ``name`` mapped (tweets.js is read so)."""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as handle:
+            return f"/{name}\n".encode() in handle.read()
+    except OSError:  # gone meanwhile
+        return False
 
 
 @pytest.fixture(scope="module")
 def large_export(tmp_path_factory) -> Path:
-    """30,000 posts (12 MB of tweets.js): both the reading and the cleaning are forked."""
+    """30,000 posts (12 MB of tweets.js): reading and cleaning take a moment each."""
     root = tmp_path_factory.mktemp("large") / "export"
     texts = sentences(30_000, words=20)
     return write_x_export(
@@ -93,36 +94,36 @@ def large_export(tmp_path_factory) -> Path:
     )
 
 
-# When: 0.3 s after the start (importing), while the child that reads tweets.js lives, while
-# the child that cleans the posts lives, and 0.1 s after that one appeared (writing).
-MOMENTS = {"starting": (0, 0.3), "reading": (1, 0.0), "cleaning": (2, 0.0), "writing": (2, 0.1)}
+# When: 0.3 s after the start (importing), while tweets.js is mapped (reading), once it is
+# not any more (cleaning), and 0.1 s after that (writing).
+MOMENTS = {
+    "starting": ((), 0.3),
+    "reading": ((True,), 0.0),
+    "cleaning": ((True, False), 0.0),
+    "writing": ((True, False), 0.1),
+}
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or (os.cpu_count() or 1) < 2, reason="forks only on Linux, 2+ CPUs"
-)
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 @pytest.mark.parametrize(
     ("moment", "signum"),
     [(m, signal.SIGINT) for m in MOMENTS]
     + [(m, signal.SIGKILL) for m in ("reading", "cleaning", "writing")],
 )
 def test_an_interrupted_prepare_ends_every_process(large_export, tmp_path, moment, signum):
-    nth_child, delay = MOMENTS[moment]
+    mapped_states, delay = MOMENTS[moment]
     log = (tmp_path / "output.txt").open("wb")  # never a pipe a survivor could hold open
     cli = cli_process(
         "prepare", large_export, "--out", tmp_path / "run",
         stdout=log, stderr=log, start_new_session=True,
     )  # fmt: skip
     try:
-        seen: set[int] = set()
         deadline = time.monotonic() + 60
-        while len(seen) < nth_child:
-            assert cli.poll() is None, f"prepare ended before its child #{len(seen) + 1} lived"
-            assert time.monotonic() < deadline, "no child was forked"
-            child = _new_child(cli.pid, seen)
-            if child is not None:
-                seen.add(child)
-            time.sleep(0.001)
+        for mapped in mapped_states:  # tweets.js mapped, then unmapped again
+            while _maps(cli.pid, "tweets.js") != mapped:
+                assert cli.poll() is None, f"prepare ended before {moment}"
+                assert time.monotonic() < deadline, f"prepare never reached {moment}"
+                time.sleep(0.001)
         time.sleep(delay)
         os.kill(cli.pid, signum)
         try:
@@ -138,43 +139,6 @@ def test_an_interrupted_prepare_ends_every_process(large_export, tmp_path, momen
         with contextlib.suppress(ProcessLookupError):  # our own session's leftovers
             os.killpg(cli.pid, signal.SIGKILL)
         cli.wait()
-
-
-SPLIT_WHERE_THE_FIRST_HALF_FAILS = """
-import os, sys, time
-from huggingtweets.core.parallel import split_in_two
-
-def first():
-    time.sleep(0.5)  # the child has its multi-MB answer ready and waits to write it
-    raise ValueError("the first half failed")
-
-try:
-    split_in_two(first, lambda: ["x" * 100] * 200_000, list[str], size=10**6)
-except ValueError:
-    me, children = os.getpid(), 0
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children += int(stat[1]) == me
-    print("raised; children left:", children)
-"""
-
-
-@pytest.mark.skipif(
-    sys.platform != "linux" or (os.cpu_count() or 1) < 2, reason="forks only on Linux, 2+ CPUs"
-)
-def test_a_failed_first_half_ends_the_child_at_once():
-    """The first half's error (a half that does not decode) must not wait on a child that
-    cannot finish writing: it used to hang for ever."""
-    env = {k: v for k, v in os.environ.items() if k != "HUGGINGTWEETS_NO_FORK"}
-    script = [sys.executable, "-c", SPLIT_WHERE_THE_FIRST_HALF_FAILS]
-    try:
-        done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.fail("split_in_two hung after its first half failed")
-    assert done.stdout.strip() == "raised; children left: 0", done.stdout + done.stderr
 
 
 # -- 2. a CSV with a stray quote is an error naming the line -------------------------
@@ -257,14 +221,12 @@ def run_measured(
     tmp_path: Path, *args: object, timeout: float = 60
 ) -> tuple[int, str, float, float]:
     """(exit code, stderr, seconds, peak memory in MiB) of the CLI in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if k != "HUGGINGTWEETS_NO_FORK"}
     command = [sys.executable, "-m", "huggingtweets", *map(str, args)]
     log = tmp_path / "stderr.txt"
     start = time.monotonic()
     try:
         measured = subprocess.run(
             [sys.executable, "-c", _MEASURE, str(log), *command],
-            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,

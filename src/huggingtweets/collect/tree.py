@@ -101,7 +101,7 @@ class Tree(abc.ABC):
         """The file's bytes; refused when more than ``limit``."""
 
     def read_buffer(self, name: str, limit: int = MAX_FILE_BYTES) -> bytearray | mmap.mmap:
-        """The file's bytes in a buffer that may be changed in place (the file is not)."""
+        """The file's bytes, mapped rather than copied where the tree can (a folder's file)."""
         return bytearray(self.read_bytes(name, limit))
 
     def read_text(self, name: str, limit: int = MAX_FILE_BYTES) -> str:
@@ -167,8 +167,8 @@ class DirTree(Tree):
         return read_file_bounded(self.root / name, limit, f"{self.label}:{name}")
 
     def read_buffer(self, name: str, limit: int = MAX_FILE_BYTES) -> bytearray | mmap.mmap:
-        # A private mapping: the file's pages are shared with the page cache until written
-        # to, so a 100 MB tweets.js is neither copied when read nor when split in two.
+        # A read-only mapping: the file's pages are the page cache's, so a 100 MB tweets.js
+        # is not copied when read.
         where = f"{self.label}:{name}"
         size = check_regular(self.root / name, where).st_size
         if size > limit:
@@ -176,7 +176,7 @@ class DirTree(Tree):
         with (self.root / name).open("rb") as handle:
             if not size:
                 return bytearray()  # an empty file cannot be mapped
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         if len(mapped) > limit:  # it grew since
             raise too_large(where, len(mapped), limit)
         return mapped

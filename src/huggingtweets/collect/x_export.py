@@ -21,7 +21,6 @@ import orjson
 from huggingtweets.collect.registry import register_file_format
 from huggingtweets.collect.tree import MAX_FILE_BYTES, MAX_SMALL_FILE_BYTES, Tree, decode_utf8
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.parallel import split_in_two
 from huggingtweets.core.records import Account, Collected, Post, check_handle
 
 PLATFORM = "x"
@@ -189,51 +188,9 @@ def parse_ytd(
         _raise_parse_error(tree, name, raw, start, end)
 
 
-# Between two top-level entries of a pretty-printed export. A raw newline cannot occur
-# inside a JSON string, and entries of the top-level array alone are indented by two
-# spaces, so this is always a boundary between entries.
-_ENTRY_BOUNDARY = b"\n  },\n  {"
-
-
-class _SplitFailed(Exception):
-    """A half did not decode on its own: read the file whole (and report its error)."""
-
-
 def _read_tweets(tree: Tree, name: str, posts_of) -> list[Post]:
-    """The posts of one tweets file. A large pretty-printed file is split in two at an
-    entry boundary near its middle, and the halves are read on both cores."""
-    buffer = tree.read_buffer(name)
-    start, end = _json_span(buffer)
-    middle = (start + end) // 2
-    boundary = buffer.find(_ENTRY_BOUNDARY, middle, end)
-    if boundary < 0:
-        boundary = buffer.rfind(_ENTRY_BOUNDARY, start, middle)
-    if boundary >= 0 and end - start > 1_000_000:
-        # "…}," + "\n  {…" becomes "…}]" + "[  {…": two arrays, split in place.
-        comma = boundary + 4
-        buffer[comma : comma + 2] = b"]["
-        view = memoryview(buffer)
-
-        def half(body: memoryview) -> list[Post]:
-            try:
-                entries = _TWEETS_DECODER.decode(body)
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                raise _SplitFailed from None
-            return posts_of(entries)
-
-        try:
-            head, tail = split_in_two(
-                lambda: half(view[start : comma + 1]),
-                lambda: half(view[comma + 1 : end]),
-                list[Post],
-                size=(end - start) // 500,
-            )
-            return head + tail
-        except _SplitFailed:
-            buffer[comma : comma + 2] = b",\n"  # as it was, to be read whole
-        finally:
-            view.release()
-    return posts_of(parse_ytd(tree, name, _TWEETS_DECODER, raw=buffer))
+    """The posts of one tweets file, read without a copy where the tree can map it."""
+    return posts_of(parse_ytd(tree, name, _TWEETS_DECODER, raw=tree.read_buffer(name)))
 
 
 def _raise_parse_error(

@@ -28,7 +28,6 @@ from huggingtweets.core import textrules
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import MAX_SEED, check_options, option
-from huggingtweets.core.parallel import split_in_two
 from huggingtweets.core.records import PUBLIC_VISIBILITIES, AccountPosts, Post, dump_jsonl
 from huggingtweets.core.runs import RunDir, Staging, check_writable_dir, replace_dir
 
@@ -175,19 +174,12 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
 
 
 def clean_account(collected: AccountPosts, options: PrepareOptions) -> AccountDataset:
-    posts = collected.posts
-    half = len(posts) // 2
-    head, tail = split_in_two(
-        lambda: clean_posts(posts[:half], options),
-        lambda: clean_posts(posts[half:], options),
-        CleanedPosts,
-        size=len(posts),
-    )
-    counts = Counter(head.counts) + Counter(tail.counts)
+    cleaned = clean_posts(collected.posts, options)
+    counts = +Counter(cleaned.counts)  # the categories with posts first, then the rest at 0
     counts.update({category: 0 for category in CATEGORIES})  # zero counts stay visible
-    edits = Counter(head.edits) + Counter(tail.edits)
-    edits.update({key: 0 for key in head.edits})
-    kept = head.kept + tail.kept
+    edits = +Counter(cleaned.edits)
+    edits.update({key: 0 for key in cleaned.edits})
+    kept = cleaned.kept
     if options.dedupe:
         seen: set[str] = set()
         unique = []

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import abc
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple, TypeVar
 
 import msgspec
 import orjson
@@ -39,6 +40,7 @@ from huggingtweets.core.records import Account, Collected, Post, check_handle
 from huggingtweets.core.runs import RunDir, write_json
 from huggingtweets.core.secrets import contains_secret, redact, redactor, secret_values
 
+T = TypeVar("T")
 STAGE = "collect"
 DEADLINE_FACTOR = 4  # a whole request (answer read to its end) may take 4 time-outs
 MAX_EMPTY_PAGES = 20  # in a row, each pointing to yet another page: the end
@@ -67,6 +69,14 @@ class LiveSource(Source):
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
         self.live = options.live or LiveOptions()
+
+    def parse_account(self, parse: Callable[[str], T | None], expected: str) -> T:
+        """The account in the spec (``prefix:ACCOUNT``) as ``parse`` reads it; None from
+        ``parse`` is refused with what was ``expected``."""
+        account = parse(self.spec.split(":", 1)[1])
+        if account is None:
+            raise HuggingtweetsError(f"{shown(self.spec)}: {expected}")
+        return account
 
     @abc.abstractmethod
     def lookup(self) -> Profile:

@@ -22,7 +22,6 @@ from huggingtweets.collect.live.http import (
     seconds_until_reset,
     server_text,
     service_url,
-    shown,
     url_option,
 )
 from huggingtweets.collect.registry import (
@@ -78,12 +77,9 @@ class BlueskySource(LiveSource):
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
-        actor = _actor(spec.split(":", 1)[1])
-        if actor is None:
-            raise HuggingtweetsError(
-                f"{shown(spec)}: expected bsky:HANDLE (such as name.bsky.social) or bsky:DID"
-            )
-        self.actor = actor
+        self.actor = self.parse_account(
+            _actor, "expected bsky:HANDLE (such as name.bsky.social) or bsky:DID"
+        )
         self.service_url = service_url(
             options.get(BlueskyOptions).bsky_service, SERVICE_ENV, PUBLIC_APPVIEW
         )
@@ -97,7 +93,7 @@ class BlueskySource(LiveSource):
             event_hooks={"response": [bounded_httpx_hook(self.deadline)]},
         )
         self.client = Client(base_url=self.service_url, request=request)
-        self.handle = actor
+        self.handle = self.actor
 
     def _ask(self, method, **params):
         """One XRPC call; a body that is not JSON becomes a MalformedAnswer."""

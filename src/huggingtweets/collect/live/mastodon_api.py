@@ -31,7 +31,6 @@ from huggingtweets.collect.live.http import (
     seconds_until_reset,
     server_text,
     service_url,
-    shown,
     url_option,
 )
 from huggingtweets.collect.registry import (
@@ -88,13 +87,9 @@ class MastodonSource(LiveSource):
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
-        parsed = _parse_acct(spec.split(":", 1)[1])
-        if parsed is None:
-            raise HuggingtweetsError(
-                f"{shown(spec)}: expected mastodon:@USER@INSTANCE "
-                "(such as @Gargron@mastodon.social)"
-            )
-        self.user, self.instance = parsed
+        self.user, self.instance = self.parse_account(
+            _parse_acct, "expected mastodon:@USER@INSTANCE (such as @Gargron@mastodon.social)"
+        )
         self.handle = f"{self.user}@{self.instance}"
         self.service = self.instance
         self.base_url = service_url(

@@ -28,7 +28,6 @@ from huggingtweets.collect.live.http import (
     seconds_until_reset,
     server_text,
     service_url,
-    shown,
     url_option,
 )
 from huggingtweets.collect.registry import (
@@ -81,6 +80,11 @@ class XApiOptions(ServiceAddresses):
 register_options(XApiOptions)
 
 
+def _handle(text: str) -> str | None:
+    name = text.strip().removeprefix("@")
+    return name if _HANDLE_RE.fullmatch(name) else None
+
+
 def _bearer_token() -> str | None:
     for name in TOKEN_ENVS:
         # A token pasted or read from a file often ends with a line break: not part of it.
@@ -110,12 +114,9 @@ class XApiSource(LiveSource):
 
     def __init__(self, spec: str, options: SourceOptions) -> None:
         super().__init__(spec, options)
-        name = spec.split(":", 1)[1].strip().removeprefix("@")
-        if not _HANDLE_RE.fullmatch(name):
-            raise HuggingtweetsError(
-                f"{shown(spec)}: an X handle is 1 to 15 letters, digits or '_' (x:HANDLE)"
-            )
-        self.username = self.handle = name
+        self.username = self.handle = self.parse_account(
+            _handle, "an X handle is 1 to 15 letters, digits or '_' (x:HANDLE)"
+        )
         token = _bearer_token()
         if not token:
             raise HuggingtweetsError(
