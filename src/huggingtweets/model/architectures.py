@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.model.loading import make_readable
+from huggingtweets.model.tiny import save_new_model
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,7 @@ def build_tiny_model(
 ) -> Path:
     """A small random model of ``architecture`` (a key of :data:`FAMILIES`) with a
     tokenizer of its kind trained on ``texts``, saved into ``out_dir`` (safetensors)."""
-    import torch
     import transformers
-    from transformers import AutoModelForCausalLM
 
     family = FAMILIES.get(architecture)
     if family is None:
@@ -184,12 +182,4 @@ def build_tiny_model(
             "num_key_value_heads": max(1, heads // 2),  # grouped-query attention, as released
         }
     config = config_class(vocab_size=len(tokenizer), **sizes, **ids, **family.config_args)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    make_readable(out_dir)
-    return out_dir
+    return save_new_model(config, tokenizer, out_dir, seed)

@@ -17,9 +17,6 @@ import contextlib
 import difflib
 import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,35 +147,36 @@ def _from_cache(name: str, snapshot: Path) -> ResolvedModel:
 
 
 def _probe_hub(repo_id: str) -> tuple[str, ...]:
-    """One request to the Hub's model API, no retries: the repo's file names.
+    """One request to the Hub's model API, with a time-out and no retries: the repo's file
+    names. Made by huggingface_hub, so its endpoint (HF_ENDPOINT), proxies, certificates,
+    user agent and token apply as to every other Hub call.
 
     Raises HuggingtweetsError for an unknown or gated id, ConnectionError when the Hub
     cannot be reached.
     """
-    from huggingface_hub import constants
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, HTTPError
 
-    url = f"{constants.ENDPOINT}/api/models/{urllib.parse.quote(repo_id, safe='/')}"
-    request = urllib.request.Request(url, headers=build_hf_headers())
     try:
-        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
-            info = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 404):
+        info = HfApi().model_info(repo_id, timeout=PROBE_TIMEOUT_S)
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        # GatedRepoError first: it is also a RepositoryNotFoundError.
+        if isinstance(exc, GatedRepoError) or status == 403:
+            raise HuggingtweetsError(
+                f"{repo_id!r} is gated: accept its terms on huggingface.co and log in "
+                "with `hf auth login`"
+            ) from None
+        if status in (401, 404):
             raise _NotOnHub(
                 f"no model {repo_id!r} on the Hugging Face Hub (a private model needs "
                 "`hf auth login`; a local folder needs its path, e.g. ./my-model)",
                 "no model of that id on the Hugging Face Hub either",
             ) from None
-        if exc.code == 403:
-            raise HuggingtweetsError(
-                f"{repo_id!r} is gated: accept its terms on huggingface.co and log in "
-                "with `hf auth login`"
-            ) from None
-        raise ConnectionError(f"HTTP {exc.code}") from exc
-    except OSError as exc:  # URLError, timeouts, resets: the Hub is not reachable
-        raise ConnectionError(str(getattr(exc, "reason", exc))) from exc
-    return tuple(s["rfilename"] for s in info.get("siblings", ()))
+        raise ConnectionError(f"HTTP {status}") from exc
+    except (HTTPError, OSError) as exc:  # refused, timed out, reset: the Hub is not reachable
+        raise ConnectionError(first_line(exc)) from exc
+    return tuple(sibling.rfilename for sibling in info.siblings or ())
 
 
 def _no_such_folder(name: str) -> str:
@@ -224,17 +222,24 @@ def resolve_model(name_or_path: str | Path | ResolvedModel) -> ResolvedModel:
         raise HuggingtweetsError(f"{_no_such_folder(name)}; {exc.as_hub_id}") from None
 
 
-def _resolve_hub(name: str) -> ResolvedModel:
-    """A Hub id: from the cache, or after one probe of the Hub."""
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is spelt as a Hub repo id (``owner/name``), by huggingface_hub's rule."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     try:
         validate_repo_id(name)
     except HFValidationError:
+        return False
+    return True
+
+
+def _resolve_hub(name: str) -> ResolvedModel:
+    """A Hub id: from the cache, or after one probe of the Hub."""
+    if not is_hub_id(name):
         raise HuggingtweetsError(
             f"{name!r} is neither a model folder nor a valid Hugging Face model id"
-        ) from None
+        )
 
     snapshot = _cached_snapshot(name)
     if _hub_offline():

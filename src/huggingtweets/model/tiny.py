@@ -60,8 +60,7 @@ def build_tiny_base(
     seed: int = 42,
 ) -> Path:
     """Train a tokenizer on ``texts``, initialise a small GPT-2, save both into ``out_dir``."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config
 
     texts = [t for t in texts if t.strip()]
     if not texts:
@@ -79,10 +78,19 @@ def build_tiny_base(
         eos_token_id=eos_id,
         pad_token_id=eos_id,
     )
+    return save_new_model(config, tokenizer, out_dir, seed)
+
+
+def save_new_model(config, tokenizer, out_dir: Path, seed: int) -> Path:
+    """A causal LM initialised at random from ``config`` under ``seed``, saved with
+    ``tokenizer`` into ``out_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     # Seeded on a private generator state, so the caller's random stream is left alone.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config)
+        model = AutoModelForCausalLM.from_config(config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
