@@ -12,13 +12,11 @@ from huggingtweets.cli.common import (
     reporting,
     run_dir_option,
     source_options,
-    with_source_help,
 )
 from huggingtweets.cli.console import console
 from huggingtweets.collect.registry import SourceOptions
 
 
-@with_source_help
 @click.command("collect")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @run_dir_option

@@ -94,13 +94,6 @@ def interrupted(message: str) -> SystemExit:
     return SystemExit(130)
 
 
-def with_source_help(command: click.Command) -> click.Command:
-    """Ends the command's help with the SOURCE forms the registry accepts."""
-    source_help = "SOURCE is one of: " + "; ".join(accepted_forms()) + "."
-    command.help = inspect.cleandoc(command.help or "") + "\n\n" + source_help
-    return command
-
-
 run_dir_option = click.option(
     "--out",
     "run_dir",
@@ -120,7 +113,8 @@ handle_option = click.option(
 
 def source_options(command: Callable) -> Callable:
     """--text-column, the live options and every platform's own options (each source kind
-    declares them: sources.register_options); the command receives one SourceOptions."""
+    declares them: sources.register_options); the command receives one SourceOptions,
+    and its help ends with the SOURCE forms the registry accepts."""
     extra_classes = source_option_classes()
 
     @functools.wraps(command)
@@ -133,6 +127,8 @@ def source_options(command: Callable) -> Callable:
         )
         return command(*args, **kwargs)
 
+    source_help = "SOURCE is one of: " + "; ".join(accepted_forms()) + "."
+    with_sources.__doc__ = inspect.cleandoc(command.__doc__ or "") + "\n\n" + source_help
     decorated = with_sources
     for cls in reversed(extra_classes):
         decorated = dataclass_options(cls, f"extra_{cls.__name__}")(decorated)

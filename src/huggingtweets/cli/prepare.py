@@ -12,7 +12,6 @@ from huggingtweets.cli.common import (
     reporting,
     run_dir_option,
     source_options,
-    with_source_help,
 )
 from huggingtweets.cli.console import console, stats_table
 from huggingtweets.cli.options import dataclass_options
@@ -21,7 +20,6 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.prepare.dataset import PrepareOptions
 
 
-@with_source_help
 @click.command("prepare")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @run_dir_option

@@ -13,7 +13,6 @@ from huggingtweets.cli.common import (
     interrupted,
     reporting,
     source_options,
-    with_source_help,
 )
 from huggingtweets.cli.console import console, print_stats_after_prepare, print_verdict
 from huggingtweets.cli.options import config_option, dataclass_options
@@ -25,7 +24,6 @@ from huggingtweets.publish.hub import PushOptions
 from huggingtweets.train.recipe import TrainOptions
 
 
-@with_source_help
 @click.command("train")
 @click.argument("targets", nargs=-1, required=True, metavar="RUN_DIR | SOURCE...")
 @click.option(

@@ -12,7 +12,6 @@ from huggingtweets.cli.common import (
     interrupted,
     reporting,
     source_options,
-    with_source_help,
 )
 from huggingtweets.cli.console import console, print_evaluation
 from huggingtweets.cli.options import dataclass_options
@@ -20,7 +19,6 @@ from huggingtweets.collect.registry import SourceOptions
 from huggingtweets.update.bot import UpdateOptions
 
 
-@with_source_help
 @click.command("update")
 @click.argument("run_dir", type=click.Path(path_type=Path))  # update_bot says what is wrong
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
