@@ -1,5 +1,5 @@
-"""The model service behind ``huggingtweets serve``: dynamic batching, seeds, the
-bounded queue, the model cache, share links (serve_models.py), on a tiny random GPT-2."""
+"""The model service behind ``huggingtweets serve`` (serve.models, serve.batching): dynamic
+batching, seeds, the bounded queue, the model cache, share links, on a tiny random GPT-2."""
 
 from __future__ import annotations
 
