@@ -309,3 +309,32 @@ def test_commands_have_help_with_examples(command):
     assert result.stdout.startswith("Usage: ") and "Examples:" in result.stdout
     takes_sources = command in ("collect", "prepare", "train")
     assert ("SOURCE is one of:" in result.stdout) == takes_sources
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--dedupe",), "prepare options apply to SOURCEs: give them with --out RUN_DIR"),
+        (("--handle", "me"), "--handle, --text-column and the live options apply to SOURCEs"),
+        (("--revision", "dev"), "--private and --revision apply with --push-to-hub"),
+        (("--push-to-hub", "--no-card"), "publishes the model with its card: drop --no-card"),
+        (("--output-dir", "a-file"), "--output-dir a-file is a file: give a folder"),
+    ],
+)
+def test_train_refuses_options_that_do_not_apply_before_any_work(tmp_path, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    Path("a-file").write_text("not a folder")
+    Path("run").mkdir()
+    result = run_cli("train", "run", *args, expect=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert files_under(tmp_path / "run") == []
+
+
+def test_train_bot_names_the_fields_from_python(tmp_path):
+    from huggingtweets.core.options import OptionError
+    from huggingtweets.pipeline import train_bot
+    from huggingtweets.publish.hub import PushOptions
+
+    with pytest.raises(OptionError, match="hub_private_repo and hub_revision apply with"):
+        train_bot([tmp_path], push_options=PushOptions(hub_private_repo=True))

@@ -179,6 +179,21 @@ def test_a_bad_run_dir_is_one_line(tmp_path, what):
     assert "Traceback" not in result.stderr
 
 
+def test_update_options_take_their_bounds_and_help_from_train_options():
+    from huggingtweets.core.options import option_specs
+    from huggingtweets.train.recipe import TrainOptions
+
+    train = {spec.name: spec for spec in option_specs(TrainOptions)}
+    for spec in option_specs(UpdateOptions):
+        if spec.name in ("num_train_epochs", "learning_rate"):
+            mine = (spec.min, spec.max, spec.min_open, spec.max_open, spec.kind)
+            theirs = train[spec.name]
+            assert mine == (theirs.min, theirs.max, theirs.min_open, theirs.max_open, theirs.kind)
+    (learning_rate,) = (s for s in option_specs(UpdateOptions) if s.name == "learning_rate")
+    assert learning_rate.help == train["learning_rate"].help
+    assert UpdateOptions().num_train_epochs == 2.0  # an update's own default
+
+
 def test_options_are_checked_before_anything_is_read():
     with pytest.raises(Exception, match="replay"):
         UpdateOptions(replay=-1)

@@ -1,7 +1,8 @@
 """The whole flow in one place: (collect →) prepare → train (→ evaluate) → card (→ push).
 
-The CLI's ``train SOURCE... --out``, the demo, the web app and a user's script all call
-:func:`make_bot`; none of them strings the stages together itself. Options are data (the
+The CLI's ``train`` (through :func:`train_bot`, which reads its arguments), the demo, the
+web app and a user's script all call :func:`make_bot`; none of them strings the stages
+together itself. Options are data (the
 stages' dataclasses), progress goes to one :class:`~huggingtweets.core.events.Reporter`, and
 ``reporter.cancel()`` stops the run at its next safe point.
 
@@ -129,8 +130,8 @@ def train_bot(
     run_dir, sources = _run_and_sources(targets, out, handles, source_options, prepare_options)
     if not push_options.push_to_hub and (
         push_options.hub_private_repo or push_options.hub_revision
-    ):
-        raise HuggingtweetsError("--private and --revision apply with --push-to-hub")
+    ):  # field names, shown as their flags by the CLI
+        raise OptionError("hub_private_repo", "and hub_revision apply with push_to_hub")
     if push_options.push_to_hub and not options.card:
         raise HuggingtweetsError("--push-to-hub publishes the model with its card: drop --no-card")
     return make_bot(

@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -55,6 +56,7 @@ from huggingtweets.core.runs import (
     write_json,
 )
 from huggingtweets.pipeline import EVALUATE_CHOICES
+from huggingtweets.train.recipe import TrainOptions
 from huggingtweets.update.data import (
     NewDataset,
     Previous,
@@ -70,14 +72,12 @@ STAGE = "update"
 HISTORY_DIR = "history"
 
 
-def train_option(name: str, default=dataclasses.MISSING, **changes):
+def train_option(name: str, default: Any = dataclasses.MISSING, **changes: Any) -> Any:
     """TrainOptions' field ``name`` (its range, help and flag) for another options class,
     with a default of its own and what else ``changes`` names: one definition of the bounds."""
-    from huggingtweets.train.recipe import TrainOptions
-
-    (field,) = (f for f in dataclasses.fields(TrainOptions) if f.name == name)
-    default = field.default if default is dataclasses.MISSING else default
-    return option(default, **{**field.metadata["option"], **changes})
+    (train_field,) = (f for f in dataclasses.fields(TrainOptions) if f.name == name)
+    default = train_field.default if default is dataclasses.MISSING else default
+    return option(default, **{**train_field.metadata["option"], **changes})
 
 
 @dataclass
@@ -237,8 +237,6 @@ def _stage_folder(run: RunDir) -> Iterator[Path]:
 
 def _train_options(previous: Previous, run: RunDir, options: UpdateOptions):
     """The options the model was trained with, on the current model as the base."""
-    from huggingtweets.train.recipe import TrainOptions
-
     given = known_options(TrainOptions, previous.metrics.get("options"))
     learning_rate = options.learning_rate
     if learning_rate is None:
