@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from huggingtweets.cli.main import cli
+from huggingtweets.cli import cli
 
 # Trainings in tests skip the evaluation that `train` runs by default (about 30 s each on
 # a tiny model); tests/test_evaluate.py checks that default with the variable removed.
