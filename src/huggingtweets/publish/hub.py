@@ -465,16 +465,8 @@ class Pusher:
         reporter.start("push", f"pushing to {repo_id}", repo_id=repo_id)
         check_model(run)
         summary, description = commit_message(run)
-        with _quiet_hub(reporter) as said:
-            try:
-                info, names, deleted, rewritten = self._push(run, summary, description)
-            except HuggingtweetsError:
-                raise
-            except Exception as exc:
-                error = self._error(exc, repo_id)
-                if error is None:
-                    raise
-                raise error from None
+        with self.talking_to_hub(repo_id) as said:
+            info, names, deleted, rewritten = self._push(run, summary, description)
         base = f"{_endpoint()}/{repo_id}"
         url = base if revision == DEFAULT_REVISION else f"{base}/tree/{revision}"
         changed = not any(NOTHING_CHANGED in message for message in said)
@@ -482,6 +474,21 @@ class Pusher:
         return PushResult(
             repo_id, revision, url, info.commit_url, info.oid, names, deleted, rewritten, changed
         )
+
+    @contextlib.contextmanager
+    def talking_to_hub(self, repo_id: str) -> Iterator[list[str]]:
+        """huggingface_hub quieted (see ``_quiet_hub``; yields its messages), and whatever
+        goes wrong on the Hub said in one line (the repository is as it was)."""
+        with _quiet_hub(self.reporter) as said:
+            try:
+                yield said
+            except HuggingtweetsError:
+                raise
+            except Exception as exc:
+                error = self._error(exc, repo_id)
+                if error is None:
+                    raise
+                raise error from None
 
     def _push(self, run: RunDir, summary: str, description: str):
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi

@@ -36,7 +36,6 @@ from huggingtweets.publish.hub import (
     PushOptions,
     _endpoint,
     _handles,
-    _quiet_hub,
     _token,
 )
 
@@ -250,32 +249,24 @@ def push_space(
         )
     files = space_files(model_id, _handles(run), options.revision)
     reporter.start("space", f"publishing the Space {space_id}", repo_id=space_id)
-    with _quiet_hub(reporter):
-        try:
-            api = HfApi()
-            token = _token()
-            api.create_repo(
-                space_id,
-                repo_type="space",
-                space_sdk=SPACE_SDK,
-                private=True if options.hub_private_repo else None,
-                exist_ok=True,
-                token=token,
-            )
-            info = api.create_commit(
-                space_id,
-                [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()],
-                commit_message=redact(f"Space of {model_id}"),
-                repo_type="space",
-                token=token,
-            )
-        except HuggingtweetsError:
-            raise
-        except Exception as exc:
-            error = pusher._error(exc, space_id)
-            if error is None:
-                raise
-            raise error from None
+    with pusher.talking_to_hub(space_id):
+        api = HfApi()
+        token = _token()
+        api.create_repo(
+            space_id,
+            repo_type="space",
+            space_sdk=SPACE_SDK,
+            private=True if options.hub_private_repo else None,
+            exist_ok=True,
+            token=token,
+        )
+        info = api.create_commit(
+            space_id,
+            [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()],
+            commit_message=redact(f"Space of {model_id}"),
+            repo_type="space",
+            token=token,
+        )
     url = f"{_endpoint()}/spaces/{space_id}"
     reporter.end("space", f"published {url}", url=url, commit=info.oid)
     return SpaceResult(space_id, url, info.oid, tuple(files))
