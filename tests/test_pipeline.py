@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -363,24 +364,42 @@ def test_temporaries_left_by_a_killed_process_are_cleaned_by_the_next_run(tmp_pa
     assert alive_file.exists()  # its process is still running: not ours to delete
 
 
+def _hidden(run: Path) -> list[Path]:
+    return [p for p in run.rglob(".*")] if run.exists() else []
+
+
+def _kill_while_writing(command: list[str], run: Path, attempts: int = 5) -> list[Path]:
+    """Start ``command`` and kill -9 it as soon as a temporary file (a hidden name) exists
+    in ``run``; return what the kill left behind. A kill that comes after the process
+    renamed its files into place leaves nothing to clean: then try again (bounded)."""
+    for _ in range(attempts):
+        shutil.rmtree(run, ignore_errors=True)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        try:
+            while proc.poll() is None and time.monotonic() < deadline and not _hidden(run):
+                time.sleep(0.001)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+        left = _hidden(run)
+        if left:
+            return left
+    pytest.fail(f"no temporary file seen in {run} while prepare ran ({attempts} tries)")
+
+
 def test_killing_prepare_leaves_only_what_the_next_run_cleans(tmp_path):
-    """kill -9 in the middle of writing: the re-run removes what was left behind."""
+    """kill -9 while a temporary file exists (not after a fixed time, which may come before
+    prepare wrote anything): the re-run removes what was left behind."""
     run = tmp_path / "r"
     big = tmp_path / "big.txt"
     big.write_text("\n".join(f"post number {i} says something long enough" for i in range(200_000)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "huggingtweets", "prepare", str(big), "--handle", "me",
-         "--out", str(run)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        proc.wait(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    command = [sys.executable, "-m", "huggingtweets", "prepare", str(big), "--handle", "me",
+               "--out", str(run)]  # fmt: skip
+    left = _kill_while_writing(command, run)
+    assert left, "the kill left nothing for the next run to clean"
     run_cli("prepare", str(big), "--handle", "me", "--out", run)
-    hidden = [p for p in run.rglob(".*")]
-    assert hidden == []
+    assert _hidden(run) == []
 
 
 def test_errors_from_the_library_are_user_errors():
