@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import stat
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -25,6 +27,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1  # what torch and numpy accept as a seed
+MAX_CONFIG_BYTES = 1 << 20  # a config of options is a few hundred bytes
 
 
 class OptionError(HuggingtweetsError):
@@ -246,14 +249,42 @@ def options_to_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+def _config_not_regular(path: Path) -> HuggingtweetsError:
+    return HuggingtweetsError(
+        f"the config file {path} is not a regular file (a named pipe, socket or device "
+        "cannot be read as options); save its content to a file and give that"
+    )
+
+
+def _read_config_bytes(path: Path) -> bytes:
+    """A config file's bytes: a regular file only (a FIFO or /dev/zero would be read for
+    ever), and at most MAX_CONFIG_BYTES."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # before opening: opening a device may act
+            raise _config_not_regular(path)
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it does not
+        # wait for a writer; fstat then sees what was opened.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise _config_not_regular(path)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise HuggingtweetsError(f"cannot read the config file {path}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise HuggingtweetsError(
+            f"the config file {path} is more than {MAX_CONFIG_BYTES >> 20} MiB, far more than "
+            "a config of options ever holds; is this the right file?"
+        )
+    return data
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """Options from a YAML or JSON file: one mapping of field names to values."""
     import yaml  # YAML is a superset of JSON: one parser reads both
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HuggingtweetsError(f"cannot read the config file {path}: {exc.strerror}") from None
+        text = _read_config_bytes(Path(path)).decode("utf-8")
     except UnicodeDecodeError:
         raise HuggingtweetsError(f"{path}: not a text file (expected YAML or JSON)") from None
     try:

@@ -1,0 +1,64 @@
+"""`--config FILE`: only a small regular file is read, and its numbers are read as YAML 1.2
+(and JSON) read them."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import MAX_CONFIG_BYTES, load_config_file
+
+
+def _limit_memory() -> None:
+    # Should the file be read after all, /dev/zero fills 1 GiB, not the machine's memory.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def _train_with_config(config: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`train --config` in a child process: a config read for ever times out, not the suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "huggingtweets", "train", str(tmp_path / "run"),
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["device link", "fifo"])
+def test_a_config_that_is_no_regular_file_is_one_line(tmp_path, kind):
+    config = tmp_path / "train.yaml"
+    if kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.symlink_to("/dev/zero")
+    result = _train_with_config(config, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == (
+        f"Error: the config file {config} is not a regular file (a named pipe, socket or "
+        "device cannot be read as options); save its content to a file and give that"
+    )
+
+
+def test_a_config_over_the_size_bound_is_refused_unread(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("seed: 3\n" + "#" * MAX_CONFIG_BYTES)
+    result = run_cli("train", tmp_path / "run", "--config", config, expect=2)
+    assert result.stderr.strip() == (
+        f"Error: the config file {config} is more than 1 MiB, far more than a config of "
+        "options ever holds; is this the right file?"
+    )
+    config.write_text("seed: 3\n")  # a config of the usual size is read
+    assert load_config_file(config) == {"seed": 3}
+
+
+def test_a_missing_config_names_the_file(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(HuggingtweetsError) as error:
+        load_config_file(missing)
+    assert str(error.value) == f"cannot read the config file {missing}: No such file or directory"
