@@ -21,6 +21,7 @@ from PIL import Image
 
 from huggingtweets.card.model_card import css_url, main_language, md_text, write_card
 from huggingtweets.card.preview import colour_for, fetch_avatar
+from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.language import detect_language
 from huggingtweets.model.memorization import GUARD_FILE
 
@@ -507,3 +508,19 @@ def test_card_links_the_wandb_lineage_only_when_wandb_was_used_online(demo, tmp_
     (run / "metrics.json").write_text(json.dumps(hostile))
     run_cli("card", run, "--samples", "0")
     assert "javascript" not in read_card(run)
+
+
+def test_a_token_as_the_card_s_repo_id_is_refused(demo, tmp_path, monkeypatch):
+    """It would be written into the card's front matter and snippet: refused, not shown."""
+    token = "hf_cardTestToken0123456789abcdefghij"
+    monkeypatch.setenv("HF_TOKEN", token)
+    run = tmp_path / "run"
+    shutil.copytree(demo.run_dir, run)
+    card = (run / "model" / "README.md").read_bytes()
+    result = run_cli("card", run, "--samples", "0", "--repo-id", f"me/{token}", expect=2)
+    assert "--repo-id holds a configured secret" in result.stderr
+    assert token not in result.stdout + result.stderr
+    assert (run / "model" / "README.md").read_bytes() == card
+    with pytest.raises(HuggingtweetsError, match="holds a configured secret") as error:
+        write_card(run, samples=0, repo_id=token)
+    assert token not in str(error.value)

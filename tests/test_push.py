@@ -361,6 +361,38 @@ def test_bad_options_are_refused_before_anything(hub, pushed, tmp_path):
     assert len(hub.requests) == before
 
 
+def test_a_token_pasted_as_the_repo_id_is_refused_and_never_shown(hub, pushed, tmp_path):
+    """The id would be printed in the success line and written into the card: refused
+    before anything, the token in no message, the card untouched."""
+    run, _, _ = pushed
+    env = _env(hub, tmp_path / "hf", token=TOKEN)
+    env["X_BEARER_TOKEN"] = x_token = "AAAAAAAAAAAAAAAAAAAAXbearerOfTheTest123"
+    card = (run / "model" / "README.md").read_bytes()
+    before = len(hub.requests)
+    for repo_id in (TOKEN, f"alice/{TOKEN}", f"alice/bot-{x_token}"):
+        proc = _cli("push", run, "--repo-id", repo_id, env=env)
+        message = _fails(proc, "--repo-id holds a configured secret")
+        assert TOKEN not in proc.stdout + proc.stderr and x_token not in proc.stdout + proc.stderr
+        assert "***" not in message  # not even masked: the id is not repeated
+    assert len(hub.requests) == before
+    assert (run / "model" / "README.md").read_bytes() == card
+
+
+def test_the_success_lines_are_redacted(monkeypatch, tmp_path):
+    """Whatever a push reports back is shown as error lines are: secrets blanked."""
+    from huggingtweets.publish import hub as hub_module
+    from huggingtweets.publish.hub import PushResult
+
+    secret = "hf_successLineSecret0123456789abcdef"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    result = PushResult(
+        f"alice/{secret}", "main", f"http://hub/alice/{secret}", "c", "abcdef1", ("a",), (), False
+    )
+    monkeypatch.setattr(hub_module, "push_run", lambda *a, **k: result)
+    out = run_cli("push", tmp_path)
+    assert secret not in out.stdout and "***" in out.stdout
+
+
 # -- train --push-to-hub ------------------------------------------------------------------
 
 

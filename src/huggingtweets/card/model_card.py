@@ -29,6 +29,7 @@ from huggingtweets.core.language import default_prompt, main_language
 from huggingtweets.core.options import MAX_SEED, OptionError, check_options, option
 from huggingtweets.core.records import check_handle, iter_jsonl
 from huggingtweets.core.runs import RunDir, atomic_write
+from huggingtweets.core.secrets import contains_secret
 from huggingtweets.generate.generator import (
     DEFAULT_PROMPT,
     MAX_SAMPLES,
@@ -115,10 +116,19 @@ def default_repo_id(handles: list[str]) -> str:
     return f"huggingtweets/{name or 'bot'}"
 
 
+# A token pasted in place of the id would be printed and written into the card (its front
+# matter, its snippet): refused, and never repeated in the message.
+SECRET_IN_ID = (
+    "holds a configured secret (a token pasted in place of the repository id?): give OWNER/NAME"
+)
+
+
 def check_repo_id(repo_id: str) -> str:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
+    if contains_secret(repo_id):
+        raise HuggingtweetsError(f"the repository id {SECRET_IN_ID}")
     try:
         validate_repo_id(repo_id)
     except HFValidationError:
@@ -553,6 +563,8 @@ class CardOptions:
     def __post_init__(self) -> None:
         check_options(self)
         if self.repo_id is not None:
+            if contains_secret(self.repo_id):
+                raise OptionError("repo_id", SECRET_IN_ID)
             try:
                 check_repo_id(self.repo_id)
             except HuggingtweetsError:

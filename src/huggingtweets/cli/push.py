@@ -13,6 +13,7 @@ from rich.markup import escape
 from huggingtweets.cli.common import reporting
 from huggingtweets.cli.console import console
 from huggingtweets.cli.options import dataclass_options
+from huggingtweets.core.secrets import redact
 from huggingtweets.publish.hub import PushOptions
 
 
@@ -68,20 +69,20 @@ def push_command(
             from huggingtweets.publish.space import push_space
 
             published = push_space(run, result.repo_id, space or None, options, reporter)
+
+    # Shown as error lines are: with every secret blanked (an id or URL could hold one).
+    def say(line: str) -> None:
+        console.print(redact(line), soft_wrap=True)
+
     files = f"{len(result.uploaded)} files"
     if result.deleted:
         files += f" (and removed {len(result.deleted)} left by an earlier push)"
     commit = escape(result.commit[:7])
     if result.changed:
-        console.print(f"Pushed {files} to {escape(result.url)} (commit {commit})", soft_wrap=True)
+        say(f"Pushed {files} to {escape(result.url)} (commit {commit})")
     else:
-        console.print(
-            f"Nothing to push: {escape(result.url)} holds this model already (commit {commit})",
-            soft_wrap=True,
-        )
+        say(f"Nothing to push: {escape(result.url)} holds this model already (commit {commit})")
     if space is not None:
-        console.print(f"Space: {escape(published.url)}", soft_wrap=True)
-    console.print("Use it:", soft_wrap=True)
-    console.print(
-        f'  huggingtweets generate {escape(result.repo_id)} "My dream is" -n 5', soft_wrap=True
-    )
+        say(f"Space: {escape(published.url)}")
+    say("Use it:")
+    say(f'  huggingtweets generate {escape(result.repo_id)} "My dream is" -n 5')

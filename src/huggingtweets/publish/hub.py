@@ -33,7 +33,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, check_options, option
 from huggingtweets.core.runs import RunDir
-from huggingtweets.core.secrets import redact, register_secret
+from huggingtweets.core.secrets import contains_secret, redact, register_secret
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_REVISION = "main"
@@ -110,8 +110,10 @@ class PushOptions:
     def __post_init__(self) -> None:
         check_options(self)
         if self.hub_model_id is not None:
-            from huggingtweets.card.model_card import check_repo_id
+            from huggingtweets.card.model_card import SECRET_IN_ID, check_repo_id
 
+            if contains_secret(self.hub_model_id):
+                raise OptionError("hub_model_id", SECRET_IN_ID)
             try:
                 check_repo_id(self.hub_model_id)
             except HuggingtweetsError:
