@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from huggingtweets import TrainOptions
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import MAX_CONFIG_BYTES, load_config_file
+from huggingtweets.sweep import load_sweep_config
 
 
 def _limit_memory() -> None:
@@ -62,3 +64,30 @@ def test_a_missing_config_names_the_file(tmp_path):
     with pytest.raises(HuggingtweetsError) as error:
         load_config_file(missing)
     assert str(error.value) == f"cannot read the config file {missing}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "written, number",
+    [("1e-3", 1e-3), ("5e-5", 5e-5), ("5E-05", 5e-5), ("+2.5e-1", 0.25), (".5", 0.5)],
+)
+def test_numbers_are_read_as_yaml_1_2_and_json_read_them(tmp_path, written, number):
+    """PyYAML (YAML 1.1) reads `1e-3` as the string "1e-3": "must be a number"."""
+    config = tmp_path / "train.yaml"
+    config.write_text(f"learning_rate: {written}\nnum_train_epochs: {written}\n")
+    data = load_config_file(config)
+    assert data == {"learning_rate": number, "num_train_epochs": number}
+    options = TrainOptions(**data)
+    assert options.learning_rate == number and isinstance(options.learning_rate, float)
+
+
+def test_what_stays_text_or_a_whole_number(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text('seed: 3\nbase_model: "1e3"\nlr_scheduler_type: 1e3x\n')
+    assert load_config_file(config) == {"seed": 3, "base_model": "1e3", "lr_scheduler_type": "1e3x"}
+
+
+def test_a_sweep_space_in_yaml_1_2_numbers(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("base_model: tiny\nparameters:\n  learning_rate: {min: 1e-5, max: 1e-3}\n")
+    _, space = load_sweep_config(config)
+    assert space == {"learning_rate": {"min": 1e-5, "max": 1e-3}}

@@ -143,7 +143,8 @@ def test_every_option_field_is_a_flag_with_its_help(tmp_path):
 def test_config_file_values_and_flags_that_win_over_them(prepared, tmp_path):
     run = _copy_dataset(prepared, tmp_path / "romeo")
     config = tmp_path / "trial.yaml"
-    config.write_text("base_model: tiny\nmax_steps: 3\nlearning_rate: 0.002\nseed: 5\n")
+    # 2e-3: a number in YAML 1.2 and JSON, a string to PyYAML's YAML 1.1 unless taught
+    config.write_text("base_model: tiny\nmax_steps: 3\nlearning_rate: 2e-3\nseed: 5\n")
     run_cli("train", run, "--config", config, "--seed", 9, "--no-card")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_steps"] == 3 and metrics["seed"] == 9  # the flag won

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import stat
 import types
 import typing
@@ -249,6 +250,27 @@ def options_to_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+# YAML 1.2 and JSON read `1e-3` as a number; PyYAML follows YAML 1.1, whose floats need a
+# dot (`1.0e-3`), and reads it as the string "1e-3". The floats YAML 1.2's core schema
+# adds: an exponent without a dot, and a dot without digits after it (`1.`, `1.e5`).
+_YAML12_FLOAT = r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+
+
+@cache
+def _yaml12_loader() -> type:
+    """PyYAML's SafeLoader, reading YAML 1.2's floats as numbers too."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # Added after SafeLoader's resolvers, so integers ("3") still resolve as integers first.
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(_YAML12_FLOAT), list("-+.0123456789")
+    )
+    return Loader
+
+
 def _config_not_regular(path: Path) -> HuggingtweetsError:
     return HuggingtweetsError(
         f"the config file {path} is not a regular file (a named pipe, socket or device "
@@ -288,7 +310,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise HuggingtweetsError(f"{path}: not a text file (expected YAML or JSON)") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_yaml12_loader())  # a SafeLoader: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
