@@ -23,6 +23,7 @@ from huggingtweets.cli.serve import serve_command
 from huggingtweets.cli.sweep import sweep_command
 from huggingtweets.cli.train import train_command
 from huggingtweets.cli.update import update_command
+from huggingtweets.cli.worker import worker_command
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +51,7 @@ for command in (
     sweep_command,
     update_command,
     serve_command,
+    worker_command,
 ):
     cli.add_command(command)
 

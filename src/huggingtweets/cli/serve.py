@@ -19,6 +19,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.config import ServeConfig, is_loopback
 
 TOKEN_ENV = "HUGGINGTWEETS_API_TOKEN"
+QUEUE_ENV = "HUGGINGTWEETS_QUEUE"
 MIN_TOKEN_LENGTH = 16  # a bearer token on a network: long enough not to be guessed
 
 
@@ -49,6 +50,14 @@ def _bind(host: str, port: int) -> socket.socket:
         raise HuggingtweetsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def _check_queue(url: str | None) -> None:
+    """A wrong URL or password, a read-only Redis: one line, before serving."""
+    if url:
+        from huggingtweets.serve.rq_worker import open_queue
+
+        open_queue(url).close()
 
 
 def _url(sock: socket.socket, host: str) -> str:
@@ -103,6 +112,14 @@ def _limit_option(flag: str, low: int, high: int, default: int, help: str) -> Ca
     ServeConfig.max_models,
     "Models kept loaded (the least recently used leaves first).",
 )
+@click.option(
+    "--queue",
+    envvar=QUEUE_ENV,
+    default=None,
+    metavar="redis://HOST:PORT/DB",
+    help=f"Keep the jobs in Redis and run them in `huggingtweets worker` processes (also "
+    f"{QUEUE_ENV}). Without it, jobs run in this server (one training at a time).",
+)
 def serve_command(
     models: tuple[str, ...],
     host: str,
@@ -111,6 +128,7 @@ def serve_command(
     max_batch: int,
     max_queue: int,
     max_models: int,
+    queue: str | None,
 ) -> None:
     """Serve the web app (three steps: accounts, train, generate) and the JSON API.
 
@@ -128,6 +146,7 @@ def serve_command(
       huggingtweets serve --runs-dir ~/bots --port 8000
       huggingtweets serve runs/demo --max-batch 1        # no batching
       HUGGINGTWEETS_API_TOKEN=$(openssl rand -hex 24) huggingtweets serve --host 0.0.0.0
+      huggingtweets serve --queue redis://127.0.0.1:6379/0   # jobs run by `huggingtweets worker`
     """
     import uvicorn
 
@@ -162,7 +181,9 @@ def serve_command(
         max_batch=max_batch,
         max_queue=max_queue,
         max_models=max_models,
+        queue=queue or None,
     )
+    _check_queue(config.queue)
     sock = _bind(host, port)
     with contextlib.ExitStack() as stack:
         stack.callback(sock.close)

@@ -19,6 +19,7 @@ class ServeConfig:
     max_queue: int = 64  # queued generate requests before 503 (serve.models)
     max_models: int = 2  # models kept loaded (serve.models)
     max_upload_bytes: int = 512 * 2**20
+    queue: str | None = None  # redis://HOST:PORT/DB: jobs in Redis, run by workers (RQ)
 
     def __post_init__(self) -> None:
         self.runs_dir = Path(self.runs_dir)
@@ -33,9 +34,22 @@ class ServeConfig:
             f"ServeConfig(runs_dir={self.runs_dir!r}, models={self.models!r}, "
             f"host={self.host!r}, port={self.port}, token={token}, max_batch={self.max_batch}, "
             f"max_queue={self.max_queue}, max_models={self.max_models}, "
-            f"max_upload_bytes={self.max_upload_bytes})"
+            f"max_upload_bytes={self.max_upload_bytes}, queue={_without_password(self.queue)!r})"
         )
 
 
 def is_loopback(host: str) -> bool:
     return host.strip("[]").lower() in LOOPBACK_HOSTS
+
+
+def _without_password(url: str | None) -> str | None:
+    """A queue URL as a log may show it (a Redis password is a secret)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"***@{host}").geturl()

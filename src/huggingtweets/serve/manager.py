@@ -35,7 +35,7 @@ class JobManager:
         self.config = config
         self.catalog = Catalog(config.runs_dir, config.models)
         self.runs_dir = self.catalog.runs_dir
-        self.queue = queue or EmbeddedJobQueue(self.runs_dir)
+        self.queue = queue or _queue_for(config, self.runs_dir)
         # A new run's name is chosen and its job queued in one step: two requests at once
         # never pick the same name.
         self._naming = threading.Lock()
@@ -152,6 +152,15 @@ class JobManager:
             )
         work = JobWork("train", run_id, options=options, worker_options=for_worker)
         return self.queue.create(work)
+
+
+def _queue_for(config: ServeConfig, runs_dir: Path) -> JobQueue:
+    """The Redis backend when ``config.queue`` names one, else the embedded one."""
+    if not config.queue:
+        return EmbeddedJobQueue(runs_dir)
+    from huggingtweets.serve.redis_queue import RedisJobQueue
+
+    return RedisJobQueue(config.queue, runs_dir)
 
 
 def _upload_handles(handles: list[str]) -> list[str]:

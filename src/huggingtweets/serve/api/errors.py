@@ -37,7 +37,8 @@ def error_responses(*responses: int) -> dict[int | str, dict[str, Any]]:
         409: "The run already has a job queued or running.",
         413: "The body is larger than the server accepts.",
         422: "An invalid field, named in loc.",
-        503: "Too many requests waiting: try again after Retry-After seconds.",
+        503: "Too many requests waiting, or the job queue unreachable: try again after "
+        "Retry-After seconds.",
     }
     return {code: {"model": ErrorBody, "description": words[code]} for code in responses}
 
@@ -90,7 +91,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(409, [where, "run_id"], str(exc), "busy")
         if isinstance(exc, QueueFull):
             retry = str(max(1, int(getattr(exc, "retry_after", 1))))
-            return error_response(503, [], str(exc), "queue_full", {"Retry-After": retry})
+            kind = getattr(exc, "kind", "queue_full")  # queue_unavailable: Redis away
+            return error_response(503, [], str(exc), kind, {"Retry-After": retry})
         if isinstance(exc, UploadTooLarge):
             return error_response(413, ["body", "file"], exc.problem, "too_large")
         if isinstance(exc, OptionError):
