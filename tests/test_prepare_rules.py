@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from huggingtweets import Account, Collected, Post, PrepareOptions, prepare, prepare_collected
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.textrules import clean_text, count_words, is_short
-from huggingtweets.prepare.dataset import clean_posts
+from huggingtweets.prepare.dataset import MAX_POST_CHARS, clean_posts
 
 
 def original_is_short(text: str) -> bool:
@@ -173,6 +173,7 @@ def test_every_post_lands_in_exactly_one_category(tmp_path):
     posts[7].text = "only four words here"
     posts[8].text = "@bob #tag mention and tag"
     posts[9].visibility = "unlisted"
+    posts[10].text = "words " * 20_001  # 120,006 characters
     options = PrepareOptions(
         drop_replies=True, dedupe=True, min_words=5, strip_mentions=True, strip_hashtags=True
     )
@@ -180,9 +181,35 @@ def test_every_post_lands_in_exactly_one_category(tmp_path):
     (acc,) = stats["accounts"]
     assert (acc["private"], acc["retweets"], acc["replies"], acc["short"]) == (2, 1, 1, 1)
     assert (acc["below_min_words"], acc["duplicates"]) == (2, 1)  # posts 7 and 8; post 6
-    assert acc["kept"] == 700 - 8
+    assert acc["too_long"] == 1
+    assert acc["kept"] == 700 - 9
     assert sum(acc[c] for c in stats["categories"]) == acc["downloaded"] == 700
     assert acc["edits"] == {"mentions_stripped": 0, "hashtags_stripped": 0}
+
+
+def test_a_post_longer_than_any_platform_allows_is_dropped_as_too_long(tmp_path):
+    """One 20 MB "post" (a damaged or hostile file) never reaches the dataset; X's longest
+    real posts (25,000 characters) and the bound itself are kept."""
+    texts = sentences(600)
+    longest_x_post = ("a long post " * 2_100)[:25_000]
+    at_the_bound = ("word " * 20_000)[:MAX_POST_CHARS]
+    huge = "spam " * 4_000_000  # 20 MB
+    collected = account("me", [*texts, longest_x_post, at_the_bound, huge])
+    stats = prepare_collected([collected], tmp_path).stats
+    (acc,) = stats["accounts"]
+    assert (acc["too_long"], acc["kept"]) == (1, 602)
+    assert "too_long" in stats["categories"]
+    assert sum(acc[c] for c in stats["categories"]) == acc["downloaded"] == 603
+    lengths = [len(r["text"]) for name in ("train", "valid") for r in rows(tmp_path, name)]
+    assert max(lengths) == MAX_POST_CHARS - 1  # the bound, its last space trimmed
+
+
+def test_too_long_posts_show_in_the_cli_table(tmp_path):
+    source = tmp_path / "posts.txt"
+    source.write_text("\n".join([*sentences(600), "spam " * 4_000_000]))
+    result = run_cli("prepare", source, "--handle", "me", "--out", tmp_path / "run")
+    assert "Too long" in result.stdout
+    assert stats_of(tmp_path / "run")["accounts"][0]["too_long"] == 1
 
 
 def test_strip_mentions_and_hashtags_edit_the_text(tmp_path):

@@ -3,9 +3,10 @@
 Rules (the original's, by default): HTML entities decoded (in the text of platforms that
 send them), URLs removed, whitespace collapsed; reposts dropped as ``retweets``; posts
 with fewer than three words free of ``http``/``@``/``#`` dropped as ``short``. Beyond the
-original, private posts are always dropped (``private``), and opt-in filters each have
-their own category. Every post lands in exactly one category, so ``downloaded`` is always
-the sum of the others.
+original, private posts are always dropped (``private``), posts longer than any platform
+allows are dropped (``too_long``), and opt-in filters each have their own category.
+Every post lands in exactly one category, so ``downloaded`` is always the sum of the
+others.
 """
 
 from __future__ import annotations
@@ -40,7 +41,20 @@ STAGE = "prepare"
 # Drop categories, in the order a post is tested against them. "retweets" holds every
 # repost — X retweets, Mastodon boosts, Bluesky reposts — under the original's name, kept
 # for compatibility with stats.json files and the cards (which show the platform's word).
-CATEGORIES = ("private", "retweets", "replies", "short", "below_min_words", "duplicates")
+CATEGORIES = (
+    "private",
+    "retweets",
+    "replies",
+    "too_long",
+    "short",
+    "below_min_words",
+    "duplicates",
+)
+# X's long posts, the longest of any platform, hold at most 25,000 characters; the bound
+# is four times that so that a real post's HTML entities ("&amp;") and URLs never reach
+# it. A longer "post" is a damaged or hostile file: one 20 MB post would fill the dataset,
+# the API's answers and a training block (counted as "too_long", before any cleaning).
+MAX_POST_CHARS = 100_000
 MIN_CHARS = 6_000  # the original refused to train on less text than this ...
 WARN_CHARS = 40_000  # ... and warned below this
 # The platforms whose text holds HTML entities ("&amp;"), decoded as the original decoded
@@ -116,7 +130,8 @@ class CleanedPosts(msgspec.Struct):
 def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
     """Apply every rule but --dedupe (which needs all the posts before it, and so runs in
     ``clean_account``) to ``posts``."""
-    private = retweets = replies = short = below_min_words = mentions = hashtags = 0
+    private = retweets = replies = too_long = short = below_min_words = 0
+    mentions = hashtags = 0
     kept: list[tuple[str, str, str | None]] = []
     keep = kept.append
     min_words = max(options.min_words, textrules.SHORT_WORDS)
@@ -135,6 +150,8 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
             retweets += 1
         elif options.drop_replies and post.is_reply:
             replies += 1
+        elif len(post.text) > MAX_POST_CHARS:
+            too_long += 1
         else:
             text = post.text
             if "&" in text and post.platform in entity_platforms:  # "&" first: it is rare
@@ -162,6 +179,7 @@ def clean_posts(posts: list[Post], options: PrepareOptions) -> CleanedPosts:
         "private": private,
         "retweets": retweets,
         "replies": replies,
+        "too_long": too_long,
         "short": short,
         "below_min_words": below_min_words,
     }
