@@ -352,6 +352,30 @@ def test_an_unreachable_hub(pushed, tmp_path):
         assert "timed out" in message and time.perf_counter() - started < 40
 
 
+def test_a_password_in_hf_endpoint_is_never_shown(hub, pushed, tmp_path):
+    """HF_ENDPOINT=http://user:pw@host: the line that names the Hub shows it without them."""
+    run, _, _ = pushed
+    password = "endpointPassw0rd"
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://hubuser:{password}@127.0.0.1:{s.getsockname()[1]}"
+    proc = _cli("push", run, env=_env(closed, tmp_path / "hf"))
+    message = _fails(proc, "cannot reach the Hugging Face Hub (http://127.0.0.1:")
+    assert password not in proc.stdout + proc.stderr and "hubuser" not in message
+
+
+def test_urls_are_shown_without_userinfo():
+    from huggingtweets.core.secrets import redact, shown_url
+
+    assert shown_url("http://u:pw@host:1/x?a=b@c") == "http://host:1/x?a=b@c"
+    assert shown_url("see (https://u:p@ss@h.co/a): x") == "see (https://h.co/a): x"
+    assert (
+        shown_url("mail me@example.org, https://h.co/a@b")
+        == "mail me@example.org, https://h.co/a@b"
+    )
+    assert redact("for url: http://user:secret@127.0.0.1/api") == "for url: http://127.0.0.1/api"
+
+
 def test_bad_options_are_refused_before_anything(hub, pushed, tmp_path):
     run, _, _ = pushed
     env = _env(hub, tmp_path / "hf")

@@ -29,6 +29,9 @@ SECRET_ENVS = (
 )
 MIN_LENGTH = 8
 MASK = "***"
+# The userinfo of a URL (scheme://user:password@host): up to the last "@" before the path,
+# so a password holding a raw "@" goes too.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 
 _registered: set[str] = set()
 _lock = threading.Lock()
@@ -108,8 +111,16 @@ def _pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(v) for v in values))
 
 
+def shown_url(text: str) -> str:
+    """``text`` (a URL, or a message holding URLs) with every URL's userinfo removed:
+    ``http://user:pw@host/x`` is shown ``http://host/x``. Every URL shown goes through it
+    (:func:`redact` too), as an ``HF_ENDPOINT`` or a proxy may carry a password."""
+    return _USERINFO.sub(r"\g<scheme>", text) if text and "@" in text else text
+
+
 def redact(text: str) -> str:
-    """``text`` with the value of every configured secret replaced by ``***``."""
+    """``text`` with the value of every configured secret replaced by ``***``, and no
+    URL's userinfo (:func:`shown_url`)."""
     if not text:
         return text
     return redactor()(text)
@@ -120,9 +131,9 @@ def redactor() -> Callable[[str], str]:
     environment and the Hub's files are read once)."""
     values = secret_values()
     if not values:
-        return lambda text: text
+        return shown_url
     pattern = _pattern(tuple(values))
-    return lambda text: pattern.sub(MASK, text) if text else text
+    return lambda text: pattern.sub(MASK, shown_url(text)) if text else text
 
 
 def contains_secret(text: str) -> bool:

@@ -28,12 +28,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, check_options, option
 from huggingtweets.core.runs import RunDir
-from huggingtweets.core.secrets import contains_secret, redact, register_secret
+from huggingtweets.core.secrets import contains_secret, redact, register_secret, shown_url
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_REVISION = "main"
@@ -266,9 +267,18 @@ def commit_message(run: RunDir) -> tuple[str, str]:
 
 
 def _endpoint() -> str:
+    """The Hub's URL as requests are sent to it (any userinfo kept: see shown_endpoint)."""
     from huggingface_hub import constants
 
-    return constants.ENDPOINT.rstrip("/")
+    endpoint = constants.ENDPOINT.rstrip("/")
+    register_secret(urlsplit(endpoint).password)  # blanked, should it be quoted alone
+    return endpoint
+
+
+def shown_endpoint() -> str:
+    """The Hub's URL as messages show it: without a user or password (HF_ENDPOINT may
+    carry them)."""
+    return shown_url(_endpoint())
 
 
 def _token() -> str:
@@ -293,7 +303,7 @@ def _token() -> str:
 def _unreachable(reason: object) -> HuggingtweetsError:
     return HuggingtweetsError(
         redact(
-            f"cannot reach the Hugging Face Hub ({_endpoint()}: {reason}); check the "
+            f"cannot reach the Hugging Face Hub ({shown_endpoint()}: {reason}); check the "
             "connection (or HF_ENDPOINT) and push again"
         )
     )
@@ -469,7 +479,7 @@ class Pusher:
         summary, description = commit_message(run)
         with self.talking_to_hub(repo_id) as said:
             info, names, deleted, rewritten = self._push(run, summary, description)
-        base = f"{_endpoint()}/{repo_id}"
+        base = f"{shown_endpoint()}/{repo_id}"
         url = base if revision == DEFAULT_REVISION else f"{base}/tree/{revision}"
         changed = not any(NOTHING_CHANGED in message for message in said)
         reporter.end("push", f"pushed to {url}", url=url, commit=info.oid, changed=changed)

@@ -34,9 +34,9 @@ from huggingtweets.publish.hub import (
     DEFAULT_REVISION,
     Pusher,
     PushOptions,
-    _endpoint,
     _handles,
     _token,
+    shown_endpoint,
 )
 
 SPACE_SDK = "gradio"
@@ -267,7 +267,7 @@ def push_space(
             repo_type="space",
             token=token,
         )
-    url = f"{_endpoint()}/spaces/{space_id}"
+    url = f"{shown_endpoint()}/spaces/{space_id}"
     reporter.end("space", f"published {url}", url=url, commit=info.oid)
     return SpaceResult(space_id, url, info.oid, tuple(files))
 
