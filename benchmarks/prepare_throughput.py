@@ -11,9 +11,11 @@ dataset/) on the same 100,000 posts in four forms:
 - our own posts JSON Lines (``prepare --out RUN`` re-preparing collected posts).
 
 The figure is the median wall time of ``--repeat`` runs of each, also given as a ratio
-to a baseline timed in the same run on the same export: the original huggingtweets'
-approach written plainly (``json.loads`` the whole file, its clean and short rules post by
-post, ``random.shuffle``, a 90/10 split, ``json.dumps`` a line each).
+to a baseline timed in the same run on the same input (each form's own, not the folder's
+for all): the original huggingtweets' approach written plainly — the form read with the
+standard library (``json.loads`` the whole ``tweets.js``, from the folder or through
+``zipfile``; ``csv.DictReader``; ``json.loads`` a line each), then its clean and short
+rules post by post, ``random.shuffle``, a 90/10 split, ``json.dumps`` a line each.
 
 With ``--fork``, it times instead the folder export with and without the forked child that
 read and cleaned half of a large export on the second core (``core/parallel.py``, switched
@@ -123,19 +125,37 @@ def _original_is_short(tweet: str) -> bool:
     return len([w for w in tweet.split() if all(b not in w.lower() for b in boring)]) < 3
 
 
-def time_baseline(tweets_js: Path, out: Path) -> float:
-    """The same export through the original's approach, written plainly."""
-    start = time.perf_counter()
-    body = tweets_js.read_text("utf-8")
+def _tweets_js_rows(body: str) -> list[tuple[str, str, bool]]:
     entries = json.loads(body[body.index("=") + 1 :])
+    return [(e["tweet"]["id_str"], e["tweet"]["full_text"], False) for e in entries]
+
+
+def read_baseline_rows(label: str, source: Path) -> list[tuple[str, str, bool]]:
+    """(id, text, is a repost) of each post, read plainly from ``source`` in its form."""
+    if label == "x export (folder)":
+        return _tweets_js_rows((source / "data/tweets.js").read_text("utf-8"))
+    if label == "x export (.zip)":
+        with zipfile.ZipFile(source) as archive:
+            return _tweets_js_rows(archive.read("data/tweets.js").decode("utf-8"))
+    if label == "csv":
+        with source.open(newline="", encoding="utf-8") as handle:
+            return [(row["id"], row["text"], False) for row in csv.DictReader(handle)]
+    with source.open(encoding="utf-8") as handle:
+        rows = (json.loads(line) for line in handle if line.strip())
+        return [(row["id"], row["text"], bool(row.get("is_repost"))) for row in rows]
+
+
+def time_baseline(label: str, source: Path, out: Path) -> float:
+    """``source``, in its own form, through the original's approach, written plainly."""
+    start = time.perf_counter()
     kept = []
-    for entry in entries:
-        text = html.unescape(entry["tweet"]["full_text"])
-        if text.startswith("RT @"):
+    for post_id, raw, is_repost in read_baseline_rows(label, source):
+        text = html.unescape(raw)
+        if is_repost or text.startswith("RT @"):
             continue
         cleaned = _original_clean(text)
         if not _original_is_short(cleaned):
-            kept.append({"id": entry["tweet"]["id_str"], "text": cleaned})
+            kept.append({"id": post_id, "text": cleaned})
     random.Random(42).shuffle(kept)
     n_valid = len(kept) // 10
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +183,43 @@ def time_fork_comparison(folder: Path, root: Path, repeat: int) -> dict[str, flo
     return {mode: statistics.median(values) for mode, values in times.items()}
 
 
+def input_mb(source: Path) -> float:
+    return (
+        sum(p.stat().st_size for p in ([source] if source.is_file() else source.rglob("*"))) / 1e6
+    )
+
+
+def time_form(label: str, source: Path, root: Path, args: argparse.Namespace) -> dict:
+    """One form's median seconds, ours and the baseline's on the same input, alternated
+    (which goes first swapped each round) so that a busy neighbour slows both alike."""
+    ours: list[float] = []
+    base: list[float] = []
+    for i in range(args.repeat):
+        for mode in ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours"):
+            if mode == "ours":
+                ours.append(time_prepare(source, root / f"run-{i}"))
+            else:
+                base.append(time_baseline(label, source, root / f"base-{i}"))
+    median, baseline = statistics.median(ours), statistics.median(base)
+    rate, size_mb = args.posts / median, input_mb(source)
+    print(
+        f"{label:>18}: {args.posts:,} posts ({size_mb:5.0f} MB) in {median:.2f} s "
+        f"= {rate:>9,.0f} posts/s  ({rate / TARGET:.2f}x the target); baseline on the "
+        f"same input {baseline:.2f} s = {args.posts / baseline:,.0f} posts/s: "
+        f"{baseline / median:.2f}x the baseline"
+    )
+    return {
+        "seconds": median,
+        "posts_per_second": rate,
+        "input_mb": size_mb,
+        "baseline_seconds": baseline,
+        "baseline_posts_per_second": args.posts / baseline,
+        "speedup_over_baseline": baseline / median,
+        "runs": ours,
+        "baseline_runs": base,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=100_000)
@@ -183,34 +240,8 @@ def main() -> None:
                 f"({os.cpu_count()} CPUs)"
             )
             return
-        baseline = statistics.median(
-            time_baseline(inputs["x export (folder)"] / "data/tweets.js", root / f"base-{i}")
-            for i in range(args.repeat)
-        )
-        print(
-            f"{'baseline':>18}: {args.posts:,} posts in {baseline:.2f} s "
-            f"= {args.posts / baseline:>9,.0f} posts/s  (the original's approach, plainly)"
-        )
-        results["baseline"] = {"seconds": baseline, "posts_per_second": args.posts / baseline}
         for label, source in inputs.items():
-            size_mb = (
-                sum(p.stat().st_size for p in ([source] if source.is_file() else source.rglob("*")))
-                / 1e6
-            )
-            times = [time_prepare(source, root / f"run-{i}") for i in range(args.repeat)]
-            median = statistics.median(times)
-            rate = args.posts / median
-            results[label] = {
-                "seconds": median,
-                "posts_per_second": rate,
-                "input_mb": size_mb,
-                "speedup_over_baseline": baseline / median,
-            }
-            print(
-                f"{label:>18}: {args.posts:,} posts ({size_mb:5.0f} MB) in {median:.2f} s "
-                f"= {rate:>9,.0f} posts/s  ({baseline / median:.2f}x the baseline, "
-                f"{rate / TARGET:.2f}x the target)"
-            )
+            results[label] = time_form(label, source, root, args)
     print(f"(median of {args.repeat} runs each; {os.cpu_count()} CPUs)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
