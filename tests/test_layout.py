@@ -8,6 +8,7 @@ it is written: at the top of a module, inside a function, or under ``TYPE_CHECKI
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,4 +217,5 @@ def test_the_readme_names_each_folder(folder: str) -> None:
     if folder == "__pycache__" or not (PACKAGE / folder / "__init__.py").exists():
         pytest.skip("not a package")
     readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
-    assert f"`{folder}/`" in readme, f"README's layout section does not name {folder}/"
+    tree = readme[readme.index("src/huggingtweets/\n") :]
+    assert re.search(rf"^  {folder}/ +\S", tree, re.M), f"README's layout tree lacks {folder}/"
