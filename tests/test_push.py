@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -316,6 +317,55 @@ def test_a_repository_the_token_cannot_write(hub, pushed, tmp_path):
     message = _fails(_cli("push", run, "--repo-id", "alice/rj", env=env), "403 Forbidden")
     assert "use a token with write access to alice" in message
     assert hub.files("alice/rj") == files and len(hub.history("alice/rj")) == commits
+
+
+def _model_files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (run / "model").iterdir() if p.is_file()}
+
+
+def test_a_failed_or_interrupted_push_leaves_no_repository_and_the_card_as_it_was(
+    hub, pushed, tmp_path
+):
+    """A new repository made by a push that then fails (refused upload) or is stopped
+    (Ctrl-C during the upload) is deleted again, and the card it rewrote to name that
+    repository is put back; the next push publishes it, evaluation.png included."""
+    run = tmp_path / "rj"
+    shutil.copytree(pushed[0], run)
+    (run / "model" / "evaluation.png").write_bytes(b"\x89PNG\r\n\x1a\n evaluation picture")
+    before = _model_files(run)
+    env = _env(hub, tmp_path / "hf")
+    hub.fail("POST", "/api/models/alice/fresh/preupload/", 403)
+    _fails(_cli("push", run, "--repo-id", "alice/fresh", env=env), "403 Forbidden")
+    assert "alice/fresh" not in hub.repos and _model_files(run) == before
+
+    hub.fail("POST", "/api/models/alice/fresh/preupload/", "hang")
+    seen = len(hub.seen("POST", "/api/models/alice/fresh/preupload/"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "huggingtweets", "push", run, "--repo-id", "alice/fresh"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(hub.seen("POST", "/api/models/alice/fresh/preupload/")) == seen:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "alice/fresh" not in hub.repos and _model_files(run) == before
+
+    # A new branch of an existing repository: removed again too.
+    hub.fail("POST", "/api/models/alice/rj/preupload/", 403)
+    _fails(_cli("push", run, "--repo-id", "alice/rj", "--revision", "gone", env=env), "403")
+    assert "gone" not in hub.repos["alice/rj"].branches
+
+    proc = _cli("push", run, "--repo-id", "alice/fresh", env=env)
+    assert proc.returncode == 0, proc.stderr
+    files = hub.files("alice/fresh")
+    assert files["evaluation.png"] == before["evaluation.png"]
+    assert "model='alice/fresh'" in files["README.md"].decode()
 
 
 def test_a_connection_lost_during_the_commit_leaves_the_repository_as_it_was(hub, pushed, tmp_path):

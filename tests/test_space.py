@@ -34,6 +34,7 @@ from huggingtweets.publish.space import (  # noqa: E402
 from huggingtweets.train.recipe import save_model  # noqa: E402
 
 TOKEN = "hf_spaceTestTokenOfAlice0123456789abc"
+PUSH = (sys.executable, "-m", "huggingtweets", "push")
 TRAINING = [
     "My dream is a quiet house by the sea with a garden full of roses",
     "O Romeo, Romeo! wherefore art thou Romeo? Deny thy father and refuse thy name",
@@ -76,6 +77,8 @@ class SpaceHub(FakeHub):
             data = json.loads(body)
             self.created.append(data)
             space = data.get("type") == "space"
+        if path == "/api/repos/delete":
+            space = json.loads(body).get("type") == "space"
         if path.startswith("/api/spaces/"):
             path = "/api/models/" + path[len("/api/spaces/") :]
         elif path.startswith("/spaces/"):
@@ -217,6 +220,40 @@ def test_a_bad_space_id_is_refused_before_any_push(hub, run_dir, tmp_path):
     assert "not a valid Space id" in proc.stderr
     assert len(hub.requests) == before
     assert check_space_id("bot-demo") == "owner/bot-demo"
+
+
+def test_a_space_namespace_refused_publishes_nothing(hub, run_dir, tmp_path):
+    """--space in a namespace not yours: refused before the model's repository is made."""
+    before = len(hub.requests)
+    proc = subprocess.run(
+        [*PUSH, run_dir, "--repo-id", "alice/unpushed", "--space", "bob/demo"],
+        env=_env(hub, tmp_path, HF_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "alice cannot write to the Space bob/demo" in proc.stderr
+    assert "alice/unpushed" not in hub.repos
+    assert [r.method for r in hub.requests[before:]] == ["GET"]  # whoami, and nothing else
+
+
+def test_a_failed_space_commit_leaves_no_empty_space(hub, pushed, run_dir, tmp_path):
+    hub.fail("POST", "/api/spaces/alice/lost-space/commit/", 500)
+    proc = subprocess.run(
+        [*PUSH, run_dir, "--repo-id", "alice/bot", "--space", "lost-space"],
+        env=_env(hub, tmp_path, HF_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert any(c.get("name") == "lost-space" for c in hub.created)  # it was made, then
+    hub._kind.space = True
+    try:
+        assert "alice/lost-space" not in hub.repos  # deleted again
+    finally:
+        hub._kind.space = False
 
 
 def _free_port() -> int:

@@ -124,6 +124,9 @@ class FakeHub:
             def do_PUT(self):
                 hub._serve(self, "PUT")
 
+            def do_DELETE(self):
+                hub._serve(self, "DELETE")
+
             def log_message(self, *args):
                 pass
 
@@ -228,7 +231,7 @@ class FakeHub:
     def _serve(self, handler, method: str) -> None:
         url = urlsplit(handler.path)
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        body = self._read_body(handler) if method in ("POST", "PUT") else b""
+        body = self._read_body(handler) if method in ("POST", "PUT", "DELETE") else b""
         with self._lock:
             self.requests.append(Request(method, url.path, headers, body))
             fault = next((f for f in self._faults if f[0] == method and f[1] in url.path), None)
@@ -306,6 +309,14 @@ class FakeHub:
             self._create(repo_id, data.get("visibility") == "private" or bool(data.get("private")))
             return js(200, {"url": f"{self.url}/{repo_id}", "name": repo_id})
 
+        if path == "/api/repos/delete" and method == "DELETE":
+            data = json.loads(body)
+            repo_id = f"{data.get('organization') or (user.name if user else '')}/{data['name']}"
+            if not self._can_write(user, repo_id):
+                return js(403, {"error": "You don't have the rights to delete this repo"})
+            if self.repos.pop(repo_id, None) is None:
+                return error(404, "RepoNotFound", "Repository not found")
+            return js(200, {})
         match = re.fullmatch(
             r"/api/models/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit|branch)/([^/]+)(/.+)?)?",
             path,
@@ -361,6 +372,10 @@ class FakeHub:
                 return js(200, entries)
             if not self._can_write(user, repo_id):
                 return js(403, {"error": "You don't have the rights to write to this repo"})
+            if action == "branch" and method == "DELETE":
+                if repo.branches.pop(rest, None) is None:
+                    return error(404, "RevisionNotFound", "Invalid rev id")
+                return js(200, {})
             if action == "branch":
                 if rest in repo.branches:
                     return js(409, {"error": "Branch already exists"})

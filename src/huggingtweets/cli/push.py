@@ -41,10 +41,11 @@ def push_command(
     """Publish RUN_DIR's trained model on the Hugging Face Hub, in one commit.
 
     Uploads exactly the model: weights, config, tokenizer, generation config, the card
-    (README.md), preview.png, the avatars, the loss curve and the memorization guard;
-    never posts/ or dataset/. The card is written again first when it names another
-    repository. Pushing again updates the same repository; a push that fails leaves it
-    at its previous commit. The token comes from HF_TOKEN or `hf auth login`.
+    (README.md), preview.png, the avatars, the loss curve, the evaluation picture and the
+    memorization guard; never posts/ or dataset/. The card is written again first when it
+    names another repository. Pushing again updates the same repository; a push that
+    fails leaves it at its previous commit (and removes one it created). The token comes
+    from HF_TOKEN or `hf auth login`.
 
     \b
     Examples:
@@ -64,11 +65,12 @@ def push_command(
 
         check_space_id(space)  # before anything is pushed
     with reporting() as reporter:
-        result = push_run(run, options, reporter=reporter)
-        if space is not None:
-            from huggingtweets.publish.space import push_space
+        if space is None:
+            result = push_run(run, options, reporter=reporter)
+        else:  # the model's repository and the Space both checked before either is made
+            from huggingtweets.publish.space import push_with_space
 
-            published = push_space(run, result.repo_id, space or None, options, reporter)
+            result, published = push_with_space(run, options, space or None, reporter)
 
     # Shown as error lines are: with every secret blanked (an id or URL could hold one).
     def say(line: str) -> None:

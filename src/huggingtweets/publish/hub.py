@@ -2,12 +2,14 @@
 
 One commit (huggingface_hub's ``create_commit``) holds exactly the model's files: the
 weights, config, tokenizer, generation config, the card and its pictures (preview,
-avatars, loss curve) and the memorization guard. Nothing else of the run directory ever
-leaves the machine: not ``posts/``, not ``dataset/``, not a file someone dropped into
-``model/``. A commit is atomic on the Hub, so a push that fails (no permission, lost
-connection, Ctrl-C) leaves the repository at its previous commit; a re-push updates the
-same repository, and removes model files an earlier push left that this model no longer
-has (an old shard or tokenizer file would otherwise be loaded with the new ones).
+avatars, loss curve, evaluation) and the memorization guard. Nothing else of the run
+directory ever leaves the machine: not ``posts/``, not ``dataset/``, not a file someone
+dropped into ``model/``. Everything is checked before anything is created; a commit is
+atomic on the Hub, so a push that fails (no permission, lost connection, Ctrl-C) leaves
+the repository at its previous commit, and a repository or branch it created is deleted
+again, the card it rewrote put back. A re-push updates the same repository, and removes
+model files an earlier push left that this model no longer has (an old shard or
+tokenizer file would otherwise be loaded with the new ones).
 
 The card names the repository it is published in (its snippet, thumbnail and avatar
 links): when it names another, it is written again first. The token comes from
@@ -25,7 +27,7 @@ import fnmatch
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,7 +35,7 @@ from urllib.parse import urlsplit
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, check_options, option
-from huggingtweets.core.runs import RunDir
+from huggingtweets.core.runs import EVALUATION_PICTURE, RunDir, atomic_write
 from huggingtweets.core.secrets import contains_secret, redact, register_secret, shown_url
 
 PROBE_TIMEOUT_S = 10.0
@@ -63,8 +65,11 @@ MODEL_FILES = (
     "preview.png",
     "avatar-*.png",
     "loss_curve.png",
+    EVALUATION_PICTURE,  # the card embeds it
     "memorization_guard.safetensors",
 )
+# What ``write_card`` writes in model/: put back as it was when a push that rewrote it fails.
+CARD_FILES = ("README.md", "preview.png", "avatar-*.png")
 WEIGHTS = ("model.safetensors", "model-*-of-*.safetensors")
 _BRANCH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 _THUMBNAIL = re.compile(
@@ -211,7 +216,7 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _handles(run: RunDir) -> list[str]:
+def run_handles(run: RunDir) -> list[str]:
     accounts = _read_json(run.stats_path).get("accounts")
     if not isinstance(accounts, list):
         return []
@@ -231,7 +236,7 @@ def commit_message(run: RunDir) -> tuple[str, str]:
     from huggingtweets import __version__
     from huggingtweets.card.model_card import base_model, one_line
 
-    handles = _handles(run)
+    handles = run_handles(run)
     metrics = _read_json(run.metrics_path)
     who = " & ".join(f"@{h}" for h in handles) or run.root.name
     # As the card names it: a local base by its folder's name, never its whole path.
@@ -413,6 +418,61 @@ def _quiet_hub(reporter: Reporter) -> Iterator[list[str]]:
             enable_progress_bars()
 
 
+def repo_info(api, repo_id: str, token: str, repo_type: str | None = None):
+    """The repository's info, or None when it does not exist (or this token cannot see it)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.repo_info(repo_id, repo_type=repo_type, token=token)
+    except RepositoryNotFoundError:
+        return None
+
+
+class Undo:
+    """What a push did before it failed, undone in reverse order: a repository or branch
+    it created deleted, the card files it rewrote put back as they were. Each step is
+    tried once; one that fails (the Hub unreachable) is said, not raised over the error."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.steps: list[tuple[str, Callable[[], object]]] = []
+
+    def add(self, what: str, step: Callable[[], object]) -> None:
+        self.steps.append((what, step))
+
+    def restore_files(self, folder: Path, patterns: tuple[str, ...]) -> None:
+        """The files of ``folder`` that match ``patterns`` put back as they are now (and
+        new ones removed) on undo."""
+        before = {p.name: p.read_bytes() for p in _matching(folder, patterns)}
+
+        def restore() -> None:
+            for path in _matching(folder, patterns):
+                if path.name not in before:
+                    path.unlink()
+            for name, content in before.items():
+                atomic_write(folder / name, content)
+
+        self.add(f"the card in {folder}", restore)
+
+    def run(self) -> None:
+        for what, step in reversed(self.steps):
+            try:
+                step()
+            except Exception as exc:
+                self.reporter.warning(
+                    "push", redact(f"could not undo {what}: {_first_line(exc)}; remove it by hand")
+                )
+        self.steps.clear()
+
+
+def _matching(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
+    return [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and any(fnmatch.fnmatchcase(p.name, pattern) for pattern in patterns)
+    ]
+
+
 class Pusher:
     """A push checked before the work it publishes: the token and the Hub first
     (:meth:`login`), then the repository (:meth:`choose_repo`), then :meth:`push`."""
@@ -455,7 +515,7 @@ class Pusher:
 
         wanted = self.options.hub_model_id or card_repo
         if wanted is None:
-            wanted = default_repo_id(_handles(run) or [run.root.name]).split("/", 1)[1]
+            wanted = default_repo_id(run_handles(run) or [run.root.name]).split("/", 1)[1]
         if "/" not in wanted:
             wanted = f"{self.user}/{wanted}"
         repo_id = check_repo_id(wanted)
@@ -503,30 +563,79 @@ class Pusher:
                 raise error from None
 
     def _push(self, run: RunDir, summary: str, description: str):
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-        from huggingface_hub.errors import RevisionNotFoundError
-
-        from huggingtweets.card.model_card import write_card
+        """Everything checked (the repository's visibility, the card rewritten) before
+        anything is created; whatever this push created, and the card it rewrote, undone
+        when it fails or is interrupted (no empty repository, no card naming it)."""
+        from huggingface_hub import HfApi
 
         repo_id = self.repo_id
-        revision = self.options.revision
-        private = self.options.hub_private_repo
         api = HfApi()
         token = _token()
-        api.create_repo(repo_id, token=token, private=True if private else None, exist_ok=True)
-        if private and not api.model_info(repo_id, token=token).private:
+        existing = repo_info(api, repo_id, token)
+        if self.options.hub_private_repo and existing is not None and not existing.private:
             raise HuggingtweetsError(
                 f"{repo_id} already exists and is public: --private does not change an "
                 "existing repository; make it private in its settings, or push elsewhere"
             )
-        if revision != DEFAULT_REVISION:
-            api.create_branch(repo_id, branch=revision, token=token, exist_ok=True)
-        rewritten = card_repo_id(run.model_dir) != repo_id
-        if rewritten:
-            self.reporter.info("push", f"writing the model card for {repo_id}")
-            write_card(run, repo_id=repo_id)
-        names = check_model(run)  # as they are now: the card may have drawn avatars
-        self.reporter.raise_if_cancelled()
+        undo = Undo(self.reporter)
+        try:
+            rewritten = card_repo_id(run.model_dir) != repo_id
+            if rewritten:
+                self._rewrite_card(run, repo_id, undo)
+            names = check_model(run)  # as they are now: the card may have drawn avatars
+            self.reporter.raise_if_cancelled()
+            if existing is None:
+                self._create_repo(api, repo_id, token, undo)
+            self._create_branch(api, repo_id, token, undo)
+            info, stale = self._commit(api, run, names, summary, description, token)
+        except BaseException:
+            undo.run()
+            raise
+        return info, tuple(names), tuple(stale), rewritten
+
+    def _rewrite_card(self, run: RunDir, repo_id: str, undo: Undo) -> None:
+        from huggingtweets.card.model_card import write_card
+
+        self.reporter.info("push", f"writing the model card for {repo_id}")
+        undo.restore_files(run.model_dir, CARD_FILES)
+        write_card(run, repo_id=repo_id)
+
+    def _create_repo(self, api, repo_id: str, token: str, undo: Undo) -> None:
+        """Create the repository; one made by this push is deleted should the push fail."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        private = True if self.options.hub_private_repo else None
+        try:
+            api.create_repo(repo_id, token=token, private=private)
+        except HfHubHTTPError as exc:
+            if exc.response is None or exc.response.status_code != 409:
+                raise
+            return  # there already, though hidden from this token: never ours to delete
+        undo.add(f"the empty repository {repo_id}", lambda: api.delete_repo(repo_id, token=token))
+
+    def _create_branch(self, api, repo_id: str, token: str, undo: Undo) -> None:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        revision = self.options.revision
+        if revision == DEFAULT_REVISION:
+            return
+        try:
+            api.create_branch(repo_id, branch=revision, token=token)
+        except HfHubHTTPError as exc:
+            if exc.response is None or exc.response.status_code != 409:
+                raise
+            return  # the branch is there already
+        undo.add(
+            f"the empty branch {revision} of {repo_id}",
+            lambda: api.delete_branch(repo_id, branch=revision, token=token),
+        )
+
+    def _commit(self, api, run: RunDir, names: list[str], summary: str, description: str, token):
+        """One commit: the model's files, and the removal of model files it no longer has."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+        from huggingface_hub.errors import RevisionNotFoundError
+
+        repo_id, revision = self.repo_id, self.options.revision
         try:
             remote = api.list_repo_files(repo_id, revision=revision, token=token)
         except RevisionNotFoundError:
@@ -548,7 +657,7 @@ class Pusher:
             revision=revision,
             token=token,
         )
-        return info, tuple(names), tuple(stale), rewritten
+        return info, stale
 
     def _error(self, exc: Exception, repo_id: str) -> HuggingtweetsError | None:
         """One line for what went wrong; the repository is at its previous commit."""
@@ -592,13 +701,13 @@ class Pusher:
         return None
 
 
-def push_run(
+def prepare_push(
     run_dir: Path | str | RunDir,
     options: PushOptions | None = None,
     reporter: Reporter | None = None,
-) -> PushResult:
-    """Publish the trained model of ``run_dir`` (a trial's outputs too, as a RunDir) on
-    the Hugging Face Hub, in one commit; see the module's notes."""
+) -> Pusher:
+    """A push of ``run_dir``'s model checked before anything is created: the model there,
+    the token accepted, the repository chosen and writable (its ``repo_id`` set)."""
     options = options or PushOptions()
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     check_model(run)  # before the token or the network: nothing to push is said first
@@ -607,7 +716,18 @@ def push_run(
     from huggingtweets.card.model_card import default_repo_id
 
     # The card's repository counts only when chosen (card --repo-id), not the default.
-    if card_repo == default_repo_id(_handles(run) or [run.root.name]):
+    if card_repo == default_repo_id(run_handles(run) or [run.root.name]):
         card_repo = None
     pusher.choose_repo(run, card_repo)
-    return pusher.push(run)
+    return pusher
+
+
+def push_run(
+    run_dir: Path | str | RunDir,
+    options: PushOptions | None = None,
+    reporter: Reporter | None = None,
+) -> PushResult:
+    """Publish the trained model of ``run_dir`` (a trial's outputs too, as a RunDir) on
+    the Hugging Face Hub, in one commit; see the module's notes."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    return prepare_push(run, options, reporter).push(run)

@@ -34,8 +34,12 @@ from huggingtweets.publish.hub import (
     DEFAULT_REVISION,
     Pusher,
     PushOptions,
-    _handles,
+    PushResult,
+    Undo,
     _token,
+    prepare_push,
+    repo_info,
+    run_handles,
     shown_endpoint,
 )
 
@@ -221,22 +225,9 @@ def check_space_id(space_id: str) -> str:
         ) from None
 
 
-def push_space(
-    run_dir: Path | str | RunDir,
-    model_id: str,
-    space_id: str | None = None,
-    options: PushOptions | None = None,
-    reporter: Reporter | None = None,
-) -> SpaceResult:
-    """Publish the Gradio Space of the model ``model_id`` (pushed from ``run_dir``) in
-    one commit to ``space_id`` (NAME alone: in your namespace; default: the model's
-    OWNER/NAME, a Space beside it). Private when the model was pushed private."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    options = options or PushOptions()
-    reporter = reporter_or_silent(reporter)
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    pusher = Pusher.login(options, reporter)
+def choose_space(pusher: Pusher, model_id: str, space_id: str | None = None) -> str:
+    """The Space to publish to: ``space_id`` (NAME alone: in your namespace; default: the
+    model's OWNER/NAME, a Space beside it), refused now when not yours to write."""
     wanted = space_id or model_id
     if "/" not in wanted:
         wanted = f"{pusher.user}/{wanted}"
@@ -247,29 +238,74 @@ def push_space(
             f"{pusher.user} cannot write to the Space {space_id}: {owner} is neither your "
             f"namespace nor one of your organizations"
         )
-    files = space_files(model_id, _handles(run), options.revision)
+    return space_id
+
+
+def push_space(
+    run_dir: Path | str | RunDir,
+    model_id: str,
+    space_id: str | None = None,
+    options: PushOptions | None = None,
+    reporter: Reporter | None = None,
+    pusher: Pusher | None = None,
+) -> SpaceResult:
+    """Publish the Gradio Space of the model ``model_id`` (pushed from ``run_dir``) in
+    one commit to ``space_id`` (see :func:`choose_space`). Private when the model was
+    pushed private. A Space this call created is deleted again if its commit fails."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    options = options or PushOptions()
+    reporter = reporter_or_silent(reporter)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    pusher = pusher or Pusher.login(options, reporter)
+    space_id = choose_space(pusher, model_id, space_id)
+    files = space_files(model_id, run_handles(run), options.revision)
     reporter.start("space", f"publishing the Space {space_id}", repo_id=space_id)
     with pusher.talking_to_hub(space_id):
         api = HfApi()
         token = _token()
-        api.create_repo(
-            space_id,
-            repo_type="space",
-            space_sdk=SPACE_SDK,
-            private=True if options.hub_private_repo else None,
-            exist_ok=True,
-            token=token,
-        )
-        info = api.create_commit(
-            space_id,
-            [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()],
-            commit_message=redact(f"Space of {model_id}"),
-            repo_type="space",
-            token=token,
-        )
+        undo = Undo(reporter)
+        try:
+            if repo_info(api, space_id, token, "space") is None:
+                api.create_repo(
+                    space_id,
+                    repo_type="space",
+                    space_sdk=SPACE_SDK,
+                    private=True if options.hub_private_repo else None,
+                    token=token,
+                )
+                undo.add(
+                    f"the empty Space {space_id}",
+                    lambda: api.delete_repo(space_id, repo_type="space", token=token),
+                )
+            info = api.create_commit(
+                space_id,
+                [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()],
+                commit_message=redact(f"Space of {model_id}"),
+                repo_type="space",
+                token=token,
+            )
+        except BaseException:
+            undo.run()
+            raise
     url = f"{shown_endpoint()}/spaces/{space_id}"
     reporter.end("space", f"published {url}", url=url, commit=info.oid)
     return SpaceResult(space_id, url, info.oid, tuple(files))
+
+
+def push_with_space(
+    run_dir: Path | str | RunDir,
+    options: PushOptions | None = None,
+    space_id: str | None = None,
+    reporter: Reporter | None = None,
+) -> tuple[PushResult, SpaceResult]:
+    """``push --space``: the model's repository and the Space both chosen and checked
+    before anything is created, then the model pushed, then its Space."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+    pusher = prepare_push(run, options, reporter)
+    space_id = choose_space(pusher, pusher.repo_id, space_id)
+    result = pusher.push(run)
+    return result, push_space(run, result.repo_id, space_id, options, reporter, pusher)
 
 
 APP_TEMPLATE = r'''"""A huggingtweets bot as a Gradio Space: a prompt in, ten posts out.
