@@ -191,7 +191,9 @@ def test_eval_loss_is_the_mean_loss_of_every_predicted_token(prepared, tmp_path)
                 logits, torch.tensor(ids[1:]), reduction="sum"
             ).item()
             predicted += len(ids) - 1
-    assert _metrics(run)["eval_loss_after"] == pytest.approx(total / predicted, rel=1e-4)
+    # A miscount of one token per block is 6 % off; 1e-3 leaves room for the Trainer's
+    # batched fp32 kernels summing in another order than this loop (1e-4 apart on some CPUs).
+    assert _metrics(run)["eval_loss_after"] == pytest.approx(total / predicted, rel=1e-3)
 
 
 # -- data format --------------------------------------------------------------------
