@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -171,6 +173,65 @@ def test_a_run_without_dataset_is_refused(tmp_path):
     result = run_cli("sweep", tmp_path / "nothing", "--trials", "2", expect=2)
     assert "has no dataset/" in result.stderr
     assert not (tmp_path / "nothing" / "sweep").exists()
+
+
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('not a study')")
+        db.commit()
+
+
+def _truncated_study(path: Path) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name="huggingtweets", storage=f"sqlite:///{path}")
+    for _ in range(20):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("learning_rate", 1e-4, 1e-3))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda path: path.mkdir(), "it is not a file"),
+        (lambda path: path.write_bytes(b""), "it is empty"),
+        (lambda path: path.write_bytes(b"\x00garbage" * 100), "it is not an SQLite database"),
+        (_foreign_sqlite, "it holds no huggingtweets sweep"),
+        (_truncated_study, "it is damaged: database disk image is malformed"),
+    ],
+    ids=["directory", "empty", "not-sqlite", "foreign", "truncated"],
+)
+def test_a_study_db_that_is_not_the_sweep_s_is_refused_in_one_line(run_dir, tmp_path, make, says):
+    """Not a traceback, and not a new study trained over the trials already there."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "dataset", run / "dataset")
+    (run / "trials" / "0").mkdir(parents=True)
+    (run / "sweep").mkdir()
+    study = run / "sweep" / "study.db"
+    make(study)
+    kept = study.read_bytes() if study.is_file() else None
+    result = run_cli("sweep", run, "--trials", "1", "--base-model", "tiny", expect=2)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{study} is not a sweep study ({says}" in result.stderr
+    assert "delete it and " in result.stderr and str(run / "trials") in result.stderr
+    assert (study.read_bytes() if study.is_file() else None) == kept
+    assert [p.name for p in (run / "trials").iterdir()] == ["0"]
+
+
+def test_an_empty_study_db_without_trials_starts_over(tmp_path):
+    """A sweep stopped while creating its study leaves an empty file and no trial."""
+    import optuna
+
+    from huggingtweets.sweep import _open_study
+
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "study.db").write_bytes(b"")
+    study = _open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
+    assert study.trials == [] and (tmp_path / "sweep" / "study.db").stat().st_size > 0
 
 
 # -- the parts -----------------------------------------------------------------------------

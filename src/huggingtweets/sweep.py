@@ -358,17 +358,79 @@ def _quiet(optuna) -> Iterator[None]:
         optuna.logging.set_verbosity(previous)
 
 
-def _open_study(optuna, folder: Path, base: TrainOptions):
-    storage = f"sqlite:///{(folder / 'study.db').resolve()}"
-    study = optuna.create_study(
-        study_name=STUDY,
-        storage=storage,
-        direction="minimize",
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH
-        ),
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _study_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be this sweep's study (None: it can, or it is not there yet).
+    Optuna would answer a damaged file with a long traceback, and a foreign or empty one
+    by silently starting a new study over the trials already in trials/."""
+    import sqlite3
+
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file():
+        return "it is not a file"
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if not header:
+        return "it is empty"
+    if header != SQLITE_HEADER:
+        return "it is not an SQLite database"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            names = (
+                {row[0] for row in db.execute("SELECT study_name FROM studies")}
+                if "studies" in tables
+                else set()
+            )
+    except sqlite3.Error as exc:
+        return f"it is damaged: {exc}"
+    if STUDY not in names:
+        return "it holds no huggingtweets sweep"
+    return None
+
+
+def _check_study_file(folder: Path) -> None:
+    """A study.db that is not this sweep's: refused in one line (an empty one with no
+    trial beside it, as a sweep stopped while creating it leaves, is started over)."""
+    path = folder / "study.db"
+    problem = _study_problem(path)
+    if problem is None:
+        return
+    trials = folder.parent / "trials"
+    if problem == "it is empty" and not (trials.is_dir() and any(trials.iterdir())):
+        path.unlink()
+        return
+    raise HuggingtweetsError(
+        f"{path} is not a sweep study ({problem}): restore it, or delete it and {trials} to "
+        "start the sweep over"
     )
+
+
+def _open_study(optuna, folder: Path, base: TrainOptions):
+    _check_study_file(folder)
+    path = folder / "study.db"
+    try:
+        study = optuna.create_study(
+            study_name=STUDY,
+            storage=f"sqlite:///{path.resolve()}",
+            direction="minimize",
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_FROM_EPOCH
+            ),
+        )
+    except Exception as exc:  # damage the quick check above did not reach
+        if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "sqlite3"):
+            raise
+        raise HuggingtweetsError(
+            f"{path} is not a sweep study (it is damaged: {str(exc).splitlines()[0]}): "
+            f"restore it, or delete it and {folder.parent / 'trials'} to start the sweep over"
+        ) from None
     options = options_to_dict(base)
     stored = study.user_attrs.get("base_options")
     if stored is None:
