@@ -288,6 +288,50 @@ def test_pruning_stops_training_after_a_bad_epoch(prune):
     assert control.should_training_stop is prune and callback.pruned is prune
 
 
+def test_the_study_s_own_median_pruner_prunes_a_bad_trial(tmp_path):
+    """The sweep's real study and MedianPruner, fed real per-epoch losses through
+    PruneOnEval (the Trainer stubbed: milliseconds): after the start-up trials, a trial
+    worse than their median at an epoch is pruned there; one as good is not."""
+    import optuna
+
+    from huggingtweets.sweep import PRUNE_AFTER_TRIALS, _open_study
+
+    (tmp_path / "sweep").mkdir()
+    study = _open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+
+    def train(losses: list[float]) -> tuple[PruneOnEval, list[int]]:
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+        callback = PruneOnEval(trial)
+        control = SimpleNamespace(should_training_stop=False)
+        callback.on_train_begin(None, None, control)
+        epochs = []
+        for epoch, loss in enumerate(losses, 1):
+            state = SimpleNamespace(epoch=float(epoch))
+            callback.on_evaluate(None, state, control, metrics={"eval_loss": loss})
+            epochs.append(epoch)
+            if control.should_training_stop:
+                break
+        callback.on_train_end(None, None, control)
+        if callback.pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, losses[-1])
+        return callback, epochs
+
+    for _ in range(PRUNE_AFTER_TRIALS):  # the start-up trials are never pruned
+        callback, epochs = train([3.0, 2.5, 2.0])
+        assert not callback.pruned and epochs == [1, 2, 3]
+    callback, epochs = train([2.9, 2.4, 1.9])
+    assert not callback.pruned and epochs == [1, 2, 3]
+    callback, epochs = train([6.0, 5.0, 4.0])
+    assert callback.pruned and epochs == [1]  # stopped after its first, bad epoch
+    states = [t.state for t in study.get_trials()]
+    assert states.count(optuna.trial.TrialState.PRUNED) == 1
+    assert study.get_trials()[-1].intermediate_values == {1: 6.0}
+
+
 def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
     """kill -9 leaves a trial "running" in the study: the next sweep fails it and queues
     its parameters again (its partial checkpoints are removed)."""
