@@ -250,7 +250,8 @@ def test_no_notdef_glyph_is_drawn(script):
 def test_each_character_changes_the_line(script):
     """Every character is drawn as itself: swapping any one changes the pixels (two boxes
     would not)."""
-    from huggingtweets.card.fonts import clusters, face
+    from huggingtweets.card.fonts import face
+    from huggingtweets.card.scripts import clusters
 
     require_fonts(script)
     _, _, post_a, post_b = SCRIPTS[script]
@@ -341,7 +342,7 @@ RIGHT_TO_LEFT = [
 @pytest.mark.parametrize("text", RIGHT_TO_LEFT)
 def test_the_fallback_joins_arabic_as_arabic_reshaper_does(text):
     reshaper = pytest.importorskip("arabic_reshaper")
-    from huggingtweets.card.fonts import arabic_join
+    from huggingtweets.card.scripts import arabic_join
 
     # arabic-reshaper also draws the word Allah as one ligature; the fallback does not.
     no_allah = {"ARABIC LIGATURE ALLAH": False, "ARABIC LIGATURE ALLAH ISOLATED FORM": False}
@@ -351,7 +352,7 @@ def test_the_fallback_joins_arabic_as_arabic_reshaper_does(text):
 @pytest.mark.parametrize("text", RIGHT_TO_LEFT)
 def test_the_fallback_orders_right_to_left_text_as_python_bidi_does(text):
     bidi = pytest.importorskip("bidi")
-    from huggingtweets.card.fonts import bidi_levels, clusters, visual_order
+    from huggingtweets.card.scripts import bidi_levels, clusters, visual_order
 
     items = clusters(text)
     _, levels = bidi_levels(items)

@@ -22,15 +22,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageOps
 
-from huggingtweets.card.fonts import (
-    Face,
-    clusters,
-    face,
-    han_language,
-    is_emoji,
-    missing_fonts,
-    reset_missing_fonts,
-)
+from huggingtweets.card.fonts import Face, face, missing_fonts, reset_missing_fonts
+from huggingtweets.card.scripts import clusters, han_language, is_emoji
 
 __all__ = [
     "Person",
