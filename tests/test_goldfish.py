@@ -77,17 +77,33 @@ def test_training_with_goldfish_drops_tokens_from_the_training_loss_only(tmp_pat
 
     run = tmp_path / "run"
     prepare(run, ["sample:romeo"])
+    shutil.copytree(run, tmp_path / "plain")  # the same data, trained without goldfish
     base = build_tiny_model(read_texts(run / "dataset" / "train.jsonl"), tmp_path / "base", "gpt2")
-    seen = {}
+    seen = {"eval_ignored": 0, "eval_tokens": 0}
 
     class Look(TrainerCallback):
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             seen["train"] = train_dataloader.dataset
-            seen["eval"] = kwargs.get("eval_dataloader")
+
+        def on_evaluate(self, args, state, control, eval_dataloader=None, **kwargs):
+            for batch in eval_dataloader:  # what every evaluation's loss was taken over
+                real = batch["attention_mask"] == 1
+                seen["eval_tokens"] += int(real.sum())
+                seen["eval_ignored"] += int((batch["labels"][real] == IGNORED).sum())
 
     options = TrainOptions(base_model=str(base), max_steps=2, goldfish_k=4, block_size=64)
     result = train(run, options, callbacks=[Look()])
     assert isinstance(seen["train"], GoldfishBlocks)
     assert seen["train"].dropped / seen["train"].tokens == pytest.approx(0.25, abs=0.05)
     assert result.metrics["hyperparameters"]["goldfish_k"] == 4
+    # The evaluation is untouched: every real token is in its loss (goldfish on the
+    # validation blocks would leave ~1 in 4 out) ...
+    assert seen["eval_tokens"] > 0 and seen["eval_ignored"] == 0
+    # ... so the base model's validation loss is the one a run without goldfish measures
+    # (the same base, the same validation blocks; over 3/4 of the tokens it would differ).
+    options = TrainOptions(base_model=str(base), max_steps=2, block_size=64)
+    plain = train(tmp_path / "plain", options)
+    assert plain.metrics["hyperparameters"]["goldfish_k"] is None
+    before = result.metrics["eval_loss_before"]
+    assert before == pytest.approx(plain.metrics["eval_loss_before"], rel=1e-6)
     shutil.rmtree(run)
