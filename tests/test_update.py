@@ -16,6 +16,7 @@ from fakes.x_api import FakeX
 
 from huggingtweets.collect.sample import speeches
 from huggingtweets.core.events import Reporter
+from huggingtweets.core.options import OptionError
 from huggingtweets.train.recipe import TrainingInterrupted
 from huggingtweets.update.bot import UpdateOptions, update_bot
 
@@ -195,8 +196,10 @@ def test_update_options_take_their_bounds_and_help_from_train_options():
 
 
 def test_options_are_checked_before_anything_is_read():
-    with pytest.raises(Exception, match="replay"):
+    with pytest.raises(OptionError) as caught:
         UpdateOptions(replay=-1)
+    assert caught.value.name == "replay"  # the field, which the CLI turns into its flag
+    assert caught.value.problem == "must be >=0, <=100 (got -1)"
     result = run_cli("update", "nowhere", "--epochs", "0", expect=2)
     assert "--num-train-epochs must be >0" in result.stderr
 
