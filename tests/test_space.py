@@ -26,6 +26,7 @@ from fakes.hub import FakeHub, User  # noqa: E402
 from huggingtweets.model.memorization import MemorizationGuard, build_guard  # noqa: E402
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
 from huggingtweets.publish.space import (  # noqa: E402
+    PACKAGE,
     PACKAGE_DIR,
     app_source,
     check_space_id,
@@ -254,6 +255,21 @@ def test_a_failed_space_commit_leaves_no_empty_space(hub, pushed, run_dir, tmp_p
         assert "alice/lost-space" not in hub.repos  # deleted again
     finally:
         hub._kind.space = False
+
+
+def test_the_space_uses_only_the_public_names_of_publish_hub():
+    """space.py reaches into hub.py through its public names only (no ``_private``)."""
+    import ast
+
+    tree = ast.parse((PACKAGE_DIR / "publish" / "space.py").read_text(encoding="utf-8"))
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE)
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []
 
 
 def _free_port() -> int:

@@ -271,22 +271,24 @@ def commit_message(run: RunDir) -> tuple[str, str]:
 # -- talking to the Hub ---------------------------------------------------------------
 
 
-def _endpoint() -> str:
+def endpoint() -> str:
     """The Hub's URL as requests are sent to it (any userinfo kept: see shown_endpoint)."""
     from huggingface_hub import constants
 
-    endpoint = constants.ENDPOINT.rstrip("/")
-    register_secret(urlsplit(endpoint).password)  # blanked, should it be quoted alone
-    return endpoint
+    url = constants.ENDPOINT.rstrip("/")
+    register_secret(urlsplit(url).password)  # blanked, should it be quoted alone
+    return url
 
 
 def shown_endpoint() -> str:
     """The Hub's URL as messages show it: without a user or password (HF_ENDPOINT may
     carry them)."""
-    return shown_url(_endpoint())
+    return shown_url(endpoint())
 
 
-def _token() -> str:
+def hub_token() -> str:
+    """The Hugging Face token (HF_TOKEN or a login), registered as a secret; a missing
+    or unreadable one, or HF_HUB_OFFLINE, said in one line."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_token
 
@@ -326,7 +328,7 @@ def whoami(token: str) -> dict:
 
     try:
         response = get_session().get(
-            f"{_endpoint()}/api/whoami-v2",
+            f"{endpoint()}/api/whoami-v2",
             headers=build_hf_headers(token=token),
             timeout=PROBE_TIMEOUT_S,
         )
@@ -383,7 +385,7 @@ def _first_line(text: object) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_hub(reporter: Reporter) -> Iterator[list[str]]:
+def quiet_hub(reporter: Reporter) -> Iterator[list[str]]:
     """huggingface_hub's progress bars off, and its log messages (warnings, a commit that
     changes nothing) turned into events: the library prints nothing of its own. Yields
     the messages, as they come."""
@@ -494,7 +496,7 @@ class Pusher:
     def login(cls, options: PushOptions | None = None, reporter: Reporter | None = None) -> Pusher:
         options = options or PushOptions()
         reporter = reporter_or_silent(reporter)
-        user = whoami(_token())
+        user = whoami(hub_token())
         if _token_role(user) == "read":
             raise HuggingtweetsError(
                 f"the Hugging Face token of {user['name']} is read-only: create one with write "
@@ -549,9 +551,9 @@ class Pusher:
 
     @contextlib.contextmanager
     def talking_to_hub(self, repo_id: str) -> Iterator[list[str]]:
-        """huggingface_hub quieted (see ``_quiet_hub``; yields its messages), and whatever
+        """huggingface_hub quieted (see ``quiet_hub``; yields its messages), and whatever
         goes wrong on the Hub said in one line (the repository is as it was)."""
-        with _quiet_hub(self.reporter) as said:
+        with quiet_hub(self.reporter) as said:
             try:
                 yield said
             except HuggingtweetsError:
@@ -570,7 +572,7 @@ class Pusher:
 
         repo_id = self.repo_id
         api = HfApi()
-        token = _token()
+        token = hub_token()
         existing = repo_info(api, repo_id, token)
         if self.options.hub_private_repo and existing is not None and not existing.private:
             raise HuggingtweetsError(

@@ -36,7 +36,7 @@ from huggingtweets.publish.hub import (
     PushOptions,
     PushResult,
     Undo,
-    _token,
+    hub_token,
     prepare_push,
     repo_info,
     run_handles,
@@ -263,7 +263,7 @@ def push_space(
     reporter.start("space", f"publishing the Space {space_id}", repo_id=space_id)
     with pusher.talking_to_hub(space_id):
         api = HfApi()
-        token = _token()
+        token = hub_token()
         undo = Undo(reporter)
         try:
             if repo_info(api, space_id, token, "space") is None:
