@@ -198,7 +198,7 @@ def estimate_training_memory(
     block: int,
     precision: str,
     lora_r: int | None = None,
-    weight_bytes: int = 4,
+    weight_bytes: float = 4,
 ) -> MemoryEstimate:
     """Weights + gradients + AdamW states + activations of one step (``batch`` blocks of
     ``block`` tokens); with ``lora_r``, only the adapters are trained."""
@@ -212,7 +212,7 @@ def estimate_training_memory(
         weights = parameters * 4  # fp32 master weights (autocast does the fast maths)
     else:
         trainable = layers * LORA_TARGETS_PER_LAYER * lora_r * 2 * hidden
-        weights = parameters * weight_bytes + trainable * 4
+        weights = int(parameters * weight_bytes) + trainable * 4
     value = 2 if precision in ("bf16", "fp16") else 4
     tokens = batch * block
     activations = tokens * (layers * hidden * ACTIVATION_VALUES * value + 3 * vocab * 4)
@@ -266,17 +266,20 @@ def check_training_memory(resolved, options) -> str | None:
         config = AutoConfig.from_pretrained(
             resolved.location, local_files_only=resolved.local_files_only
         )
-        precision = resolve_precision(options.precision)
+        precision = "bf16" if options.qlora else resolve_precision(options.precision)
         device = accelerator()
+        adapters = options.lora or options.qlora
         half = options.lora and device is not None and precision in ("bf16", "fp16")
+        # QLoRA: NF4 with double quantization, about 0.52 bytes a weight (qlora.py).
+        weight_bytes = 0.52 if options.qlora else 2 if half else 4
         block = options.block_size or min(256, context_length(config) or 256)
         estimate = estimate_training_memory(
             config,
             batch=options.per_device_train_batch_size,
             block=block,
             precision=precision,
-            lora_r=options.lora_r if options.lora else None,
-            weight_bytes=2 if half else 4,
+            lora_r=options.lora_r if adapters else None,
+            weight_bytes=weight_bytes,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError):
         return None

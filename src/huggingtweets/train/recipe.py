@@ -54,6 +54,12 @@ from huggingtweets.model.loading import (
 )
 from huggingtweets.model.memorization import build_guard
 from huggingtweets.train.packing import Blocks, collate_blocks, pack_blocks, read_texts
+from huggingtweets.train.qlora import (
+    check_qlora_here,
+    load_quantized,
+    merge_saved_adapters,
+    save_adapters,
+)
 from huggingtweets.train.report import epoch_history, perplexity, plot_loss_curve
 
 __all__ = [
@@ -103,6 +109,8 @@ DROPOUT_FIELDS = (
 # Options that say how to run, not what is learnt: not shown as hyper-parameters.
 _NOT_HYPERPARAMETERS = (
     "base_model",
+    "qlora",  # these three are told by "lora"
+    "save_adapters",
     "seed",
     "resume",
     "keep_checkpoints",
@@ -196,6 +204,17 @@ class TrainOptions:
         "so that `generate --as HANDLE` writes as one of them.",
     )
     lora: bool = option(False, help="Train LoRA adapters (peft), merged on save.")
+    # Dettmers et al. 2023: the LoRA options apply; CUDA only (bitsandbytes' kernels).
+    qlora: bool = option(
+        False,
+        help="QLoRA: LoRA adapters on the base loaded in 4-bit (NF4, bf16 compute), merged "
+        "onto the unquantized base on save. Needs an NVIDIA GPU and bitsandbytes.",
+    )
+    save_adapters: bool = option(
+        False,
+        help="With --lora or --qlora: save the adapters alone (peft's format, naming the "
+        "base) instead of a merged model.",
+    )
     lora_r: int = option(16, min=1, max=4096, help="LoRA rank.")
     lora_alpha: int = option(32, min=1, max=1 << 16, help="LoRA scaling (alpha).")
     early_stopping_patience: int | None = option(
@@ -229,6 +248,24 @@ class TrainOptions:
         names = [n.strip() for name in self.report_to for n in name.split(",")]
         self.report_to = [n for n in names if n] or ["none"]
         check_report_to(self.report_to)
+        self._check_adapters()
+
+    def _check_adapters(self) -> None:
+        if self.qlora and self.lora:
+            raise OptionError(
+                "qlora", "already trains LoRA adapters (on a 4-bit base): give it without lora"
+            )
+        if self.qlora and self.precision in ("fp16", "fp32"):
+            raise OptionError(
+                "precision", f"{self.precision} conflicts with qlora, which computes in bf16"
+            )
+        if self.save_adapters and not (self.lora or self.qlora):
+            raise OptionError("save_adapters", "applies with lora or qlora")
+        if self.save_adapters and self.speaker_tokens:
+            # The speakers are recorded in config.json, which adapters alone do not have.
+            raise OptionError("save_adapters", "cannot keep speaker_tokens: save merged")
+        if self.qlora:
+            check_qlora_here()  # before anything is collected, prepared or loaded
 
     @property
     def resolved_learning_rate(self) -> float:
@@ -380,6 +417,7 @@ class _Setup:
     valid_blocks: int
     resume_from: Path | None
     speakers: list | None = None  # speakers.Speaker, with --speaker-tokens
+    base: Any = None  # loading.ResolvedModel: a QLoRA run's adapters are merged onto it
 
 
 @dataclass
@@ -407,7 +445,8 @@ def _setup(
     """Precision, arguments, model and tokenizer, packed data, the Trainer."""
     from huggingtweets.train.callbacks import ProgressEvents, StopOnCancel
 
-    precision = resolve_precision(options.precision)
+    # QLoRA computes in bf16 (emulated, slowly, on GPUs older than Ampere).
+    precision = "bf16" if options.qlora else resolve_precision(options.precision)
     warning = slow_precision_warning(precision)
     if warning:
         reporter.warning(STAGE, warning)
@@ -425,7 +464,7 @@ def _setup(
     )
     train_blocks, train_tokens = pack_blocks(train_texts, tokenizer, block_size, train_speakers)
     valid_blocks, _ = pack_blocks(valid_texts, tokenizer, block_size, valid_speakers)
-    if options.lora:
+    if options.lora or options.qlora:
         model = _lora(model, options, options.seed, trainable_tokens=speaker_ids)
 
     last = last_checkpoint(run.checkpoints_dir)
@@ -460,6 +499,7 @@ def _setup(
         len(valid_blocks),
         last if options.resume else None,
         speakers,
+        resolved,
     )
 
 
@@ -616,8 +656,13 @@ def hyperparameters(options: TrainOptions, setup: _Setup) -> dict:
         block_size=setup.block_size,
         precision=setup.precision,
         lora=(
-            {"r": options.lora_r, "alpha": options.lora_alpha, "merged": True}
-            if options.lora
+            {
+                "r": options.lora_r,
+                "alpha": options.lora_alpha,
+                "merged": not options.save_adapters,
+                "quantization": "nf4" if options.qlora else None,
+            }
+            if options.lora or options.qlora
             else None
         ),
     )
@@ -665,11 +710,8 @@ def _save(
     main = trainer.is_world_process_zero()
     if main:
         reporter.info(STAGE, f"saving the model to {run.model_dir}")
-        final = trainer.model
-        if options.lora:
-            final = final.merge_and_unload()  # a plain model: the output needs no peft
         with replace_dir(run.model_dir) as tmp:
-            save_model(final, setup.tokenizer, tmp, speakers=setup.speakers)
+            _write_model(setup, options, tmp)
             build_guard(train_texts, tmp)
             plot_loss_curve(fitted.history, fitted.log_history, tmp / "loss_curve.png")
         write_json(run.metrics_path, metrics)
@@ -683,6 +725,29 @@ def _save(
     if main:
         reporter.end(STAGE, f"model written to {run.model_dir}", metrics=metrics)
     return TrainResult(run, run.model_dir, metrics, main_process=main)
+
+
+def _write_model(setup: _Setup, options: TrainOptions, out: Path) -> None:
+    """The trained model into ``out``: a plain model (adapters merged: the output needs no
+    peft), or with save_adapters the adapters alone."""
+    model, tokenizer = setup.trainer.model, setup.tokenizer
+    if options.save_adapters:
+        save_adapters(model, tokenizer, out)
+        return
+    if options.qlora:  # onto the base unquantized: see qlora.py
+        adapters = out / "adapters"
+        model.save_pretrained(adapters)
+        model = merge_saved_adapters(
+            adapters,
+            setup.base,
+            tokenizer,
+            trust_pickle=options.trust_pickle,
+            speakers=setup.speakers,
+        )
+        shutil.rmtree(adapters)
+    elif options.lora:
+        model = model.merge_and_unload()
+    save_model(model, tokenizer, out, speakers=setup.speakers)
 
 
 # -- model ----------------------------------------------------------------------
@@ -722,7 +787,12 @@ def _load(resolved, options: TrainOptions, precision: str):
     dtype = torch.float32
     if options.lora and precision in ("bf16", "fp16") and accelerator() is not None:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    model = load_causal_lm(resolved, trust_pickle=options.trust_pickle, config=config, dtype=dtype)
+    if options.qlora:
+        model = load_quantized(resolved, config, trust_pickle=options.trust_pickle)
+    else:
+        model = load_causal_lm(
+            resolved, trust_pickle=options.trust_pickle, config=config, dtype=dtype
+        )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "loss_type", None) is None:
