@@ -7,7 +7,9 @@ the memory available (MemAvailable, or the GPU's free memory).
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 
 import pytest
@@ -15,6 +17,7 @@ from conftest import run_cli
 
 from huggingtweets import TrainOptions, train
 from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.model import hardware
 from huggingtweets.model.hardware import (
     available_memory,
     check_training_memory,
@@ -98,11 +101,22 @@ def test_the_estimate_of_gpt2_small():
 
 
 def test_processes_of_one_machine_share_its_memory(monkeypatch):
+    # The real /proc/meminfo is read: a figure between nothing and the machine's memory.
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    one = available_memory(None)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < available_memory(None) <= total
+    # Shared among the processes: against one fixed MemAvailable, not two reads of a
+    # figure that moves with whatever else runs on the machine.
+    meminfo = "MemTotal:       16000000 kB\nMemFree:  1 kB\nMemAvailable:    8000000 kB\n"
+    real_open = open
+
+    def fixed(path, *args, **kwargs):
+        return io.StringIO(meminfo) if path == "/proc/meminfo" else real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(hardware, "open", fixed, raising=False)  # the module's open only
+    assert available_memory(None) == 8_000_000 * 1024
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    two = available_memory(None)
-    assert one and two and abs(two - one / 2) < one / 10  # MemAvailable moves a little
+    assert available_memory(None) == 4_000_000 * 1024
 
 
 def test_on_a_gpu_its_free_memory_counts(tmp_path, monkeypatch):
