@@ -306,11 +306,19 @@ class RedisJobQueue(JobQueue):
     def create(self, work: JobWork) -> dict:
         job_id = secrets.token_hex(8)
         with redis_errors():
-            self._claim(work.run_id, job_id)
+            # The record first (listed nowhere yet), then the run's claim: a claim always
+            # names a job that exists, so a claim without one is stale, never too new.
+            self.client.hset(job_key(job_id), mapping=self._record(work))
+            try:
+                self._claim(work.run_id, job_id)
+            except BaseException:
+                self.client.delete(job_key(job_id))
+                raise
             try:
                 self.check_room(work.kind)
-                self._store_and_enqueue(job_id, work)
+                self._enqueue(job_id, work)
             except BaseException:
+                self.client.delete(job_key(job_id))
                 self.store._release(keys=[run_key(work.run_id)], args=[job_id])
                 raise
             self._forget_old()
@@ -332,16 +340,17 @@ class RedisJobQueue(JobQueue):
             self.store._release(keys=[run_key(run_id)], args=[holder])
         raise Busy(f"run {run_id!r} already has a job queued or running")
 
-    def _store_and_enqueue(self, job_id: str, work: JobWork) -> None:
-        record = {
+    def _record(self, work: JobWork) -> dict:
+        return {
             "format": FORMAT,
             "work": work_to_json(work),
             "run_id": work.run_id,
             "state": "queued",
             "created": _now(),
         }
+
+    def _enqueue(self, job_id: str, work: JobWork) -> None:
         pipe = self.client.pipeline()
-        pipe.hset(job_key(job_id), mapping=record)
         pipe.zadd(JOBS_KEY, {job_id: time.time()})
         self.store.changed(pipe, job_id)
         pipe.execute()

@@ -1,0 +1,216 @@
+"""The Redis backend's faults, with a real redis-server and real ``huggingtweets worker``
+processes: Redis stopped (503 + Retry-After at once, served again once it is back), two
+servers accepting one run at once (one wins), a worker that does not see the run folder,
+a corrupt job, a wrong URL or password at start, and a worker killed with SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from conftest import run_cli
+from fastapi.testclient import TestClient
+from test_serve_queue import (
+    API,
+    TINY,
+    RedisServer,
+    need_redis,
+    start_worker,
+    stop_process,
+)
+
+from huggingtweets.serve.api import create_app
+from huggingtweets.serve.config import ServeConfig
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    need_redis()
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def client_for(server: RedisServer, runs_dir: Path) -> TestClient:
+    runs_dir.mkdir(exist_ok=True)
+    return TestClient(create_app(ServeConfig(runs_dir=runs_dir, queue=server.url), ui=False))
+
+
+def wait_for(get, until, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = get()
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {job}"
+        time.sleep(0.2)
+
+
+def test_redis_down_is_503_at_once_and_served_again_when_back(redis_server, tmp_path):
+    with client_for(redis_server, tmp_path / "runs") as client:
+        assert client.get(f"{API}/jobs").status_code == 200
+        redis_server.stop()
+        for method, path, body in (
+            ("GET", f"{API}/jobs", None),
+            ("POST", f"{API}/runs", {"sources": ["sample:romeo"]}),
+            ("GET", f"{API}/jobs/0123456789abcdef", None),
+        ):
+            started = time.monotonic()
+            answer = client.request(method, path, json=body)
+            took = time.monotonic() - started
+            assert answer.status_code == 503, answer.text
+            assert took < 5, f"{method} {path} took {took:.1f} s"
+            assert int(answer.headers["Retry-After"]) >= 1
+            detail = answer.json()["detail"][0]
+            assert detail["type"] == "queue_unavailable"
+            assert "Redis" in detail["msg"] and "\n" not in detail["msg"]
+            assert str(redis_server.port) not in detail["msg"]
+        redis_server.start()  # the same port: the server reconnects by itself
+        answer = client.get(f"{API}/jobs")
+        assert answer.status_code == 200 and answer.json() == []
+
+
+def test_two_servers_accepting_one_run_at_once_one_wins(redis_server, tmp_path):
+    runs_dir = tmp_path / "runs"
+    with client_for(redis_server, runs_dir) as one, client_for(redis_server, runs_dir) as two:
+        for round_ in range(10):
+            body = {"sources": ["sample:romeo"], "run_id": f"same-{round_}"}
+            barrier = threading.Barrier(2)
+            answers: list = [None, None]
+
+            def post(i: int, client: TestClient, body=body, barrier=barrier, answers=answers):
+                barrier.wait()
+                answers[i] = client.post(f"{API}/runs", json=body)
+
+            threads = [threading.Thread(target=post, args=(i, c)) for i, c in enumerate((one, two))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            codes = sorted(answer.status_code for answer in answers)
+            assert codes == [202, 409], [answer.text for answer in answers]
+        # Both servers list the same ten jobs (no worker runs: still queued, in order).
+        listed = one.get(f"{API}/jobs").json()
+        assert listed == two.get(f"{API}/jobs").json() and len(listed) == 10
+        assert sorted(job["position"] for job in listed) == list(range(1, 11))
+
+
+def test_a_worker_that_does_not_see_the_run_fails_it_in_one_line(redis_server, tmp_path):
+    with client_for(redis_server, tmp_path / "runs") as client:
+        (tmp_path / "runs" / "romeo" / "dataset").mkdir(parents=True)
+        (tmp_path / "runs" / "romeo" / "dataset" / "train.jsonl").write_text('{"text": "x"}\n')
+        job = client.post(f"{API}/runs/romeo/train", json=TINY).json()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        worker = start_worker(redis_server.url, elsewhere, tmp_path / "worker.log")
+        try:
+            get = lambda: client.get(f"{API}/jobs/{job['id']}").json()  # noqa: E731
+            failed = wait_for(get, lambda j: j["state"] in ("failed", "succeeded"), 60)
+        finally:
+            stop_process(worker)
+    assert failed["state"] == "failed", failed
+    assert "'romeo'" in failed["error"] and "same runs directory" in failed["error"]
+    assert "\n" not in failed["error"] and str(tmp_path) not in failed["error"]
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
+
+
+def test_a_corrupt_job_fails_alone_and_the_worker_goes_on(redis_server, tmp_path):
+    import redis
+
+    with client_for(redis_server, tmp_path / "runs") as client:
+        bad = client.post(f"{API}/runs", json={"sources": ["sample:romeo"]}).json()
+        good = client.post(f"{API}/runs", json={"sources": ["sample:juliet"]}).json()
+        store = redis.Redis.from_url(redis_server.url)
+        store.hset(f"huggingtweets:job:{bad['id']}", mapping={"format": "99", "work": "{"})
+        store.close()
+        worker = start_worker(redis_server.url, tmp_path / "runs", tmp_path / "worker.log")
+        try:
+            ended = [
+                wait_for(
+                    lambda job=job: client.get(f"{API}/jobs/{job['id']}").json(),
+                    lambda j: j["state"] in ("failed", "succeeded"),
+                    90,
+                )
+                for job in (bad, good)
+            ]
+        finally:
+            stop_process(worker)
+    assert ended[0]["state"] == "failed" and "cannot be read" in ended[0]["error"], ended[0]
+    assert ended[1]["state"] == "succeeded", ended[1]
+
+
+def test_serve_and_worker_refuse_a_bad_queue_in_one_line(tmp_path):
+    need_redis()
+    wrong = RedisServer(tmp_path / "locked")
+    wrong.start_args = ["--requirepass", "right-password-0123456789"]
+    wrong.start()
+    try:
+        cases = [
+            ("foo://x", "give a Redis URL"),
+            ("redis://127.0.0.1:notaport/0", "no valid port"),
+            (f"redis://127.0.0.1:{wrong.port}/0", "password"),
+            (f"redis://:wrong-password@127.0.0.1:{wrong.port}/0", "password"),
+        ]
+        for url, words in cases:
+            for command in ("worker", "serve"):
+                result = run_cli(command, "--queue", url, "--runs-dir", tmp_path / "r", expect=2)
+                assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+                assert "wrong-password" not in result.stderr
+                assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    finally:
+        wrong.stop()
+
+
+def test_a_killed_worker_is_reported_and_its_checkpoint_kept(redis_server, tmp_path):
+    runs_dir = tmp_path / "runs"
+    log = tmp_path / "worker.log"
+    with client_for(redis_server, runs_dir) as client:
+        job = client.post(f"{API}/runs", json={"sources": ["sample:romeo"]}).json()
+        worker = start_worker(redis_server.url, runs_dir, log)
+        try:
+            get = lambda job_id: client.get(f"{API}/jobs/{job_id}").json()  # noqa: E731
+            assert wait_for(lambda: get(job["id"]), lambda j: j["state"] != "queued", 60)
+            prepared = wait_for(lambda: get(job["id"]), lambda j: j["state"] != "running", 60)
+            assert prepared["state"] == "succeeded", prepared
+            run_id = prepared["run_id"]
+            options = {**TINY, "max_steps": None, "epochs": 500, "per_device_train_batch_size": 32}
+            options = {k: v for k, v in options.items() if v is not None}
+            train = client.post(f"{API}/runs/{run_id}/train", json=options).json()
+            checkpoints = runs_dir / run_id / "checkpoints"
+            training = wait_for(
+                lambda: get(train["id"]),
+                lambda j: j["state"] != "queued" and list(checkpoints.glob("checkpoint-*")),
+                120,
+            )
+            assert training["state"] == "running", training
+            worker.send_signal(signal.SIGKILL)  # the worker and the job's own process:
+            _kill_horse(redis_server.url, train["id"])  # nothing is left to say it ended
+            killed = time.monotonic()
+            failed = wait_for(lambda: get(train["id"]), lambda j: j["state"] != "running", 60)
+            took = time.monotonic() - killed
+            assert failed["state"] == "failed" and failed["error"] == "the worker stopped"
+            assert list(checkpoints.glob("checkpoint-*"))
+        finally:
+            stop_process(worker)
+    assert took < 60, took
+    print(f"killed worker reported failed after {took:.1f} s")
+
+
+def _kill_horse(url: str, job_id: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    pid = client.get(f"huggingtweets:alive:{job_id}")  # the job's process (RQ's work horse)
+    client.close()
+    if pid:
+        with contextlib.suppress(ProcessLookupError):  # already gone with its parent
+            os.kill(int(pid), signal.SIGKILL)
