@@ -20,6 +20,7 @@ reporter), the allocator and the libraries' progress bars are restored afterward
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -328,6 +329,68 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")), default=None)
 
 
+# In checkpoints/: the options its checkpoints are made with (written before the first).
+RESUME_OPTIONS_FILE = "options.json"
+# What may change when a run is resumed: how it runs and reports, not what is learnt nor
+# on which schedule. Anything else differing is refused: a checkpoint continued with other
+# epochs, steps, rates or batch sizes "finishes" at once or follows a schedule nobody
+# chose, and metrics.json would name settings the model never trained with.
+_MAY_CHANGE_ON_RESUME = (
+    "resume",
+    "keep_checkpoints",
+    "report_to",
+    "trust_pickle",
+    "save_adapters",
+    "precision",  # another machine may compute otherwise
+)
+
+
+def _recorded_options(options: TrainOptions) -> dict[str, Any]:
+    """The options that a resume must repeat, as plain data (the learning rate resolved:
+    the default given or not is one rate)."""
+    recorded = options_to_dict(options)
+    recorded["learning_rate"] = options.resolved_learning_rate
+    return {k: v for k, v in recorded.items() if k not in _MAY_CHANGE_ON_RESUME}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "the default"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def check_resume(checkpoints_dir: Path, options: TrainOptions) -> Path | None:
+    """With ``options.resume``: the checkpoint to continue from (None: none yet), once the
+    options that say what is learnt and on which schedule (base model, epochs, steps,
+    learning rate, batch size, block size, LoRA ...) are those it was made with; else an
+    OptionError naming the first that differs (the others listed), in one line."""
+    last = last_checkpoint(checkpoints_dir) if options.resume else None
+    if last is None:
+        return None
+    try:
+        recorded = json.loads((checkpoints_dir / RESUME_OPTIONS_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return last  # made by an older version, which did not record them: not checked
+    if not isinstance(recorded, dict):
+        return last
+    given = _recorded_options(options)
+    differ = [k for k, v in given.items() if k in recorded and recorded[k] != v]
+    if not differ:
+        return last
+    name = differ[0]
+    others = f"; so do {', '.join(differ[1:])}" if differ[1:] else ""
+    raise OptionError(
+        name,
+        f"is {_shown(given[name])}, the interrupted run's {_shown(recorded[name])} "
+        f"({last.name}){others}: resuming continues with the options the run started "
+        "with; give the same ones, or start over without resuming",
+    )
+
+
 # -- the stage ------------------------------------------------------------------
 
 
@@ -366,6 +429,7 @@ def train(
             "validation_split_percentage above 0"
         )
     speaker_rows = _speaker_rows(run) if options.speaker_tokens else None  # checked early
+    check_resume(run.checkpoints_dir, options)  # before anything is loaded or built
     resolved = None
     if options.base_model != "tiny":  # fail fast, before the heavy imports
         resolved = resolve_model(options.base_model)
@@ -467,7 +531,7 @@ def _setup(
     if options.lora or options.qlora:
         model = _lora(model, options, options.seed, trainable_tokens=speaker_ids)
 
-    last = last_checkpoint(run.checkpoints_dir)
+    last = check_resume(run.checkpoints_dir, options)
     if options.resume and last is None:
         reporter.info(
             STAGE, f"no checkpoint in {run.checkpoints_dir} yet: starting from the beginning"
@@ -486,6 +550,9 @@ def _setup(
         # An earlier, abandoned run's (deleted only now that training can start): a Ctrl-C
         # from here on must not point at them.
         shutil.rmtree(run.checkpoints_dir)
+    if last is None and main_process:  # what a later resume must repeat
+        run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run.checkpoints_dir / RESUME_OPTIONS_FILE, _recorded_options(options))
     return _Setup(
         run,
         trainer,
@@ -497,7 +564,7 @@ def _setup(
         train_tokens,
         len(train_blocks),
         len(valid_blocks),
-        last if options.resume else None,
+        last,
         speakers,
         resolved,
     )
@@ -723,7 +790,9 @@ def _save(
     trainer.accelerator.wait_for_everyone()
     trainer.accelerator.state.destroy_process_group()
     if main:
-        reporter.end(STAGE, f"model written to {run.model_dir}", metrics=metrics)
+        # Adapters alone load with peft (AutoPeftModelForCausalLM), not as a plain model.
+        what = "LoRA adapters (for peft)" if options.save_adapters else "model"
+        reporter.end(STAGE, f"{what} written to {run.model_dir}", metrics=metrics)
     return TrainResult(run, run.model_dir, metrics, main_process=main)
 
 
