@@ -120,6 +120,22 @@ class Catalog:
         names += [r["id"] for r in self.runs() if r["has_model"] and r["id"] not in self.given]
         return names
 
+    def models(self) -> list[dict[str, Any]]:
+        """The models served, as ``model_names`` orders them: each with its kind ("run", a
+        run's model; "folder" or "hub", given at start) and when its model was written
+        (ISO 8601; None for a Hub id)."""
+        found = []
+        for name in self.model_names():
+            location = Path(self.given.get(name) or self.runs_dir / name / "model")
+            kind = "run" if name not in self.given else "folder" if location.is_dir() else "hub"
+            created = None
+            with contextlib.suppress(OSError):  # removed while listed
+                if kind != "hub":
+                    stamp = (location / "config.json").stat().st_mtime
+                    created = dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat("T", "seconds")
+            found.append({"id": name, "kind": kind, "created": created})
+        return found
+
     def base_model_path(self, base: str) -> str:
         """A base model a training may start from: a served model (its path), else a Hub id."""
         if base in self.given:

@@ -99,6 +99,9 @@ class ModelService:
         self._cond = threading.Condition()
         self._closed = False
         self._batch_seconds = 0.5  # a running mean, for Retry-After
+        # count_tokens' tokenizers: its own (a fast tokenizer is not shared across threads)
+        self._tokenizers: collections.OrderedDict[str, tuple] = collections.OrderedDict()
+        self._tokenizers_lock = threading.Lock()
         # What the worker did: batches (forward passes of a sampling loop), requests, rows.
         self.counters = {"batches": 0, "requests": 0, "rows": 0, "largest_batch": 0, "loads": 0}
         self._worker = threading.Thread(target=self._work, name="huggingtweets-models", daemon=True)
@@ -133,6 +136,26 @@ class ModelService:
             self._pending.append(job)
             self._cond.notify()
         return job.future
+
+    def count_tokens(self, name: str, texts: list[str]) -> list[int]:
+        """How many tokens each text is for model ``name`` (no special tokens), as the
+        OpenAI-style route counts a prompt and a completion. Raises UnknownModel at once.
+        The tokenizer is one of this method's own (the worker's is never shared across
+        threads), loaded once per model version; call it off the event loop."""
+        from huggingtweets.model.loading import load_tokenizer, resolve_model
+
+        location = str(self._resolve(name))
+        version = model_version(location)
+        with self._tokenizers_lock:
+            cached = self._tokenizers.get(location)
+            if cached is None or cached[0] != version:
+                tokenizer = load_tokenizer(resolve_model(resolve_model_dir(location)))
+                cached = self._tokenizers[location] = (version, tokenizer)
+            self._tokenizers.move_to_end(location)
+            while len(self._tokenizers) > self.max_models:
+                self._tokenizers.popitem(last=False)
+            tokenizer = cached[1]
+            return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
 
     def preview_path(self, name: str) -> Path | None:
         """The model's preview picture (``preview.png``, as the card draws it), or None."""

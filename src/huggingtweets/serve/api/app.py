@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from huggingtweets import __version__
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.serve.api import generate, health, jobs, runs
+from huggingtweets.serve.api import generate, health, jobs, openai, runs
 from huggingtweets.serve.api.errors import error_responses, install_error_handlers
 from huggingtweets.serve.api.guard import Guard
 from huggingtweets.serve.config import ServeConfig
@@ -69,7 +69,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     auth = error_responses(401) if not config.loopback else {}
-    for router in (runs.router, jobs.router, generate.router):
+    for router in (runs.router, jobs.router, generate.router, openai.router):
         app.include_router(router, responses=auth)
     ui_mounted = False
     if ui and importlib.util.find_spec("huggingtweets.serve.ui") is not None:

@@ -15,7 +15,8 @@ from huggingtweets.serve.models import ModelService
 API = "/api/v1"
 HEALTH = f"{API}/health"
 # Paths the API owns; everything else belongs to the mounted UI (Gradio, with its login).
-API_PATHS = (API + "/", "/docs", "/redoc", "/openapi.json")
+OPENAI = "/v1"  # the OpenAI-compatible routes (openai.py)
+API_PATHS = (API + "/", OPENAI + "/", "/docs", "/redoc", "/openapi.json")
 
 RunId = Annotated[
     str,

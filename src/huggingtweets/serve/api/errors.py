@@ -110,6 +110,12 @@ def install_error_handlers(app: FastAPI) -> None:
             # Starlette names the methods of the first route of that path only; a path
             # served by two routes (GET and POST /runs) allows both.
             headers["Allow"] = ", ".join(_allowed_methods(request))
+        if request.url.path.startswith("/v1/"):  # no such OpenAI-style route: its shape
+            from huggingtweets.serve.api.openai import openai_error
+
+            return openai_error(
+                exc.status_code, str(exc.detail), code="http_error", headers=headers
+            )
         return error_response(exc.status_code, loc, str(exc.detail), "http_error", headers)
 
     @app.exception_handler(Exception)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from huggingtweets.serve.api.common import API, API_PATHS, HEALTH
-from huggingtweets.serve.api.errors import BodyTooLarge, error_response
+from huggingtweets.serve.api.common import API, API_PATHS, HEALTH, OPENAI
+from huggingtweets.serve.api.errors import BodyTooLarge
+from huggingtweets.serve.api.errors import error_response as api_error
+from huggingtweets.serve.api.openai import openai_error
 from huggingtweets.serve.config import ServeConfig
 
 # JSON bodies are small; only an upload may be large (ServeConfig.max_upload_bytes).
@@ -42,9 +44,10 @@ class Guard:
         limit = self._limit(path)
         length = headers.get("content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return await error_response(413, ["body"], BodyTooLarge(limit).detail, "http_error")(
-                scope, receive, send
+            too_large = error_response(
+                path, 413, ["body"], BodyTooLarge(limit).detail, "http_error"
             )
+            return await too_large(scope, receive, send)
         received = 0
 
         async def counted():
@@ -73,6 +76,7 @@ class Guard:
             # The port is digits or absent: "localhost:80@evil" names no loopback host.
             if name not in LOOPBACK_NAMES or not (port == "" or port.isdigit()):
                 return error_response(
+                    path,
                     400,
                     ["header", "host"],
                     "this server answers requests to localhost only",
@@ -83,6 +87,7 @@ class Guard:
             origin = headers.get("origin")
             if origin is not None and path.startswith(API_PATHS) and not _local_origin(origin):
                 return error_response(
+                    path,
                     403,
                     ["header", "origin"],
                     "requests from other sites' pages are refused",
@@ -98,12 +103,26 @@ class Guard:
         if scheme.lower() == b"bearer" and secrets.compare_digest(value.strip(), self.token):
             return None
         return error_response(
+            path,
             401,
             ["header", "authorization"],
             "give the server's token: Authorization: Bearer $HUGGINGTWEETS_API_TOKEN",
             "unauthorized",
             {"WWW-Authenticate": "Bearer"},
         )
+
+
+# The guard's refusals in OpenAI's words, on the /v1 routes (what its clients look for).
+OPENAI_CODES = {"unauthorized": "invalid_api_key", "http_error": "too_large"}
+
+
+def error_response(path: str, status: int, loc: list, msg: str, kind: str, headers=None):
+    """The refusal in the route's own error shape: OpenAI's on /v1, the project's else."""
+    if path.startswith(OPENAI + "/"):
+        code = OPENAI_CODES.get(kind, kind)
+        param = str(loc[-1]) if loc else None
+        return openai_error(status, msg, param=param, code=code, headers=headers)
+    return api_error(status, loc, msg, kind, headers)
 
 
 def _local_origin(origin: bytes) -> bool:
