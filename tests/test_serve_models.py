@@ -285,21 +285,24 @@ def test_an_unknown_model(model_dir):
         service.close()
 
 
-def test_share_links_and_flagged_copies(model_dir):
-    service = ModelService(_resolver({"bot": model_dir}), batch_window_s=0.2)
+def test_share_links_and_flagged_copies(model_dir, tmp_path):
+    # A guard that also holds the posts the model writes for one seed: drawn again with
+    # that seed, they are training posts, so flagged and given no share links. (A prompt
+    # of two lines, whose samples were all its first line, is refused now: one rule.)
+    request = GenerateRequest("bot", prompt="Good night", n=2, seed=7, max_length=40)
+    first = ModelService(_resolver({"bot": model_dir}))
+    try:
+        planted = _texts(first.generate_sync(request))
+    finally:
+        first.close()
+    folder = shutil.copytree(model_dir, tmp_path / "bot")
+    build_guard([TRAINING_POST, *planted], folder)
+    service = ModelService(_resolver({"bot": folder}), batch_window_s=0.2)
     try:
         copy, fresh = asyncio.run(
-            _all(
-                service,
-                [
-                    # A line break in the prompt: every sample is its first line, a
-                    # training post, so flagged and given no share links.
-                    GenerateRequest("bot", prompt=TRAINING_POST + "\nand more", n=2),
-                    GenerateRequest("bot", prompt="Good night", n=2),
-                ],
-            )
+            _all(service, [request, GenerateRequest("bot", prompt="Good night", n=2, seed=8)])
         )
-        assert copy["flagged"] == 2
+        assert _texts(copy) == planted and copy["flagged"] == 2
         assert all(s["copy"]["kind"] == "verbatim" and s["share"] is None for s in copy["samples"])
         for sample in fresh["samples"]:
             assert not sample["flagged"]

@@ -43,7 +43,7 @@ def generate_command(
     from huggingtweets.generate.generator import Generator, check_prompt
 
     if prompt is not None:
-        check_prompt(prompt)
+        check_prompt(prompt, allow_newlines=options.allow_newlines)
     with err_console.status("Loading the model…"):
         generator = Generator.load(model_or_run, trust_pickle=options.trust_pickle)
     if prompt is None:

@@ -35,6 +35,7 @@ from huggingtweets.core.options import (
     option_specs,
 )
 from huggingtweets.generate.sampling import fast_sampling_supported, sample_continuations
+from huggingtweets.generate.text import PostDecoder, prompt_problem
 from huggingtweets.model.loading import (
     MODELING_LOGGER,
     context_length,
@@ -289,7 +290,9 @@ def card_language(card: Path | None) -> str | None:
     return language if isinstance(language, str) and language.strip() else None
 
 
-def check_prompt(prompt: str) -> None:
+def check_prompt(prompt: str, *, allow_newlines: bool = False) -> None:
+    """A prompt the CLI, the library and the API all refuse (text.prompt_problem's rule:
+    the server answers 422 with the same words)."""
     if not isinstance(prompt, str):
         raise HuggingtweetsError(f"the prompt must be text (got {type(prompt).__name__})")
     if not prompt.strip():
@@ -307,6 +310,9 @@ def check_prompt(prompt: str) -> None:
         raise HuggingtweetsError(
             "the prompt is not valid text (bytes that are not UTF-8): check the terminal's encoding"
         ) from None
+    problem = prompt_problem(prompt, allow_newlines=allow_newlines)
+    if problem is not None:
+        raise HuggingtweetsError(f"the prompt {problem}")
 
 
 TOKENIZER_LOGGER = "transformers.tokenization_utils_base"
@@ -336,6 +342,7 @@ class Generator:
         self.model_settings = {k: params.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
         self._line_breaks = None  # token ids whose text holds a line break
         self._bf16_model = None  # a bf16 copy for sampling (self.model stays as loaded)
+        self._post_decoder = None
         self.speakers = model_speakers(model.config, tokenizer, name)  # [] but for a cyborg
 
     @classmethod
@@ -356,6 +363,13 @@ class Generator:
             guard = _hub_guard(resolved.location, resolved.local_files_only)
             card = hub_file(resolved.location, "README.md", resolved.local_files_only)
         return cls(model, tokenizer, guard, str(model_or_run), language=card_language(card))
+
+    @property
+    def post_decoder(self) -> PostDecoder:
+        """Token ids → the text shown, with no U+FFFD the model invented (text.py)."""
+        if self._post_decoder is None:
+            self._post_decoder = PostDecoder(self.tokenizer)
+        return self._post_decoder
 
     def settings(self, options: GenerateOptions) -> dict:
         """The settings a call samples with: the options given, else the model's own
@@ -386,8 +400,9 @@ class Generator:
         self, prompt: str, count: int, settings: dict, how: GenerateOptions | None = None
     ) -> list[str]:
         """``count`` samples of ``prompt`` (prompt included), each cut at its first line
-        break unless ``settings["allow_newlines"]``; drawn ``DRAW_BATCH`` at a time, with
-        ``how``'s precision and draws (``as_pipeline``)."""
+        break unless ``settings["allow_newlines"]`` (a prompt is one line unless so:
+        ``check_prompt``); drawn ``DRAW_BATCH`` at a time, with ``how``'s precision and
+        draws (``as_pipeline``); decoded with no U+FFFD the model invented (text.py)."""
         how = how or GenerateOptions(precision="fp32")
         prefix = settings["prefix"] or ""
         tokenizer = self.tokenizer
@@ -410,14 +425,9 @@ class Generator:
                 f"{context or 'unknown'} tokens): use a shorter prompt"
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
-        if not settings["allow_newlines"] and "\n" in prompt:
-            # The first line ends inside the prompt: every sample is cut back to it.
-            return [prompt.split("\n", 1)[0].rstrip()] * count
         texts = []
-        # Whole rows are decoded, then the prompt as decoded is cut off: SentencePiece-style
-        # tokenizers (Llama 2, Phi-3, Gemma) drop the space a continuation starts with when
-        # it is decoded alone ("My dream is" + "▁lovely" → "My dream islovely").
-        decoded_prompt = tokenizer.decode(input_ids[0], skip_special_tokens=True)
+        decoder = self.post_decoder
+        decoded_prompt = decoder.decode(input_ids[0])
         for start in range(0, count, DRAW_BATCH):
             rows = self._sample(
                 input_ids,
@@ -428,16 +438,11 @@ class Generator:
                 precision="fp32" if how.as_pipeline else how.precision,
                 as_pipeline=how.as_pipeline,
             )
+            first_line = not settings["allow_newlines"]
             for row in rows:
-                whole = tokenizer.decode(row, skip_special_tokens=True)
-                if whole.startswith(decoded_prompt):
-                    text = prompt + whole[len(decoded_prompt) :]
-                else:  # a tokenizer that does not decode the prompt back as its start
-                    continuation = row[input_ids.shape[1] :]
-                    text = prompt + tokenizer.decode(continuation, skip_special_tokens=True)
-                if not settings["allow_newlines"]:
-                    text = text.split("\n", 1)[0]
-                texts.append(text.rstrip())
+                texts.append(
+                    decoder.post(prompt, input_ids[0], decoded_prompt, row, first_line=first_line)
+                )
         return texts
 
     def _sample(
@@ -565,7 +570,7 @@ class Generator:
 
     def generate(self, prompt: str, options: GenerateOptions | None = None) -> Generation:
         options = options or GenerateOptions()
-        check_prompt(prompt)
+        check_prompt(prompt, allow_newlines=options.allow_newlines)
         if options.no_copies and self.guard is None:
             raise HuggingtweetsError(
                 f"{self.name} has no memorization guard ({GUARD_FILE}), so --no-copies cannot "
@@ -648,6 +653,6 @@ def generate(
 ) -> list[Sample]:
     """Samples of ``prompt`` from a run directory, a model folder or a Hub id."""
     options = options or GenerateOptions()
-    check_prompt(prompt)
+    check_prompt(prompt, allow_newlines=options.allow_newlines)
     generator = Generator.load(model_or_run, trust_pickle=options.trust_pickle)
     return generator.generate(prompt, options).samples

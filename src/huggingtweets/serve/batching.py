@@ -101,20 +101,15 @@ class EncodedPrompt:
                 f"{context or 'unknown'} tokens): use a shorter prompt",
             )
         min_length = min(settings["min_length"] + prefix_len, max_length)
-        decoded = tokenizer.decode(ids, skip_special_tokens=True)
+        decoded = generator.post_decoder.decode(ids)
         fixed = prompt.split("\n", 1)[0].rstrip() if "\n" in prompt else None
         return cls(prompt, ids, decoded, max_length, min_length, fixed)
 
     def text_of(self, generator: Generator, row) -> str:
         """A row decoded as ``Generator._draw`` decodes it: the prompt as given, then
-        the continuation, cut at its first line."""
-        tokenizer = generator.tokenizer
-        whole = tokenizer.decode(row, skip_special_tokens=True)
-        if whole.startswith(self.decoded):
-            text = self.prompt + whole[len(self.decoded) :]
-        else:
-            text = self.prompt + tokenizer.decode(row[len(self.ids) :], skip_special_tokens=True)
-        return text.split("\n", 1)[0].rstrip()
+        the continuation (no U+FFFD the model invented), cut at its first line."""
+        decoder = generator.post_decoder
+        return decoder.post(self.prompt, self.ids, self.decoded, row, first_line=True)
 
 
 @dataclass

@@ -9,12 +9,12 @@ is from :class:`~huggingtweets.train.recipe.TrainOptions`.
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from typing import Any
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError, check_options, option, option_specs
 from huggingtweets.generate.generator import DEFAULT_PROMPT, GenerateOptions, check_prompt
+from huggingtweets.generate.text import prompt_problem as prompt_problem  # the CLI's rule
 from huggingtweets.serve.messages import one_line
 
 # The API's limits (issue 9): smaller than the CLI's, since anyone may send them.
@@ -84,23 +84,6 @@ class GenerateRequest:
         """What a forward pass shares (None: served alone, a request with a seed, so that
         it gets the same samples every time, exactly)."""
         return None if self.seed is not None else (self.temperature, self.top_p)
-
-
-def prompt_problem(prompt: str) -> str | None:
-    """What is wrong with a prompt that passes generate's own checks, or None: one with
-    nothing to see (only spaces, newlines, control or format characters such as RTL
-    marks is as blank as an empty one), of more than one line, or with a control
-    character (a NUL...) that would come back in every post and its share links."""
-    if not any(char.isprintable() and not char.isspace() for char in prompt):
-        return "needs a visible character (not only spaces, control or format marks)"
-    if any(char in prompt for char in "\n\r\u2028\u2029\x85"):
-        # The posts come back cut at their first line break: all of them "" or the
-        # prompt's first line, never what was asked for.
-        return "must be one line: a post ends at its first line break"
-    controls = [c for c in prompt if unicodedata.category(c) == "Cc" and c != "\t"]
-    if controls:
-        return f"contains a control character (U+{ord(controls[0]):04X}): remove it"
-    return None
 
 
 def client_train_options(options: object) -> dict[str, Any]:
