@@ -18,11 +18,11 @@ from huggingtweets import Reporter, TrainOptions, prepare
 from huggingtweets.sweep import (
     DEFAULT_SPACE,
     PruneOnEval,
-    _Search,
     load_sweep_config,
     parse_space,
     sweep,
 )
+from huggingtweets.sweep.study import Search
 
 # Small and quick: two optimizer steps a trial, the learning rate, schedule and warm-up
 # searched, epochs and accumulation fixed (max_steps decides the length anyway).
@@ -226,11 +226,11 @@ def test_an_empty_study_db_without_trials_starts_over(tmp_path):
     """A sweep stopped while creating its study leaves an empty file and no trial."""
     import optuna
 
-    from huggingtweets.sweep import _open_study
+    from huggingtweets.sweep.study import open_study
 
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "study.db").write_bytes(b"")
-    study = _open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
+    study = open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
     assert study.trials == [] and (tmp_path / "sweep" / "study.db").stat().st_size > 0
 
 
@@ -256,7 +256,7 @@ def test_the_space_reads_wandb_style_and_yaml_numbers():
 
 
 def test_warm_up_ratio_and_constant_schedule_become_train_options(run_dir):
-    search = _Search(None, None, None, TrainOptions(max_steps=10), {}, {}, Reporter())
+    search = Search(None, None, None, TrainOptions(max_steps=10), {}, {}, Reporter())
     options = search.trial_options({"lr_scheduler_type": "constant", "warmup_ratio": 0.2})
     assert (options.lr_scheduler_type, options.warmup_steps) == ("constant_with_warmup", 2)
     options = search.trial_options({"lr_scheduler_type": "constant", "warmup_ratio": 0.0})
@@ -294,10 +294,10 @@ def test_the_study_s_own_median_pruner_prunes_a_bad_trial(tmp_path):
     worse than their median at an epoch is pruned there; one as good is not."""
     import optuna
 
-    from huggingtweets.sweep import PRUNE_AFTER_TRIALS, _open_study
+    from huggingtweets.sweep.study import PRUNE_AFTER_TRIALS, open_study
 
     (tmp_path / "sweep").mkdir()
-    study = _open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
+    study = open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
     assert isinstance(study.pruner, optuna.pruners.MedianPruner)
 
     def train(losses: list[float]) -> tuple[PruneOnEval, list[int]]:
@@ -338,17 +338,17 @@ def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
     import optuna
 
     from huggingtweets.core.runs import RunDir
-    from huggingtweets.sweep import _open_study, _retry_interrupted
+    from huggingtweets.sweep.study import open_study, retry_interrupted
 
     run = RunDir(tmp_path / "run")
     folder = run.root / "sweep"
     folder.mkdir(parents=True)
-    study = _open_study(optuna, folder, TrainOptions(base_model="tiny"))
+    study = open_study(optuna, folder, TrainOptions(base_model="tiny"))
     left = study.ask()  # never told: as after kill -9
     left.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
     (run.root / "trials" / "0" / "checkpoints").mkdir(parents=True)
     events = []
-    _retry_interrupted(optuna, study, run, Reporter(events.append))
+    retry_interrupted(optuna, study, run, Reporter(events.append))
     first, queued = study.get_trials()
     assert first.state == optuna.trial.TrialState.FAIL
     assert queued.state == optuna.trial.TrialState.WAITING
@@ -361,10 +361,10 @@ def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
 
 
 def test_one_sweep_at_a_time(run_dir):
-    from huggingtweets.sweep import _locked
+    from huggingtweets.sweep.study import locked
 
     (run_dir / "sweep").mkdir(exist_ok=True)
-    with _locked(run_dir / "sweep"):
+    with locked(run_dir / "sweep"):
         result = run_cli("sweep", run_dir, "--trials", "1", "--base-model", "tiny", expect=2)
     assert "a sweep is already running on" in result.stderr
 
@@ -374,12 +374,13 @@ def test_an_option_given_for_a_searched_parameter_fixes_it(run_dir, tmp_path, mo
     searched; a parameter the config's `parameters:` names stays searched unless a flag
     is given for it (flags win)."""
     import huggingtweets.sweep as sweep_module
+    from huggingtweets.core.errors import HuggingtweetsError
 
     seen = {}
 
     def fake_sweep(run, trials, *, base, space, promote, reporter):
         seen.update(base=base, space=space)
-        raise sweep_module.HuggingtweetsError("stop here")
+        raise HuggingtweetsError("stop here")
 
     monkeypatch.setattr(sweep_module, "sweep", fake_sweep)
     config = tmp_path / "sweep.yaml"
