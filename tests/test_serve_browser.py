@@ -9,6 +9,12 @@ trains a short one to the end; step 3 generates ten posts with their flags and s
 links, and pushes the model to a fake Hub (the server has a token for it). Screenshots
 of the three steps (desktop, and step 3 on a phone-sized screen) go to a temporary
 folder and /work/notes/screens/.
+
+The walk-through runs twice, once per job backend: ``embedded`` (the server runs its jobs)
+and ``redis`` (``serve --queue`` on a real redis-server started on a free loopback port,
+the jobs run by a real ``huggingtweets worker`` process): the page must not tell them
+apart. Without redis-server, rq or redis-py the Redis half is skipped, naming what is
+missing (HUGGINGTWEETS_REQUIRE_REDIS=1: it fails instead).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ expect = sync_api.expect
 from conftest import ROOT  # noqa: E402
 from exports import zip_folder  # noqa: E402
 from fakes.hub import FakeHub, User  # noqa: E402
+from test_serve_queue import RedisServer, need_redis, start_worker, stop_process  # noqa: E402
 
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
 
@@ -89,18 +96,41 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"no /api/v1/health within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def backend(request) -> str:
+    """Which job backend the server runs: its own (embedded) or Redis + a worker."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def hub():
-    """A fake Hugging Face Hub on 127.0.0.1 (tests/fakes/hub.py), for the push button."""
+def hub(backend):
+    """A fake Hugging Face Hub on 127.0.0.1 (tests/fakes/hub.py), for the push button: one
+    per backend, so that each walk-through pushes to an empty one."""
     with FakeHub({HUB_TOKEN: User("alice")}) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, hub):
+def server(tmp_path_factory, hub, backend):
     """``huggingtweets serve TINY_BASE --runs-dir RUNS --port PORT``, with a Hugging Face
-    token for the fake Hub: its URL."""
-    root = tmp_path_factory.mktemp("serve")
+    token for the fake Hub (and, for the Redis backend, ``--queue URL`` with a
+    ``huggingtweets worker`` on the same runs directory): its URL."""
+    queue = None
+    with contextlib.ExitStack() as stack:
+        root = tmp_path_factory.mktemp(f"serve-{backend}")
+        if backend == "redis":
+            need_redis()
+            redis = RedisServer(root / "redis")
+            redis.start()
+            stack.callback(redis.stop)
+            queue = redis.url
+            (root / "runs").mkdir()
+            worker = start_worker(queue, root / "runs", root / "worker.log")
+            stack.callback(stop_process, worker)
+        yield from _serve(root, hub, queue)
+
+
+def _serve(root: Path, hub, queue: str | None):
     texts = MARKUP_POSTS + [f"my dream is number {i} of a long day" for i in range(50)]
     base = build_tiny_base(
         texts, root / BASE_NAME, vocab_size=300, n_layer=1, n_head=2, n_embd=32, context=64
@@ -123,6 +153,9 @@ def server(tmp_path_factory, hub):
     log = root / "server.log"
     command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
     command += ["--runs-dir", str(root / "runs"), "--port", str(port)]
+    if queue is not None:
+        command += ["--queue", queue]
+    env.pop("HUGGINGTWEETS_QUEUE", None)
     with log.open("wb") as out:  # a session of its own: its worker process is in its group
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
