@@ -1,13 +1,17 @@
 """Tracking (--report-to wandb / tensorboard / mlflow), read back with each tool's reader.
 
 One tiny training logs to all three at once (W&B offline, MLflow in a local SQLite store,
-TensorBoard event files); the tests then read what each tool wrote: the offline W&B runs'
-own record files, MlflowClient, tensorboard's EventAccumulator.
+TensorBoard event files); the tests then read what each tool wrote with its own reader:
+``wandb leet inspect`` (wandb-core's reader of the offline runs' logs), MlflowClient,
+tensorboard's EventAccumulator.
 """
 
 from __future__ import annotations
 
-import struct
+import functools
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -80,62 +84,61 @@ def tracked(tmp_path_factory):
         )
 
 
-# -- W&B: the offline runs' own record files ---------------------------------------------
+# -- W&B: the offline runs, read back by wandb's own reader -------------------------------
 
 
-def _wandb_records(path: Path):
-    """The records of a ``run-*.wandb`` file: W&B's LevelDB-style log (a 7-byte header
-    ":W&B", 0xBEE1, version; 32 KiB blocks of chunks: crc32, length, type FULL/FIRST/
-    MIDDLE/LAST), each record a ``wandb_internal_pb2.Record``."""
-    from wandb.proto import wandb_internal_pb2 as pb
+def _leet(path: Path, *flags: str) -> bytes:
+    """``wandb leet inspect --json``: wandb-core's own reader of a run's ``.wandb`` log
+    (its records as JSON lines; with ``--summary``, the run's state, merged config and
+    summary as one object). Offline (WANDB_MODE), it sends nothing anywhere."""
+    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(path)]
+    return subprocess.run(command, capture_output=True, check=True, timeout=120).stdout
 
-    data = path.read_bytes()
-    ident, magic, _version = struct.unpack("<4sHB", data[:7])
-    assert (ident, magic) == (b":W&B", 0xBEE1)
-    block, pos, parts = 32768, 7, []
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # too short for a chunk header: padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        parts = [chunk] if kind in (1, 2) else [*parts, chunk]
-        if kind in (1, 4):
-            record = pb.Record()
-            record.ParseFromString(b"".join(parts))
-            yield record
+
+@dataclass(frozen=True)
+class WandbRun:
+    path: Path
+    records: tuple[dict, ...]
+
+    def of(self, kind: str) -> list[dict]:
+        return [r[kind] for r in self.records if r["type"] == kind]
+
+    def artifacts(self) -> dict[str, dict]:
+        """type → artifact record (W&B also stores each logged table as a "run_table")."""
+        return {a["type"]: a for a in self.of("artifact") if a["type"] != "run_table"}
+
+    def history_keys(self) -> set[str]:
+        """What was logged: a metric's key, a table's name (the reader writes its fields
+        as ``name.field``)."""
+        return {key.split(".")[0] for h in self.of("history") for key in h["item"]}
+
+    def summary(self) -> dict:
+        return orjson.loads(_leet(self.path, "--summary"))
+
+
+def _used(artifact: dict) -> bool:
+    """Recorded as used by the run, not produced (the JSON leaves out a false flag)."""
+    return artifact.get("use_after_commit", False)
+
+
+@functools.cache
+def _wandb_run(path: Path) -> WandbRun:
+    lines = _leet(path).splitlines()
+    return WandbRun(path, tuple(orjson.loads(line) for line in lines if line.strip()))
 
 
 def _wandb_files(root: Path) -> list[Path]:
     return sorted(root.glob("wandb/offline-run-*/run-*.wandb"))
 
 
-def _wandb_runs(paths: list[Path]) -> dict[str, list]:
-    """job type → the records of that offline run."""
+def _wandb_runs(paths: list[Path]) -> dict[str, WandbRun]:
+    """job type → that offline run."""
     runs = {}
     for path in paths:
-        records = list(_wandb_records(path))
-        job_type = next(r.run.job_type for r in records if r.WhichOneof("record_type") == "run")
-        runs[job_type] = records
+        run = _wandb_run(path)
+        (record,) = run.of("run")
+        runs[record["job_type"]] = run
     return runs
-
-
-def _of(records, kind: str) -> list:
-    return [getattr(r, kind) for r in records if r.WhichOneof("record_type") == kind]
-
-
-def _artifacts(records) -> dict:
-    """type → artifact record (W&B also stores each logged table as a "run_table")."""
-    return {a.type: a for a in _of(records, "artifact") if a.type != "run_table"}
-
-
-def _history_keys(records) -> set[str]:
-    """What was logged: a metric's key, a table's name (its fields are nested under it)."""
-    items = [item for h in _of(records, "history") for item in h.item]
-    return {item.nested_key[0] if item.nested_key else item.key for item in items}
 
 
 def test_wandb_lineage_preprocess_then_train(tracked):
@@ -145,23 +148,24 @@ def test_wandb_lineage_preprocess_then_train(tracked):
     metrics, wandb_files = tracked.metrics, tracked.wandb_files
     runs = _wandb_runs(wandb_files)
     assert set(runs) == {"preprocess", "train"}
-    logged = _artifacts(runs["preprocess"])
+    logged = runs["preprocess"].artifacts()
     assert set(logged) == {"raw-dataset", "train-dataset"}
-    assert not any(a.use_after_commit for a in logged.values())
-    train = _artifacts(runs["train"])
+    assert not any(_used(a) for a in logged.values())
+    train = runs["train"].artifacts()
     assert set(train) == {"train-dataset", "pretrained-model", "finetuned-model"}
-    assert train["train-dataset"].use_after_commit  # used, not produced
-    assert train["pretrained-model"].use_after_commit
-    assert not train["finetuned-model"].use_after_commit  # produced
-    assert train["train-dataset"].digest == logged["train-dataset"].digest  # use → log
-    assert train["train-dataset"].name == logged["train-dataset"].name
-    model_files = {entry.path for entry in train["finetuned-model"].manifest.contents}
+    assert _used(train["train-dataset"])  # used, not produced
+    assert _used(train["pretrained-model"])
+    assert not _used(train["finetuned-model"])  # produced
+    assert train["train-dataset"]["digest"] == logged["train-dataset"]["digest"]  # use → log
+    assert train["train-dataset"]["name"] == logged["train-dataset"]["name"]
+    model_files = {entry["path"] for entry in train["finetuned-model"]["manifest"]["contents"]}
     assert {"model.safetensors", "config.json", "README.md"} <= model_files
-    assert {"stats"} <= _history_keys(runs["preprocess"])
-    assert {"predictions", "train/loss", "eval/loss"} <= _history_keys(runs["train"])
-    configs = [r.config for r in _of(runs["train"], "run")] + _of(runs["train"], "config")
-    config = {item.key for c in configs for item in c.update}
-    assert {"train_options", "hyperparameters", "learning_rate"} <= config
+    assert {"stats"} <= runs["preprocess"].history_keys()
+    assert {"predictions", "train/loss", "eval/loss"} <= runs["train"].history_keys()
+    summary = runs["train"].summary()
+    assert summary["state"] == "finished" and summary["exit_code"] == 0
+    assert {"train_options", "hyperparameters", "learning_rate"} <= set(summary["config"])
+    assert summary["summary"]["eval_loss_after"] == pytest.approx(metrics["eval_loss_after"])
     # metrics.json names the runs and artifacts (no URL offline: nothing to link to yet)
     wandb = metrics["tracking"]["wandb"]
     assert wandb["mode"] == "offline" and wandb["run_url"] is None
@@ -183,8 +187,8 @@ def test_the_trackers_keep_off_the_terminal(tracked):
 
 def test_raw_dataset_holds_public_posts_only(tracked):
     run, wandb_files = tracked.run, tracked.wandb_files
-    raw = _artifacts(_wandb_runs(wandb_files)["preprocess"])["raw-dataset"]
-    files = {entry.path: Path(entry.local_path) for entry in raw.manifest.contents}
+    raw = _wandb_runs(wandb_files)["preprocess"].artifacts()["raw-dataset"]
+    files = {entry["path"]: Path(entry["local_path"]) for entry in raw["manifest"]["contents"]}
     assert {"mine.jsonl", "romeo.jsonl", "romeo.account.json"} <= set(files)
     mine = [orjson.loads(line) for line in files["mine.jsonl"].read_bytes().splitlines()]
     assert len(mine) == 60 and all(p["visibility"] == "public" for p in mine)
@@ -219,14 +223,12 @@ def test_train_run_dir_logs_its_dataset_and_the_train_run(tracked, tmp_path):
     )  # fmt: skip
     runs = _wandb_runs([p for p in _wandb_files(root) if p not in first_files])
     assert set(runs) == {"preprocess", "train"}
-    (preprocess,) = _of(runs["preprocess"], "run")
-    prepared_now = {i.key: i.value_json for i in preprocess.config.update}["prepared_now"]
-    assert prepared_now == "false"
-    before = _artifacts(_wandb_runs(first_files)["preprocess"])["train-dataset"]
-    logged = _artifacts(runs["preprocess"])["train-dataset"]
-    used = _artifacts(runs["train"])
-    assert before.digest == logged.digest == used["train-dataset"].digest
-    assert used["train-dataset"].use_after_commit
+    assert runs["preprocess"].summary()["config"]["prepared_now"] is False
+    before = _wandb_runs(first_files)["preprocess"].artifacts()["train-dataset"]
+    logged = runs["preprocess"].artifacts()["train-dataset"]
+    used = runs["train"].artifacts()
+    assert before["digest"] == logged["digest"] == used["train-dataset"]["digest"]
+    assert _used(used["train-dataset"])
     assert {"pretrained-model", "finetuned-model"} <= set(used)
     tracking = orjson.loads((out / "metrics.json").read_bytes())["tracking"]
     assert set(tracking) == {"wandb"}
