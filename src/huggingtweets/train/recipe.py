@@ -727,7 +727,7 @@ def hyperparameters(options: TrainOptions, setup: _Setup) -> dict:
                 "r": options.lora_r,
                 "alpha": options.lora_alpha,
                 "merged": not options.save_adapters,
-                "quantization": "nf4" if options.qlora else None,
+                **({"quantization": "nf4"} if options.qlora else {}),  # the base it trained on
             }
             if options.lora or options.qlora
             else None
