@@ -326,6 +326,55 @@ def test_an_abrupt_stop_still_names_the_checkpoint_to_resume_from(prepared, tmp_
     assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
 
 
+def test_resume_with_other_options_is_refused_by_name_then_resumes(prepared, tmp_path):
+    """A resume that changes what defines the schedule (epochs, learning rate, batch size,
+    block size, base model ...) would "finish" at once or follow a schedule nobody chose,
+    and write metrics.json with settings the model never trained with: refused in one
+    line naming the option, the checkpoints kept; with the same options it continues."""
+    from transformers import TrainerCallback
+
+    class StopAfterFirstEpoch(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.epoch > 1:
+                raise KeyboardInterrupt
+
+    run = _copy_run(prepared, tmp_path / "romeo")
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(
+            run,
+            TrainOptions(base_model="tiny", num_train_epochs=2),
+            callbacks=[StopAfterFirstEpoch()],
+        )
+    checkpoint = stop.value.checkpoint
+    assert checkpoint is not None
+    same = ["train", run, "--base-model", "tiny", "--num-train-epochs", 2, "--resume"]
+    for changed, says in (
+        (["--num-train-epochs", 0.5], "--num-train-epochs is 0.5, the interrupted run's 2 "),
+        (["--max-steps", 1], "--max-steps is 1, the interrupted run's -1 "),
+        (
+            ["--learning-rate", 0.01, "--per-device-train-batch-size", 3],
+            "--learning-rate is 0.01, the interrupted run's 0.001 ",
+        ),
+        (["--block-size", 16], "--block-size is 16, the interrupted run's the default "),
+        (["--base-model", "sshleifer/tiny-gpt2"], "--base-model is sshleifer/tiny-gpt2"),
+    ):
+        result = run_cli(*same, *changed, expect=2)
+        assert says in result.stderr and f"({checkpoint.name})" in result.stderr, result.stderr
+        assert "start over without resuming" in result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        if "--per-device-train-batch-size" in changed:  # every one that differs is named
+            assert "; so do --per-device-train-batch-size: " in result.stderr
+    assert (checkpoint / "trainer_state.json").is_file()
+    assert not (run / "metrics.json").exists() and not (run / "model").exists()
+    # How it runs may change (here: keep the checkpoints); what is learnt may not.
+    run_cli(*same, "--keep-checkpoints")
+    metrics = _metrics(run)
+    assert metrics["resumed_from"] == checkpoint.name
+    assert metrics["global_steps"] > int(checkpoint.name.split("-")[1])
+    assert metrics["epochs_run"] == 2.0 and metrics["hyperparameters"]["num_train_epochs"] == 2
+    assert [h["epoch"] for h in metrics["history"]] == [0.0, 1.0, 2.0]
+
+
 # -- other bases and options ---------------------------------------------------------
 
 

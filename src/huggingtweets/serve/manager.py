@@ -144,12 +144,17 @@ class JobManager:
 
     def start_training(self, run_id: str, options: dict) -> dict:
         """Queue a training of ``run_id`` (TrainOptions fields); checked before queueing."""
+        from huggingtweets.train.recipe import TrainOptions, check_resume
+
         path = self.catalog.run_dir(run_id)
         options, for_worker = self.check_train_options(options)
         if not RunDir(path).train_path.is_file():
             raise OptionError(
                 "run_id", f"run {run_id!r} has no dataset yet: create it from accounts first"
             )
+        # A resume with other options than the checkpoint's is refused now, naming the
+        # option (the worker checks again, should the checkpoint change meanwhile).
+        check_resume(RunDir(path).checkpoints_dir, TrainOptions(**for_worker))
         work = JobWork("train", run_id, options=options, worker_options=for_worker)
         return self.queue.create(work)
 
