@@ -140,3 +140,19 @@ def test_saved_adapters_load_with_peft_and_merge_as_lora_does(two_runs):
     torch.testing.assert_close(_logits(trained_merged, tokenizer), expected, rtol=0, atol=1e-4)
     base_logits = _logits(load_causal_lm(base), tokenizer)
     assert (base_logits - expected).abs().max() > 1e-3  # the adapters did change something
+
+
+def test_adapters_alone_need_the_card_off_and_skip_evaluation(tmp_path):
+    """The card and evaluate load a merged model: with --save-adapters the card on (the
+    default) is refused before training, `--evaluate always` too; auto skips evaluating."""
+    run = tmp_path / "run"
+    run_cli("prepare", "sample:romeo", "--out", run)
+    common = ("--base-model", "tiny", "--lora", "--save-adapters", "--max-steps", 1)
+    result = run_cli("train", run, *common, expect=2)
+    assert result.stderr.count("\n") == 1 and "--save-adapters" in result.stderr
+    assert "--no-card" in result.stderr and not (run / "model").exists()
+    result = run_cli("train", run, *common, "--no-card", "--evaluate", "always", expect=2)
+    assert "--save-adapters" in result.stderr and not (run / "model").exists()
+    run_cli("train", run, *common, "--no-card")
+    assert (run / "model" / "adapter_config.json").exists()
+    assert not (run / "evaluation.json").exists()

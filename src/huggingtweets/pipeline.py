@@ -180,6 +180,22 @@ def _run_and_sources(
     return run_dir, ()
 
 
+def _adapters_only(train: TrainOptions, card: bool, evaluate: str) -> str:
+    """``save_adapters`` leaves no merged model, which the card and evaluate load: the card
+    must be off, and evaluation, unless asked for (then refused), is skipped."""
+    if not train.save_adapters:
+        return evaluate
+    if card:
+        raise OptionError(
+            "save_adapters",
+            "keeps the adapters only, which the model card cannot read: turn the card off "
+            "(--no-card), or merge them (leave --save-adapters out)",
+        )
+    if evaluate == "always":
+        raise OptionError("save_adapters", "keeps the adapters only, which evaluate cannot read")
+    return "never"
+
+
 def make_bot(
     run_dir: Path | str,
     sources: Sequence[str] = (),
@@ -220,6 +236,7 @@ def make_bot(
     if evaluate not in EVALUATE_CHOICES:
         raise HuggingtweetsError(f"evaluate must be one of {', '.join(EVALUATE_CHOICES)}")
     train_options = train or TrainOptions()
+    evaluate = _adapters_only(train_options, card, evaluate)
     if repo_id is not None and card:
         check_repo_id(repo_id)
     run = RunDir(Path(run_dir)).with_output(output_dir)
