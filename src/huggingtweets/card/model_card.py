@@ -28,10 +28,11 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.language import default_prompt, main_language
 from huggingtweets.core.options import MAX_SEED, OptionError, check_options, option
 from huggingtweets.core.records import check_handle, iter_jsonl
-from huggingtweets.core.runs import RunDir, atomic_write
+from huggingtweets.core.runs import GGUF_GLOB, MODELFILE, RunDir, atomic_write
 from huggingtweets.core.secrets import contains_secret
 from huggingtweets.generate.generator import (
     DEFAULT_PROMPT,
+    DEFAULT_SETTINGS,
     MAX_SAMPLES,
     GenerateOptions,
     Generation,
@@ -514,7 +515,63 @@ def render_card(
         scorecard=scorecard,  # evaluate's "Does it sound like them?", when evaluated
         speakers=card_speakers(model_dir),  # a cyborg trained with --speaker-tokens
         wandb=wandb_links(metrics),
+        local=run_locally(model_dir, default_prompt(language)),  # after export --gguf
     )
+
+
+_HOW_TO = re.compile(r'^huggingtweets generate (\S+) "(.*)" -n 5$', re.MULTILINE)
+
+
+def _code_literal(text: str) -> Markup:
+    """A Python string literal that no backtick in it can end a code block with."""
+    return Markup(orjson.dumps(text).decode().replace("`", "\\u0060"))
+
+
+def run_locally(model_dir: Path, prompt: str) -> dict | None:
+    """The "Run it locally" section's facts, when a GGUF was exported beside the model:
+    its files and the model's own sampling settings (config.json, else the original's)."""
+    names = sorted(p.name for p in model_dir.glob(GGUF_GLOB))
+    if not names:
+        return None
+    settings = dict(DEFAULT_SETTINGS)
+    try:
+        params = orjson.loads((model_dir / "config.json").read_bytes())["task_specific_params"]
+        settings.update(params["text-generation"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        pass
+    numbers = {k: settings[k] for k in ("max_length", "top_p", "temperature")}
+    if not isinstance(settings["prefix"], str) or not all(
+        _is_number(v) and math.isfinite(v) and v > 0 for v in numbers.values()
+    ):  # a config.json edited by hand: the original's settings, as generate falls back
+        settings = dict(DEFAULT_SETTINGS)
+        numbers = {k: settings[k] for k in numbers}
+    return {
+        "gguf": names,
+        "modelfile": (model_dir / MODELFILE).exists(),
+        "start": _code_literal(settings["prefix"] + prompt),
+        "prompt": _code_literal(prompt),
+        "max_tokens": int(numbers["max_length"]),
+        "top_p": float(numbers["top_p"]),
+        "temperature": float(numbers["temperature"]),
+    }
+
+
+def update_run_locally(model_dir: Path) -> bool:
+    """Write the card's "Run it locally" section again (after an export), the rest of the
+    card as it was; False when model/ has no card of this layout to update."""
+    path = model_dir / CARD_FILE
+    card = path.read_text(encoding="utf-8") if path.exists() else ""
+    match = _HOW_TO.search(card)
+    end = card.find("\n## Limitations and bias\n")
+    if match is None or end < 0:
+        return False
+    repo_id, prompt = match[1], html.unescape(match[2])
+    template = _template()
+    context = {"local": run_locally(model_dir, prompt), "repo_id": repo_id, "prompt": prompt}
+    section = "".join(template.blocks["run_locally"](template.new_context(context)))
+    start = card.find("\n## Run it locally\n")
+    atomic_write(path, card[: start if 0 <= start < end else end] + section + card[end:])
+    return True
 
 
 def wandb_links(metrics: dict) -> dict[str, str]:

@@ -15,6 +15,7 @@ from huggingtweets.cli.collect import collect_command
 from huggingtweets.cli.common import CommandGroup
 from huggingtweets.cli.demo import demo_command
 from huggingtweets.cli.evaluate import evaluate_command
+from huggingtweets.cli.export import export_command
 from huggingtweets.cli.generate import generate_command
 from huggingtweets.cli.prepare import prepare_command
 from huggingtweets.cli.push import push_command
@@ -46,6 +47,7 @@ for command in (
     evaluate_command,
     card_command,
     push_command,
+    export_command,
     generate_command,
     demo_command,
     sweep_command,

@@ -101,6 +101,26 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
 
 
 @contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a library that opens the file by name itself
+    (gguf's writer); renamed over ``path`` only on success, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # as in atomic_open
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def replace_dir(path: Path) -> Iterator[Path]:
     """Build a folder under a temporary name; swap it in whole only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +218,9 @@ def write_json(path: Path, obj: object) -> None:
 
 EVALUATION_FILE = "evaluation.json"  # in the run (or trial) folder, beside metrics.json
 EVALUATION_PICTURE = "evaluation.png"  # in model/, beside the card that shows it
+# What ``export --gguf`` writes into model/ (pushed, and named on the card).
+GGUF_GLOB = "model-*.gguf"
+MODELFILE = "Modelfile"  # Ollama's recipe for it
 
 
 @dataclass(frozen=True)
@@ -268,6 +291,10 @@ class RunDir:
     @property
     def model_dir(self) -> Path:
         return self.output_dir / "model"
+
+    def gguf_path(self, quantize: str = "f16") -> Path:
+        """Where ``export --gguf`` writes the model for llama.cpp and Ollama (pushed too)."""
+        return self.model_dir / f"model-{quantize}.gguf"
 
     @property
     def metrics_path(self) -> Path:

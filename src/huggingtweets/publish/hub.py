@@ -35,7 +35,13 @@ from urllib.parse import urlsplit
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, check_options, option
-from huggingtweets.core.runs import EVALUATION_PICTURE, RunDir, atomic_write
+from huggingtweets.core.runs import (
+    EVALUATION_PICTURE,
+    GGUF_GLOB,
+    MODELFILE,
+    RunDir,
+    atomic_write,
+)
 from huggingtweets.core.secrets import contains_secret, redact, register_secret, shown_url
 
 PROBE_TIMEOUT_S = 10.0
@@ -67,6 +73,8 @@ MODEL_FILES = (
     "loss_curve.png",
     EVALUATION_PICTURE,  # the card embeds it
     "memorization_guard.safetensors",
+    GGUF_GLOB,  # export --gguf: for llama.cpp and Ollama
+    MODELFILE,
 )
 # What ``write_card`` writes in model/: put back as it was when a push that rewrote it fails.
 CARD_FILES = ("README.md", "preview.png", "avatar-*.png")
