@@ -6,6 +6,7 @@ a corrupt job, a wrong URL or password at start, and a worker killed with SIGKIL
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -20,6 +21,7 @@ from conftest import run_cli
 from fastapi.testclient import TestClient
 from test_serve_queue import (
     API,
+    ENDED,
     TINY,
     RedisServer,
     need_redis,
@@ -170,7 +172,13 @@ def test_serve_and_worker_refuse_a_bad_queue_in_one_line(tmp_path):
         wrong.stop()
 
 
-def test_a_killed_worker_is_reported_and_its_checkpoint_kept(redis_server, tmp_path):
+def test_a_killed_worker_is_reported_its_checkpoint_kept_and_resumed(redis_server, tmp_path):
+    """kill -9 of the worker (and of its job's process) during training: the job is
+    reported failed within 60 s, its checkpoint kept; a resume with other options is
+    refused naming one (422), and a resume with the same options, run by a new worker,
+    continues from that checkpoint (metrics.json's resumed_from names it)."""
+    from huggingtweets.train.recipe import last_checkpoint
+
     runs_dir = tmp_path / "runs"
     log = tmp_path / "worker.log"
     with client_for(redis_server, runs_dir) as client:
@@ -182,27 +190,51 @@ def test_a_killed_worker_is_reported_and_its_checkpoint_kept(redis_server, tmp_p
             prepared = wait_for(lambda: get(job["id"]), lambda j: j["state"] != "running", 60)
             assert prepared["state"] == "succeeded", prepared
             run_id = prepared["run_id"]
-            options = {**TINY, "max_steps": None, "epochs": 500, "per_device_train_batch_size": 32}
-            options = {k: v for k, v in options.items() if v is not None}
+            # Two epochs of 7 steps: killed after the first epoch's checkpoint, with the
+            # second's steps still to run (polled every 0.2 s).
+            options = {"base_model": "tiny", "epochs": 2, "per_device_train_batch_size": 32}
+            options["block_size"] = 32
             train = client.post(f"{API}/runs/{run_id}/train", json=options).json()
             checkpoints = runs_dir / run_id / "checkpoints"
             training = wait_for(
                 lambda: get(train["id"]),
-                lambda j: j["state"] != "queued" and list(checkpoints.glob("checkpoint-*")),
-                120,
+                lambda j: j["state"] in ENDED or last_checkpoint(checkpoints),
+                300,
             )
             assert training["state"] == "running", training
             worker.send_signal(signal.SIGKILL)  # the worker and the job's own process:
             _kill_horse(redis_server.url, train["id"])  # nothing is left to say it ended
             killed = time.monotonic()
+            worker.wait(10)
+            kept = last_checkpoint(checkpoints)
             failed = wait_for(lambda: get(train["id"]), lambda j: j["state"] != "running", 60)
             took = time.monotonic() - killed
             assert failed["state"] == "failed" and failed["error"] == "the worker stopped"
-            assert list(checkpoints.glob("checkpoint-*"))
+            assert kept is not None and last_checkpoint(checkpoints) == kept
+            assert not (runs_dir / run_id / "metrics.json").exists()
+
+            other = client.post(
+                f"{API}/runs/{run_id}/train", json={**options, "epochs": 3, "resume": True}
+            )
+            assert other.status_code == 422, other.text
+            detail = other.json()["detail"][0]
+            assert detail["loc"][-1] == "num_train_epochs", detail
+            assert f"the interrupted run's 2 ({kept.name})" in detail["msg"], detail
+
+            worker = start_worker(redis_server.url, runs_dir, log)
+            again = client.post(f"{API}/runs/{run_id}/train", json={**options, "resume": True})
+            assert again.status_code == 202, again.text
+            resumed = wait_for(lambda: get(again.json()["id"]), lambda j: j["state"] in ENDED, 300)
         finally:
             stop_process(worker)
     assert took < 60, took
-    print(f"killed worker reported failed after {took:.1f} s")
+    assert resumed["state"] == "succeeded", resumed
+    metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
+    assert metrics["resumed_from"] == kept.name
+    assert metrics["global_steps"] > int(kept.name.removeprefix("checkpoint-"))
+    assert metrics["epochs_run"] == 2.0
+    assert "Traceback" not in log.read_text()
+    print(f"killed worker reported failed after {took:.1f} s; resumed from {kept.name}")
 
 
 def _kill_horse(url: str, job_id: str) -> None:
