@@ -195,6 +195,11 @@ def test_the_space_ships_the_package_s_own_guard(hub, pushed):
     files = hub.space_files("alice/bot")
     guard = "huggingtweets/model/memorization.py"
     assert files[guard] == (PACKAGE_DIR / "model" / "memorization.py").read_bytes()
+    # and the decoding that drops the broken characters a byte-level model can write
+    decoding = "huggingtweets/generate/text.py"
+    assert files[decoding] == (PACKAGE_DIR / "generate" / "text.py").read_bytes()
+    assert b"from huggingtweets.generate.text import PostDecoder" in files["app.py"]
+    assert b"tokenizer.decode(" not in files["app.py"]
     for name, content in files.items():
         if name.startswith("huggingtweets/") and not name.endswith("__init__.py"):
             assert content == (PACKAGE_DIR.parent / name).read_bytes(), name

@@ -52,10 +52,12 @@ TITLE_CHARS = 30  # the Hub's Space settings show a short title
 REQUIREMENTS = ("transformers", "torch", "safetensors", "numpy")
 GRADIO_FALLBACK = "5.0.0"  # sdk_version when gradio is not installed here
 GUARD_MODULE = "huggingtweets.model.memorization"  # shipped with the Space, with its imports
+# ... and the decoding that never shows a U+FFFD the model invented (generate/text.py)
+VENDORED_ROOTS = (GUARD_MODULE, "huggingtweets.generate.text")
 PACKAGE = "huggingtweets"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # The vendored packages' __init__ files: not the package's own, which imports every stage.
-VENDORED_INIT = b'"""The part of huggingtweets this Space runs: its memorization guard."""\n'
+VENDORED_INIT = b'"""The part of huggingtweets this Space runs: its guard and decoding."""\n'
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,10 @@ def _imported_modules(path: Path) -> set[str]:
     return found
 
 
-def vendored_modules(root: str = GUARD_MODULE) -> dict[str, Path]:
-    """``root`` and every huggingtweets module it imports, directly or not: name -> file."""
+def vendored_modules(roots: tuple[str, ...] = VENDORED_ROOTS) -> dict[str, Path]:
+    """``roots`` and every huggingtweets module they import, directly or not: name -> file."""
     modules: dict[str, Path] = {}
-    waiting = [root]
+    waiting = list(roots)
     while waiting:
         name = waiting.pop()
         path = module_path(name)
@@ -116,11 +118,11 @@ def vendored_modules(root: str = GUARD_MODULE) -> dict[str, Path]:
     return modules
 
 
-def vendored_files(root: str = GUARD_MODULE) -> dict[str, bytes]:
+def vendored_files(roots: tuple[str, ...] = VENDORED_ROOTS) -> dict[str, bytes]:
     """The Space's copy of the guard: each module's file under huggingtweets/, byte for
     byte, and an ``__init__.py`` for each package on the way."""
     files = {}
-    for path in vendored_modules(root).values():
+    for path in vendored_modules(roots).values():
         relative = path.relative_to(PACKAGE_DIR.parent)
         files[relative.as_posix()] = path.read_bytes()
         for package in relative.parents[:-1]:
@@ -128,11 +130,11 @@ def vendored_files(root: str = GUARD_MODULE) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-def _vendored_requirements(root: str = GUARD_MODULE) -> list[str]:
+def _vendored_requirements(roots: tuple[str, ...] = VENDORED_ROOTS) -> list[str]:
     """The distributions the vendored modules import (numpy, orjson, ...)."""
     distributions = importlib.metadata.packages_distributions()
     needed = set()
-    for path in vendored_modules(root).values():
+    for path in vendored_modules(roots).values():
         for module in _imported_modules(path):
             top = module.split(".")[0]
             if top != PACKAGE and top not in sys.stdlib_module_names:
@@ -327,6 +329,7 @@ from huggingface_hub import hf_hub_download
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.generate.text import PostDecoder
 from huggingtweets.model.memorization import GUARD_FILE, MemorizationGuard
 
 # @@CONSTANTS@@
@@ -392,15 +395,11 @@ def generate(prompt):
                 num_return_sequences=SAMPLES,
                 pad_token_id=pad,
             )
-        decoded_prompt = tokenizer.decode(ids[0], skip_special_tokens=True)
-        texts = []
-        for row in rows:
-            whole = tokenizer.decode(row, skip_special_tokens=True)
-            if whole.startswith(decoded_prompt):
-                text = prompt + whole[len(decoded_prompt):]
-            else:
-                text = prompt + tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True)
-            texts.append(first_line(text))
+        decoder = PostDecoder(tokenizer)  # no U+FFFD the model invented
+        decoded_prompt = decoder.decode(ids[0])
+        texts = [
+            decoder.post(prompt, ids[0], decoded_prompt, row, first_line=True) for row in rows
+        ]
     rows = []
     for text in texts:
         copy = guard.check(text) if guard is not None else None
