@@ -114,6 +114,7 @@ def test_metadata_tokenizer_and_sampling(bases, tmp_path):
     end = tokens.index("<|endoftext|>")
     assert types[end] == gguf.TokenType.CONTROL  # parsed as the token in a prompt
     assert value("tokenizer.ggml.eos_token_id") == end
+    assert value("tokenizer.ggml.add_bos_token") is False  # GPT-2 starts with no BOS
     assert len(value("tokenizer.ggml.merges")) > 100
     assert value("general.sampling.top_p") == pytest.approx(0.95)
     assert value("general.sampling.top_k") == 50
@@ -139,7 +140,8 @@ def test_a_run_exports_beside_its_model_with_an_ollama_modelfile_and_card(tmp_pa
     ]
     assert "PARAMETER top_p 0.95" in modelfile and 'PARAMETER stop "\\n"' in modelfile
     card = (run_dir / "model" / "README.md").read_text()
-    assert "## Run it locally" in card and "model-q8_0.gguf" in card
+    assert "## Run it locally" in card
+    assert "hf download huggingtweets/romeo-juliet model-q8_0.gguf Modelfile" in card
     assert card.replace(_section(card), "") == before  # only the section was added
     # The section spliced in is the one a card written anew has.
     write_card(run_dir)

@@ -9,6 +9,7 @@ tables, CSS in the avatar URLs. A display name cannot change the card's structur
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import math
@@ -527,6 +528,15 @@ def _code_literal(text: str) -> Markup:
     return Markup(orjson.dumps(text).decode().replace("`", "\\u0060"))
 
 
+def _modelfile_gguf(model_dir: Path, names: list[str]) -> str | None:
+    """The GGUF file model/'s Ollama Modelfile is made FROM (the last one exported)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in (model_dir / MODELFILE).read_text(encoding="utf-8").splitlines():
+            if line.startswith("FROM ./") and line[7:] in names:
+                return line[7:]
+    return None
+
+
 def run_locally(model_dir: Path, prompt: str) -> dict | None:
     """The "Run it locally" section's facts, when a GGUF was exported beside the model:
     its files and the model's own sampling settings (config.json, else the original's)."""
@@ -547,7 +557,7 @@ def run_locally(model_dir: Path, prompt: str) -> dict | None:
         numbers = {k: settings[k] for k in numbers}
     return {
         "gguf": names,
-        "modelfile": (model_dir / MODELFILE).exists(),
+        "modelfile": _modelfile_gguf(model_dir, names),
         "start": _code_literal(settings["prefix"] + prompt),
         "prompt": _code_literal(prompt),
         "max_tokens": int(numbers["max_length"]),

@@ -165,6 +165,12 @@ def _add_tokenizer(writer, tokenizer, model_dir: Path, vocab_size: int) -> None:
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=vocab_size)
     if not special.merges:  # tokenizers saves merges as pairs; SpecialVocab reads both
         raise HuggingtweetsError(f"{model_dir}: its tokenizer has no BPE merges to export")
+    # Whether a text starts with BOS, said outright: llama.cpp's default for byte-level
+    # BPE is not transformers' (GPT-2 adds none, the Llama 3 tokenizers do).
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    adds_bos = tokenizer("a")["input_ids"][: -len(plain) or None] == [tokenizer.bos_token_id]
+    special.add_special_token.setdefault("bos", adds_bos)
+    special.add_special_token.setdefault("eos", False)
     special.add_to_gguf(writer, quiet=True)
 
 
