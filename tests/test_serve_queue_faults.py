@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -24,11 +25,13 @@ from test_serve_queue import (
     ENDED,
     TINY,
     RedisServer,
+    free_port,
     need_redis,
     start_worker,
     stop_process,
 )
 
+from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.api import create_app
 from huggingtweets.serve.config import ServeConfig
 
@@ -172,6 +175,106 @@ def test_serve_and_worker_refuse_a_bad_queue_in_one_line(tmp_path):
         wrong.stop()
 
 
+class NotRedis:
+    """A loopback TCP server that is not Redis: it answers ``banner`` (another protocol's
+    greeting) and closes the connection."""
+
+    def __init__(self, banner: bytes) -> None:
+        self.banner = banner
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # closed: the test is over
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.settimeout(2)
+                    with contextlib.suppress(OSError):
+                        conn.recv(4096)
+                        conn.sendall(self.banner)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+REFUSES_WRITES = {
+    "read-only": (["--replicaof", "127.0.0.1", "{dead}"], "read-only replica"),
+    "out of memory": (["--maxmemory", "1", "--maxmemory-policy", "noeviction"], "out of memory"),
+    "no replicas": (["--min-replicas-to-write", "1"], "too few of its replicas answer"),
+}
+
+
+def test_serve_and_worker_refuse_what_is_not_redis_or_refuses_writes(tmp_path):
+    """At start: one line, exit 2, for a server that speaks another protocol (SSH, HTTP)
+    and for a Redis that refuses writes (a read-only replica, out of memory, too few
+    replicas)."""
+    need_redis()
+    cases, stop = [], []
+    try:
+        for banner in (b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"):
+            fake = NotRedis(banner)
+            stop.append(fake.close)
+            cases.append((fake.url, "is it a Redis server?"))
+        for name, (args, words) in REFUSES_WRITES.items():
+            server = RedisServer(tmp_path / name.replace(" ", "-"))
+            server.start_args = [arg.format(dead=free_port()) for arg in args]
+            server.start()
+            stop.append(server.stop)
+            cases.append((server.url, words))
+        for url, words in cases:
+            for command in ("worker", "serve"):
+                started = time.monotonic()
+                result = run_cli(command, "--queue", url, "--runs-dir", tmp_path / "r", expect=2)
+                took = time.monotonic() - started
+                assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+                assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+                assert took < 20, (command, url, took)
+    finally:
+        for close in stop:
+            close()
+
+
+def test_a_redis_that_stops_accepting_writes_is_503_with_the_reason(redis_server, tmp_path):
+    """While running: Redis made to refuse writes (out of memory, too few replicas, a
+    read-only replica) makes a create 503 + Retry-After naming why; reads still answer,
+    and once Redis accepts writes again the same server creates jobs again."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_server.url)
+    dead = str(free_port())
+    refusals = [
+        ({"maxmemory": "1", "maxmemory-policy": "noeviction"}, {"maxmemory": "0"}, "out of memory"),
+        ({"min-replicas-to-write": "1"}, {"min-replicas-to-write": "0"}, "too few of its replicas"),
+        (("127.0.0.1", dead), ("NO", "ONE"), "read-only replica"),
+    ]
+    with client_for(redis_server, tmp_path / "runs") as client:
+        for n, (refuse, accept, words) in enumerate(refusals):
+            if isinstance(refuse, dict):
+                admin.execute_command("CONFIG", "SET", *[x for kv in refuse.items() for x in kv])
+            else:
+                admin.execute_command("REPLICAOF", *refuse)
+            body = {"sources": ["sample:romeo"], "run_id": f"r{n}"}
+            answer = client.post(f"{API}/runs", json=body)
+            assert answer.status_code == 503, answer.text
+            assert int(answer.headers["Retry-After"]) >= 1
+            detail = answer.json()["detail"][0]
+            assert detail["type"] == "queue_unavailable" and words in detail["msg"], detail
+            assert "\n" not in detail["msg"] and "Traceback" not in answer.text
+            assert client.get(f"{API}/jobs").status_code == 200  # reading still works
+            if isinstance(accept, dict):
+                admin.execute_command("CONFIG", "SET", *[x for kv in accept.items() for x in kv])
+            else:
+                admin.execute_command("REPLICAOF", *accept)
+            answer = client.post(f"{API}/runs", json=body)
+            assert answer.status_code == 202, answer.text
+        assert len(client.get(f"{API}/jobs").json()) == len(refusals)
+    admin.close()
+
+
 def test_a_killed_worker_is_reported_its_checkpoint_kept_and_resumed(redis_server, tmp_path):
     """kill -9 of the worker (and of its job's process) during training: the job is
     reported failed within 60 s, its checkpoint kept; a resume with other options is
@@ -246,3 +349,132 @@ def _kill_horse(url: str, job_id: str) -> None:
     if pid:
         with contextlib.suppress(ProcessLookupError):  # already gone with its parent
             os.kill(int(pid), signal.SIGKILL)
+
+
+# -- limits and secrets: the same with Redis as without -------------------------------------
+
+API_TOKEN = "redis-limits-api-token-0123456789abcdef"
+HUB_TOKEN = "hf_redislimitshubtoken0123456789abcdef"
+
+
+def test_the_waiting_bound_holds_across_servers_at_once(redis_server, tmp_path):
+    """Three replicas, 45 creates at once (no worker runs them): exactly MAX_WAITING_JOBS
+    (32) are queued, the others are 503 with Retry-After; the count and the enqueue are
+    one transaction, so no two replicas both take the last place."""
+    from huggingtweets.serve.jobs import MAX_WAITING_JOBS
+
+    runs_dir = tmp_path / "runs"
+    clients = [client_for(redis_server, runs_dir) for _ in range(3)]
+    per_client, answers = 15, []
+    barrier = threading.Barrier(len(clients) * per_client)
+    lock = threading.Lock()
+
+    def post(client: TestClient, n: int) -> None:
+        barrier.wait()
+        answer = client.post(f"{API}/runs", json={"sources": ["sample:romeo"], "run_id": f"r{n}"})
+        with lock:
+            answers.append(answer)
+
+    with contextlib.ExitStack() as stack:
+        for client in clients:
+            stack.enter_context(client)
+        threads = [
+            threading.Thread(target=post, args=(client, i * per_client + k))
+            for i, client in enumerate(clients)
+            for k in range(per_client)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        listed = clients[0].get(f"{API}/jobs").json()
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes.count(202) == MAX_WAITING_JOBS, codes
+    assert codes.count(503) == len(threads) - MAX_WAITING_JOBS, codes
+    for answer in answers:
+        if answer.status_code == 503:
+            assert int(answer.headers["Retry-After"]) >= 1
+            detail = answer.json()["detail"][0]
+            assert detail["type"] == "queue_full" and "waiting already" in detail["msg"]
+    assert len(listed) == MAX_WAITING_JOBS
+    assert sorted(job["position"] for job in listed) == list(range(1, MAX_WAITING_JOBS + 1))
+
+
+def test_the_upload_limit_and_the_token_rule_hold_with_redis(redis_server, tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    config = ServeConfig(runs_dir=runs_dir, queue=redis_server.url, max_upload_bytes=1000)
+    with TestClient(create_app(config, ui=False)) as client:
+        answer = client.post(f"{API}/runs/upload", files={"file": ("big.txt", b"w" * 1001)})
+        assert answer.status_code == 413 and answer.json()["detail"][0]["loc"] == ["body", "file"]
+        assert client.get(f"{API}/jobs").json() == []  # nothing queued
+    public = ServeConfig(runs_dir=runs_dir, queue=redis_server.url, host="0.0.0.0")
+    with pytest.raises(HuggingtweetsError, match="HUGGINGTWEETS_API_TOKEN"):
+        create_app(public, ui=False)
+    public.token = API_TOKEN
+    with TestClient(create_app(public, ui=False)) as client:
+        body = {"sources": ["sample:romeo"]}
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            for method, path in (("GET", f"{API}/jobs"), ("POST", f"{API}/runs")):
+                answer = client.request(method, path, headers=headers, json=body)
+                assert answer.status_code == 401, (method, path, headers)
+        good = {"Authorization": f"Bearer {API_TOKEN}"}
+        assert client.post(f"{API}/runs", headers=good, json=body).status_code == 202
+        assert len(client.get(f"{API}/jobs", headers=good).json()) == 1
+
+
+def test_nothing_secret_is_stored_in_redis(redis_server, tmp_path, monkeypatch):
+    """A prepare and a training run by a worker, the server and the worker both with
+    HUGGINGTWEETS_API_TOKEN and HF_TOKEN set: no key and no value in Redis holds either
+    (RQ's compressed job data read uncompressed too)."""
+    import zlib
+
+    import redis
+
+    monkeypatch.setenv("HUGGINGTWEETS_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    config = ServeConfig(runs_dir=runs_dir, queue=redis_server.url, host="0.0.0.0")
+    config.token = API_TOKEN
+    worker = start_worker(redis_server.url, runs_dir, tmp_path / "worker.log")
+    good = {"Authorization": f"Bearer {API_TOKEN}"}
+    try:
+        with TestClient(create_app(config, ui=False)) as client:
+            get = lambda job_id: client.get(f"{API}/jobs/{job_id}", headers=good).json()  # noqa: E731
+            job = client.post(f"{API}/runs", headers=good, json={"sources": ["sample:romeo"]})
+            done = wait_for(lambda: get(job.json()["id"]), lambda j: j["state"] in ENDED, 120)
+            assert done["state"] == "succeeded", done
+            train = client.post(f"{API}/runs/{done['run_id']}/train", headers=good, json=TINY)
+            trained = wait_for(lambda: get(train.json()["id"]), lambda j: j["state"] in ENDED, 300)
+            assert trained["state"] == "succeeded", trained
+    finally:
+        stop_process(worker)
+    store = redis.Redis.from_url(redis_server.url)
+    seen: list[bytes] = []
+    for key in store.scan_iter(count=1000):
+        seen.append(key)
+        kind = store.type(key).decode()
+        if kind == "string":
+            seen.append(store.get(key))
+        elif kind == "hash":
+            seen.extend(b for pair in store.hgetall(key).items() for b in pair)
+        elif kind == "list":
+            seen.extend(store.lrange(key, 0, -1))
+        elif kind == "set":
+            seen.extend(store.smembers(key))
+        elif kind == "zset":
+            seen.extend(member for member, _ in store.zrange(key, 0, -1, withscores=True))
+        elif kind == "stream":
+            for _, fields in store.xrange(key):
+                seen.extend(b for pair in fields.items() for b in pair)
+        else:
+            raise AssertionError(f"a key of a type this test does not read: {key!r} {kind}")
+    store.close()
+    assert len(seen) > 20 and any(b"rq:job:" in value for value in seen)  # RQ's keys read too
+    for value in list(seen):
+        with contextlib.suppress(zlib.error):
+            seen.append(zlib.decompress(value))  # RQ's job data (a compressed pickle)
+    for secret in (API_TOKEN, HUB_TOKEN):
+        found = [value[:200] for value in seen if secret.encode() in value]
+        assert not found, f"{secret[:8]}... stored in Redis: {found}"

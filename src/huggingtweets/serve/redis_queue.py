@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +49,7 @@ ALIVE_TTL_S = 20  # a running job whose worker stopped is reported failed after 
 RETRY_AFTER_S = 5
 # A Redis that does not answer is a 503 within seconds, never a request that hangs.
 SOCKET_TIMEOUT_S = 3.0
+ENQUEUE_TRIES = 50  # a create that loses the count's race this often is a 503
 EVENT_POLL_S = 2.0  # an event stream re-reads its job this often (positions, a dead worker)
 
 # A job moves from one state to another only from the state it is in (a cancel and a
@@ -108,13 +110,27 @@ def unavailable(exc: Exception) -> QueueUnavailable:
     """A Redis error as the one line a client sees (no host, no traceback)."""
     import redis.exceptions as rex
 
+    said = str(exc)
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
         text = "the job queue (Redis) refuses this server's password"
     elif isinstance(exc, rex.ReadOnlyError):
         text = "the job queue (Redis) is a read-only replica: it accepts no jobs"
-    elif isinstance(exc, rex.ResponseError) and "OOM" in str(exc):
-        text = "the job queue (Redis) is out of memory: it accepts no jobs"
-    elif isinstance(exc, rex.ConnectionError | rex.TimeoutError):
+    elif isinstance(exc, rex.OutOfMemoryError) or said.startswith("OOM"):
+        text = "the job queue (Redis) is out of memory (its maxmemory): it accepts no jobs"
+    elif said.startswith("NOREPLICAS"):
+        text = (
+            "the job queue (Redis) refuses writes: too few of its replicas answer "
+            "(its min-replicas-to-write)"
+        )
+    elif said.startswith("MISCONF"):
+        text = "the job queue (Redis) refuses writes: it cannot save its data (see its log)"
+    elif isinstance(exc, rex.InvalidResponse):
+        text = "the job queue's address answers, but not as Redis: is it a Redis server?"
+    elif isinstance(exc, rex.TimeoutError):
+        text = "the job queue (Redis) did not answer in time"
+    elif isinstance(exc, rex.ConnectionError) and "closed by server" in said:
+        text = "the job queue's address closed the connection at once: is it a Redis server?"
+    elif isinstance(exc, rex.ConnectionError):
         text = "the job queue (Redis) is not reachable"
     else:
         text = f"the job queue (Redis) answered an error: {one_line(str(exc), 200)}"
@@ -315,7 +331,6 @@ class RedisJobQueue(JobQueue):
                 self.client.delete(job_key(job_id))
                 raise
             try:
-                self.check_room(work.kind)
                 self._enqueue(job_id, work)
             except BaseException:
                 self.client.delete(job_key(job_id))
@@ -350,18 +365,38 @@ class RedisJobQueue(JobQueue):
         }
 
     def _enqueue(self, job_id: str, work: JobWork) -> None:
-        pipe = self.client.pipeline()
-        pipe.zadd(JOBS_KEY, {job_id: time.time()})
-        self.store.changed(pipe, job_id)
-        pipe.execute()
-        # RQ's own job has the same id; it carries only that id (the record is ours).
-        self.queues[work.kind].enqueue_call(
-            JOB_FUNCTION,
-            args=(job_id,),
-            job_id=job_id,
-            timeout=-1,  # a training takes what it takes; cancel stops it
-            result_ttl=3600,
-            failure_ttl=7 * 86400,
+        """Count the waiting jobs and enqueue this one in one transaction (WATCH the RQ
+        queue's list, MULTI, EXEC): replicas that both see 31 waiting never both add
+        one; whoever loses the race counts again. QueueFull when the bound is reached."""
+        import redis.exceptions as rex
+
+        key = rq_queue_key(work.kind)
+        for attempt in range(ENQUEUE_TRIES):
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    self._check_waiting(work.kind, pipe.llen(key))
+                    pipe.multi()
+                    pipe.zadd(JOBS_KEY, {job_id: time.time()})
+                    self.store.changed(pipe, job_id)
+                    # RQ's own job has the same id; it carries only that id (the record
+                    # is ours). Queued on the pipeline: saved and pushed by EXEC.
+                    self.queues[work.kind].enqueue_call(
+                        JOB_FUNCTION,
+                        args=(job_id,),
+                        job_id=job_id,
+                        timeout=-1,  # a training takes what it takes; cancel stops it
+                        result_ttl=3600,
+                        failure_ttl=7 * 86400,
+                        pipeline=pipe,
+                    )
+                    pipe.execute()
+                    return
+                except rex.WatchError:  # the queue changed meanwhile: count again
+                    time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+        raise QueueUnavailable(
+            f"too many {work.kind} jobs are being created at once: try again in a few seconds",
+            retry_after=RETRY_AFTER_S,
         )
 
     def _forget_old(self) -> None:
@@ -380,6 +415,9 @@ class RedisJobQueue(JobQueue):
     def check_room(self, kind: str) -> None:
         with redis_errors():
             waiting = self.client.llen(rq_queue_key(kind))
+        self._check_waiting(kind, waiting)
+
+    def _check_waiting(self, kind: str, waiting: int) -> None:
         if waiting >= MAX_WAITING_JOBS:
             raise QueueFull(
                 f"{waiting} {kind} jobs are waiting already: try again once some have run",
