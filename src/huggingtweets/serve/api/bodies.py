@@ -170,7 +170,9 @@ def _train_body() -> type[BaseModel]:
 TrainBody = _train_body()
 
 
-class _VisiblePrompt(Strict):
+class VisiblePrompt(Strict):
+    """A body whose prompt follows generate's one prompt rule (generate/text.py)."""
+
     @field_validator("prompt", check_fields=False)
     @classmethod
     def _visible_prompt(cls, prompt: str) -> str:
@@ -188,7 +190,7 @@ def _generate_body() -> type[BaseModel]:
         spec.name: spec_field(spec, required=spec.name in required, **extra.get(spec.name, {}))
         for spec in option_specs(GenerateRequest)
     }
-    return create_model("GenerateBody", __base__=_VisiblePrompt, **fields)
+    return create_model("GenerateBody", __base__=VisiblePrompt, **fields)
 
 
 GenerateBody = _generate_body()

@@ -38,10 +38,10 @@ from starlette.exceptions import HTTPException
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError, option_specs
 from huggingtweets.core.secrets import redact
-from huggingtweets.serve.api.bodies import MAX_TEXT, CopyInfo, spec_field
+from huggingtweets.serve.api.bodies import MAX_TEXT, CopyInfo, VisiblePrompt, spec_field
 from huggingtweets.serve.api.common import OPENAI, Manager, Models
 from huggingtweets.serve.errors import QueueFull, UnknownModel, UploadTooLarge
-from huggingtweets.serve.requests import GenerateRequest, prompt_problem
+from huggingtweets.serve.requests import GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -195,22 +195,12 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class _CompletionFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class _CompletionFields(VisiblePrompt):
     @field_validator("prompt", mode="before", check_fields=False)
     @classmethod
     def _one_prompt(cls, prompt: object) -> object:
         if isinstance(prompt, list):
             raise ValueError("a list of prompts is not supported: send one prompt per request")
-        return prompt
-
-    @field_validator("prompt", check_fields=False)
-    @classmethod
-    def _visible_prompt(cls, prompt: str) -> str:
-        problem = prompt_problem(prompt)
-        if problem is not None:
-            raise ValueError(problem)
         return prompt
 
     @field_validator("logprobs", mode="before", check_fields=False)
