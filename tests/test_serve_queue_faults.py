@@ -280,7 +280,7 @@ def test_a_killed_worker_is_reported_its_checkpoint_kept_and_resumed(redis_serve
     reported failed within 60 s, its checkpoint kept; a resume with other options is
     refused naming one (422), and a resume with the same options, run by a new worker,
     continues from that checkpoint (metrics.json's resumed_from names it)."""
-    from huggingtweets.train.recipe import last_checkpoint
+    from huggingtweets.train.resume import last_checkpoint
 
     runs_dir = tmp_path / "runs"
     log = tmp_path / "worker.log"

@@ -144,7 +144,8 @@ class JobManager:
 
     def start_training(self, run_id: str, options: dict) -> dict:
         """Queue a training of ``run_id`` (TrainOptions fields); checked before queueing."""
-        from huggingtweets.train.recipe import TrainOptions, check_resume
+        from huggingtweets.train.options import TrainOptions
+        from huggingtweets.train.resume import check_resume
 
         path = self.catalog.run_dir(run_id)
         options, for_worker = self.check_train_options(options)

@@ -351,8 +351,8 @@ def _train_blocks(run: RunDir, options: TrainOptions) -> int:
     from transformers import AutoConfig
 
     from huggingtweets.model.loading import context_length, load_tokenizer, resolve_model
+    from huggingtweets.train.options import DEFAULT_BLOCK_SIZE
     from huggingtweets.train.packing import pack_blocks, read_texts
-    from huggingtweets.train.recipe import DEFAULT_BLOCK_SIZE
 
     texts = read_texts(run.train_path)
     with tempfile.TemporaryDirectory() as tmp:
