@@ -147,6 +147,21 @@ def test_commands_import_only_the_common_cli_modules() -> None:
     assert offending == []
 
 
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A name with a leading underscore is its module's own: what another module needs is
+    public (and so stays importable when the module is split)."""
+    private = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("huggingtweets"):
+                private += [
+                    f"{name} imports {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
+    assert private == []
+
+
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """One import circle of ``edges`` (depth-first search), or None."""
     state: dict[str, str] = {}

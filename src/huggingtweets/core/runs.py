@@ -41,7 +41,7 @@ def current_umask() -> int:
 _TMP_RE = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}(?:\.tmp)?")
 
 
-def _tmp_prefix(name: str) -> str:
+def temporary_prefix(name: str) -> str:
     return f".{name}.{os.getpid()}."
 
 
@@ -83,7 +83,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes 0600 files (mkdtemp 0700 folders) whatever the umask: what is
         # renamed into place gets what a plain open() would give (a model is meant to be
@@ -106,7 +106,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     (gguf's writer); renamed over ``path`` only on success, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~current_umask())  # as in atomic_open
@@ -124,13 +124,15 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def replace_dir(path: Path) -> Iterator[Path]:
     """Build a folder under a temporary name; swap it in whole only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path.name), dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(path.name), dir=path.parent))
     try:
         tmp.chmod(0o777 & ~current_umask())  # as in atomic_open
         yield tmp
         _plain_permissions(tmp)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path.name + ".old"), dir=path.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=temporary_prefix(path.name + ".old"), dir=path.parent)
+            )
             os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old)
@@ -160,7 +162,9 @@ class Staging:
     def write(self, path: Path, data: bytes) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent
+        )
         try:
             os.chmod(tmp, 0o666 & ~current_umask())
             with os.fdopen(fd, "wb") as handle:
@@ -193,7 +197,7 @@ def check_writable_dir(path: Path) -> None:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=_tmp_prefix("probe")):
+        with tempfile.NamedTemporaryFile(dir=path, prefix=temporary_prefix("probe")):
             pass
     except FileExistsError:
         raise HuggingtweetsError(f"cannot use {path} as a run directory: it is a file") from None

@@ -35,13 +35,10 @@ from huggingtweets.publish.hub import (
     Pusher,
     PushOptions,
     PushResult,
-    Undo,
-    hub_token,
     prepare_push,
-    repo_info,
     run_handles,
-    shown_endpoint,
 )
+from huggingtweets.publish.hub_client import Undo, hub_token, repo_info, shown_endpoint
 
 SPACE_SDK = "gradio"
 SPACE_EMOJI = "🐦"

@@ -54,7 +54,7 @@ PREPARE_THREADS = 2
 TRAIN_THREADS = 1  # one training at a time: the worker process has the machine
 
 
-def _now() -> str:
+def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -81,7 +81,7 @@ class JobRecord:
     progress: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
-    created: str = field(default_factory=_now)
+    created: str = field(default_factory=utc_now)
     finished: str | None = None
     reporter: Reporter | None = None  # a prepare job's (a train job's is in the worker)
     version: int = 0
@@ -424,7 +424,7 @@ class EmbeddedJobQueue(JobQueue):
         with self._lock:
             job.state = state
             job.error = self._public_error(job, error) if state == "failed" else None
-            job.finished = _now()
+            job.finished = utc_now()
             job.reporter = None
             self._changed(job)
 

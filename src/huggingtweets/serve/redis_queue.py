@@ -35,8 +35,8 @@ from huggingtweets.serve.jobs import (
     MAX_WAITING_JOBS,
     JobQueue,
     JobWork,
-    _now,
     progress_after,
+    utc_now,
 )
 from huggingtweets.serve.messages import one_line, server_words, without_root, without_upload_folder
 
@@ -237,7 +237,7 @@ class JobStore:
         """End the job (from ``start``): its state, its public error, its run released."""
         raw = self.client.hmget(job_key(job_id), "work", "run_id")
         text = self.public_error(raw[0], error) if state == "failed" else ""
-        fields = {"state": state, "error": text, "finished": _now()}
+        fields = {"state": state, "error": text, "finished": utc_now()}
         if not self.move(job_id, start, **fields):
             return False
         self._release(keys=[run_key(_text(raw[1]) or "")], args=[job_id])
@@ -361,7 +361,7 @@ class RedisJobQueue(JobQueue):
             "work": work_to_json(work),
             "run_id": work.run_id,
             "state": "queued",
-            "created": _now(),
+            "created": utc_now(),
         }
 
     def _enqueue(self, job_id: str, work: JobWork) -> None:

@@ -50,9 +50,9 @@ from huggingtweets.core.options import (
 from huggingtweets.core.runs import (
     RunDir,
     Staging,
-    _tmp_prefix,
     check_writable_dir,
     remove_stale_temporaries,
+    temporary_prefix,
     write_json,
 )
 from huggingtweets.pipeline import EVALUATE_CHOICES
@@ -228,7 +228,7 @@ def _nothing_new(data: NewDataset, new: int, run: RunDir) -> str:
 def _stage_folder(run: RunDir) -> Iterator[Path]:
     """A temporary folder inside the run (same file system: renames), always removed; a
     killed process's is removed by the next run (runs.remove_stale_temporaries)."""
-    folder = Path(tempfile.mkdtemp(prefix=_tmp_prefix(STAGE), dir=run.root))
+    folder = Path(tempfile.mkdtemp(prefix=temporary_prefix(STAGE), dir=run.root))
     try:
         yield folder
     finally:
@@ -447,7 +447,7 @@ def _swap(run: RunDir, new_run: RunDir, stage: Path, now: datetime, reporter: Re
     while target.exists():
         n += 1
         target = history_root / f"{name}-{n}"
-    keep = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target.name), dir=history_root))
+    keep = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), dir=history_root))
     try:
         _link_tree(run.model_dir, keep / "model")
         for path in (run.metrics_path, run.output_dir / "evaluation.json", run.stats_path):
