@@ -232,5 +232,6 @@ def test_the_readme_names_each_folder(folder: str) -> None:
     if folder == "__pycache__" or not (PACKAGE / folder / "__init__.py").exists():
         pytest.skip("not a package")
     readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
-    tree = readme[readme.index("src/huggingtweets/\n") :]
+    start = readme.index("src/huggingtweets/\n")
+    tree = readme[start : readme.index("```", start)]  # the layout's code block only
     assert re.search(rf"^  {folder}/ +\S", tree, re.M), f"README's layout tree lacks {folder}/"
