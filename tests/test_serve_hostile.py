@@ -536,3 +536,47 @@ def test_no_answer_held_a_secret_or_a_server_path(api):
             assert secret not in answer
         assert json.dumps(str(api.runs_dir))[1:-1] not in answer
     assert not list(Path(api.runs_dir).glob(".uploads/*"))
+
+
+# -- the page's own routes (round 3) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """The app with its web page mounted (loopback): a TestClient."""
+    pytest.importorskip("gradio")
+    runs_dir = tmp_path_factory.mktemp("page") / "runs"
+    with TestClient(create_app(ServeConfig(runs_dir=runs_dir))) as client:
+        yield client
+
+
+def test_on_loopback_the_pages_own_routes_refuse_other_sites_pages(page):
+    evil = {"origin": "https://evil.example"}
+    for method, path, kwargs in (
+        ("POST", "/gradio_api/upload", {"files": {"files": ("posts.txt", b"stored?")}}),
+        ("POST", "/gradio_api/queue/join", {"json": {"data": [], "fn_index": 0}}),
+        ("GET", "/gradio_api/file=/etc/passwd", {}),
+        ("GET", "/config", {}),
+        ("GET", "/", {}),
+    ):
+        answer = page.request(method, path, headers=evil, **kwargs)
+        assert _error(answer, 403)["loc"] == ["header", "origin"], (path, answer.text)
+    # The page itself is same-origin: its requests carry a loopback Origin, or none.
+    for headers in ({}, {"origin": "http://127.0.0.1:7860"}, {"origin": "http://localhost"}):
+        assert page.get("/config", headers=headers).status_code == 200, headers
+    local = {"origin": "http://localhost:7860"}
+    stored = page.post("/gradio_api/upload", files={"files": ("p.txt", b"x")}, headers=local)
+    assert stored.status_code == 200, stored.text
+
+
+def test_the_pages_json_routes_take_small_bodies_and_never_echo_them(page):
+    marker = "ECHOED-" + "z" * 1000
+    big = json.dumps({"data": [marker * 2000], "fn_index": 0, "session_hash": "s"})
+    for path in ("/gradio_api/queue/join", "/gradio_api/run/predict", "/gradio_api/reset"):
+        answer = page.post(path, content=big, headers={"content-type": "application/json"})
+        assert answer.status_code == 413, (path, answer.status_code)
+        assert marker not in answer.text
+    # A small body that is not what the route wants: 422 without the body in it.
+    wrong = json.dumps({"data": marker, "fn_index": marker, "session_hash": [marker]})
+    answer = page.post("/gradio_api/queue/join", content=wrong)
+    assert 400 <= answer.status_code < 500 and marker not in answer.text, answer.text[:300]

@@ -19,7 +19,11 @@ from fastapi import FastAPI
 from huggingtweets import __version__
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.api import generate, health, jobs, openai, runs
-from huggingtweets.serve.api.errors import error_responses, install_error_handlers
+from huggingtweets.serve.api.errors import (
+    error_responses,
+    install_error_handlers,
+    install_validation_handler,
+)
 from huggingtweets.serve.api.guard import Guard
 from huggingtweets.serve.config import ServeConfig
 from huggingtweets.serve.manager import JobManager
@@ -109,4 +113,9 @@ def _mount_ui(
         max_file_size=config.max_upload_bytes,
         ssr_mode=False,
     )
+    from starlette.routing import Mount
+
+    for route in app.routes:  # the page's own app: its errors never echo a body either
+        if isinstance(route, Mount) and isinstance(route.app, gr.routes.App):
+            install_validation_handler(route.app)
     return app, True

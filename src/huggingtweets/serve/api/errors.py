@@ -26,6 +26,7 @@ from huggingtweets.serve.errors import (
     UnknownRun,
     UploadTooLarge,
 )
+from huggingtweets.serve.messages import one_line
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +64,27 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the body is larger than {limit:,} bytes")
 
 
+async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body (or parameter) that is not what the route takes: only where and what, the
+    input never echoed (it may be large, or a secret). The page's routes (Gradio's) use it
+    too: install_validation_handler."""
+    items = [
+        {
+            "loc": [str(part) if not isinstance(part, int) else part for part in e["loc"]],
+            "msg": one_line(e.get("msg", "invalid"), 300),
+            "type": str(e.get("type", "value_error")),
+        }
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": items}, status_code=422)
+
+
+def install_validation_handler(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        # Only where and what: the input is not echoed (it may be large, or a secret).
-        items = [
-            {
-                "loc": [str(part) if not isinstance(part, int) else part for part in e["loc"]],
-                "msg": str(e.get("msg", "invalid")),
-                "type": str(e.get("type", "value_error")),
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": items}, status_code=422)
+    install_validation_handler(app)
 
     @app.exception_handler(HuggingtweetsError)
     async def refused(request: Request, exc: HuggingtweetsError):

@@ -10,8 +10,10 @@ from huggingtweets.serve.api.errors import error_response as api_error
 from huggingtweets.serve.api.openai import openai_error
 from huggingtweets.serve.config import ServeConfig
 
-# JSON bodies are small; only an upload may be large (ServeConfig.max_upload_bytes).
+# JSON bodies are small; only an upload may be large (ServeConfig.max_upload_bytes), the
+# API's and the page's (Gradio's upload route); every other route of the page is small.
 MAX_JSON_BYTES = 1 << 20
+UPLOAD_PATHS = (f"{API}/runs/upload", "/gradio_api/upload")
 MULTIPART_OVERHEAD = 64 << 10  # the form's boundaries and headers around the file
 # Names a request may be addressed to on a loopback server ("testserver": the ASGI test
 # clients' name, which no DNS rebinding can produce).
@@ -62,8 +64,7 @@ class Guard:
         return await self.app(scope, counted, send)
 
     def _limit(self, path: str) -> int:
-        if path == f"{API}/runs/upload" or not path.startswith(API_PATHS):
-            # The UI uploads through Gradio's own routes (bounded by max_file_size).
+        if path in UPLOAD_PATHS:  # the page's is also bounded by Gradio's max_file_size
             return self.config.max_upload_bytes + MULTIPART_OVERHEAD
         return MAX_JSON_BYTES
 
@@ -83,9 +84,11 @@ class Guard:
                     "host_refused",
                 )
             # A page on another site may still send a form to localhost (a multipart
-            # upload, a cancel: no preflight asked): the browser names that site in Origin.
+            # upload, a cancel, the page's queue: no preflight asked): the browser names
+            # that site in Origin. Every route, the page's own too (the page is served
+            # from here: its requests carry a loopback Origin, or none).
             origin = headers.get("origin")
-            if origin is not None and path.startswith(API_PATHS) and not _local_origin(origin):
+            if origin is not None and not _local_origin(origin):
                 return error_response(
                     path,
                     403,
