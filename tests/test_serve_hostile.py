@@ -580,3 +580,36 @@ def test_the_pages_json_routes_take_small_bodies_and_never_echo_them(page):
     wrong = json.dumps({"data": marker, "fn_index": marker, "session_hash": [marker]})
     answer = page.post("/gradio_api/queue/join", content=wrong)
     assert 400 <= answer.status_code < 500 and marker not in answer.text, answer.text[:300]
+
+
+def _base_model_answer(manager, base: str) -> str:
+    try:
+        manager.check_train_options({"base_model": base})
+    except OptionError as exc:
+        assert exc.name == "base_model", exc
+        return "refused: " + exc.problem
+    return "accepted"
+
+
+def test_a_base_models_answer_does_not_depend_on_what_exists_on_the_server(
+    api, tmp_path, monkeypatch
+):
+    manager = api.client.app.state.manager
+    monkeypatch.chdir(tmp_path)  # the server's working folder: these exist there
+    for folder in ("existing", "owner/existing", "deep/er/existing"):
+        (tmp_path / folder).mkdir(parents=True)
+    answers = {}
+    for there, not_there, expected in (
+        ("existing", "missing", "accepted"),  # a bare Hub id (as gpt2 is)
+        ("owner/existing", "owner/missing", "accepted"),  # OWNER/NAME
+        ("./existing", "./missing", "refused"),
+        ("deep/er/existing", "deep/er/missing", "refused"),
+        (str(tmp_path / "existing"), str(tmp_path / "missing"), "refused"),
+        ("~/existing", "~/missing", "refused"),
+        ("existing/", "missing/", "refused"),
+    ):
+        answers[there] = _base_model_answer(manager, there)
+        assert answers[there] == _base_model_answer(manager, not_there), (there, not_there)
+        assert answers[there].startswith(expected), (there, answers[there])
+    assert "paths on the server are not accepted" in answers["./existing"]
+    assert _base_model_answer(manager, "tiny") == "accepted"

@@ -137,13 +137,15 @@ class Catalog:
         return found
 
     def base_model_path(self, base: str) -> str:
-        """A base model a training may start from: a served model (its path), else a Hub id."""
+        """A base model a training may start from: a served model (its path), else a Hub id.
+        Decided by the name's form alone (a Hub id, OWNER/NAME or a bare name such as gpt2;
+        anything path-like refused): the answer never says what exists on the server."""
         if base in self.given:
             return self.given[base]
         model_dir = self.run_model_dir(base)
         if model_dir is not None:
             return str(model_dir.resolve())
-        if not HUB_ID_RE.fullmatch(base) or ".." in base or Path(base).expanduser().exists():
+        if not HUB_ID_RE.fullmatch(base) or ".." in base:
             raise OptionError(
                 "base_model",
                 "must be 'tiny', a model this server serves (a run id) or a Hub id "
