@@ -33,7 +33,8 @@ def worker_command(queue: str, runs_dir: Path, burst: bool, name: str | None) ->
 
     Start as many as you like, on this machine or others, each with its own GPU; every
     server and worker must see the runs directory at the same path. Ctrl-C stops the worker
-    once its current job has ended (twice: at once; a training keeps its checkpoint).
+    once its current job has ended (twice: at once; a training keeps its checkpoint). A Redis
+    that is down or restarts is waited for: the worker goes on once it answers.
 
     \b
     Examples:
@@ -41,8 +42,10 @@ def worker_command(queue: str, runs_dir: Path, burst: bool, name: str | None) ->
       CUDA_VISIBLE_DEVICES=1 huggingtweets worker --queue redis://gpu-host:6379/0 \\
           --runs-dir /shared/runs
     """
-    from huggingtweets.serve.rq_worker import open_queue, run_worker
+    from huggingtweets.serve.rq_worker import run_worker, wait_for_queue
 
-    open_queue(queue).close()  # a wrong URL or password, a read-only Redis: one line now
+    # A wrong URL or password, a read-only Redis: one line now; a Redis that is down (or
+    # still loading its data): waited for, with one line.
+    wait_for_queue(queue, lambda line: console.print(line, style="yellow")).close()
     console.print(f"Worker for {runs_dir}: waiting for jobs (Ctrl-C stops).", style="dim")
     run_worker(queue, runs_dir, burst=burst, name=name)

@@ -7,14 +7,23 @@ make_bot(), their events onto the job in Redis, a cancel request (a key polled e
 second) onto the reporter, so training stops after its current step with its checkpoint.
 Each job runs in a fresh work-horse process (RQ forks it): a job that crashes or uses up
 the GPU's memory leaves the worker alive, and the memory is given back when it ends.
+
+A Redis that is down, restarting or loading its data is waited for, by the same process:
+at start, while idle and when RQ's loop gives up on a lost connection, with a back-off of
+at most RECONNECT_MAX_S, one line when it goes away and one when it answers again (RQ's
+own line per try, with host and port, is folded into these).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +49,9 @@ log = logging.getLogger(__name__)
 
 RUNS_DIR_ENV = "HUGGINGTWEETS_WORKER_RUNS_DIR"  # set by run_worker; inherited by each job
 BEAT_S = 2.0  # heartbeat and cancel poll
+RECONNECT_MAX_S = 5.0  # the longest wait between two tries to reach a Redis that is down
+WAITING = "the job queue (Redis) is not reachable: waiting for it (a try every {:g} s at most)"
+BACK = "the job queue (Redis) answers again: taking jobs"
 
 
 def run_job(job_id: str) -> str:
@@ -139,22 +151,164 @@ def _unseen(run_id: str) -> str:
 
 def open_queue(url: str) -> Any:
     """A client to ``url`` that answers and accepts writes (HuggingtweetsError, one line)."""
+    try:
+        return _try_queue(url)
+    except Exception as exc:
+        raise HuggingtweetsError(str(unavailable(exc)).split(": try again")[0]) from None
+
+
+def _try_queue(url: str) -> Any:
     client = connect(check_queue_url(url))
     try:
         client.set("huggingtweets:ping", "1", ex=60)
-    except Exception as exc:
-        raise HuggingtweetsError(str(unavailable(exc)).split(": try again")[0]) from None
+    except Exception:
+        client.close()
+        raise
     return client
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Redis that is down, restarting or still loading its data (worth
+    waiting for), not one that refuses this client (a password, writes) or is not Redis."""
+    import redis.exceptions as rex
+
+    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
+        return False
+    if isinstance(exc, rex.BusyLoadingError | rex.TimeoutError):
+        return True
+    return isinstance(exc, rex.ConnectionError) and "closed by server" not in str(exc)
+
+
+def wait_for_queue(url: str, say: Callable[[str], None]) -> Any:
+    """:func:`open_queue`, but a Redis that is down is waited for (``say`` one line when
+    the wait starts, one when it answers); what waiting cannot mend (a wrong URL or
+    password, a server that is not Redis, a Redis that refuses writes) is a
+    HuggingtweetsError at once."""
+    delay, waiting = 0.25, False
+    while True:
+        try:
+            client = _try_queue(url)
+        except Exception as exc:
+            if not transient(exc):
+                raise HuggingtweetsError(str(unavailable(exc)).split(": try again")[0]) from None
+            if not waiting:
+                say(WAITING.format(RECONNECT_MAX_S))
+                waiting = True
+            time.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            continue
+        if waiting:
+            say(BACK)
+        return client
+
+
+class _Outages(logging.Filter):
+    """On RQ's worker log: its line per failed try (host, port, "retrying in N seconds") is
+    one line per outage; its "quitting" on a lost connection (with a traceback) is one line,
+    and remembered, so that :func:`run_worker` waits and goes on instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False  # an outage is being waited for
+        self.lost = False  # RQ's loop ended on a lost connection
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if "could not connect to Redis" in message:
+            if self.down or record.threadName != "MainThread":  # its pubsub thread's tries
+                return False
+            self.down = True
+            record.msg, record.args, record.levelno = WAITING.format(RECONNECT_MAX_S), (), 30
+            record.levelname = "WARNING"
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if "quitting" in message and (
+            "connection timeout" in message or (error is not None and transient(error))
+        ):
+            self.lost, self.down = True, True
+            record.msg, record.args, record.exc_info = WAITING.format(RECONNECT_MAX_S), (), None
+            record.exc_text = None
+            return True
+        return True
+
+    def answered(self, log: logging.Logger) -> None:
+        if self.down:
+            self.down = False
+            log.info(BACK)
+
+
+def _worker_class() -> type:
+    from rq import Worker
+
+    class ReconnectingWorker(Worker):
+        """RQ's worker with a bounded back-off while Redis is away, a line when it is back,
+        and a record of a stop asked for by a signal (which may come during an outage)."""
+
+        max_connection_wait_time = RECONNECT_MAX_S
+        outages: _Outages
+        stopping = False
+
+        def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+            answer = super().heartbeat(*args, **kwargs)
+            self.outages.answered(self.log)  # it answered: an outage is over
+            return answer
+
+        def request_stop(self, signum: Any, frame: Any) -> None:
+            self.stopping = True
+            super().request_stop(signum, frame)
+
+    return ReconnectingWorker
 
 
 def run_worker(url: str, runs_dir: Path, *, burst: bool = False, name: str | None = None) -> None:
     """Run jobs from the queue at ``url`` one at a time until stopped (Ctrl-C, SIGTERM:
     RQ's warm shutdown lets the current job end). Prepare jobs are taken first: they are
-    short and a person waits on them."""
-    from rq import Queue, Worker
+    short and a person waits on them. A Redis that goes away is waited for, and the same
+    process goes on once it answers."""
+    from rq import Queue
+    from rq.logutils import setup_loghandlers
 
-    client = open_queue(url)
+    setup_loghandlers("INFO", name="rq.worker")
+    say = logging.getLogger("rq.worker")
+    outages = _Outages()
+    say.addFilter(outages)
     os.environ[RUNS_DIR_ENV] = str(Path(runs_dir).resolve())
-    queues = [Queue(QUEUE_NAMES[kind], connection=client) for kind in ("prepare", "train")]
-    worker = Worker(queues, connection=client, name=name, job_monitoring_interval=5)
-    worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+    worker_class = _worker_class()
+    while True:
+        client = wait_for_queue(url, say.warning if not outages.down else _quiet)
+        outages.answered(say)
+        queues = [Queue(QUEUE_NAMES[kind], connection=client) for kind in ("prepare", "train")]
+        worker = worker_class(queues, connection=client, name=name, job_monitoring_interval=5)
+        worker.outages = outages
+        if outages.lost and name is not None:
+            client.delete(worker.key)  # this process's own record, left by the lost loop
+        outages.lost = False
+        try:
+            worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+        except Exception as exc:  # its teardown (RQ's register_death) with Redis away
+            if not transient(exc):
+                raise
+            outages.lost = True
+        if worker.stopping or not outages.lost:
+            return
+        _after_lost_loop(worker, say)
+
+
+def _quiet(_line: str) -> None:
+    """An outage already said (by RQ's loop, folded): nothing more to say."""
+
+
+def _after_lost_loop(worker: Any, say: logging.Logger) -> None:
+    """RQ's loop ended on a lost connection: its pubsub thread stopped, its signals back to
+    the defaults, and a job it was running (its work horse) waited for, so this worker
+    never runs two jobs at once."""
+    with contextlib.suppress(Exception):
+        worker.pubsub_thread.stop()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    horse = getattr(worker, "horse_pid", 0)
+    if horse:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(horse, os.WNOHANG) == (0, 0):
+                say.warning("waiting for the running job to end before taking another")
+                os.waitpid(horse, 0)
