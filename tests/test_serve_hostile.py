@@ -613,3 +613,38 @@ def test_a_base_models_answer_does_not_depend_on_what_exists_on_the_server(
         assert answers[there].startswith(expected), (there, answers[there])
     assert "paths on the server are not accepted" in answers["./existing"]
     assert _base_model_answer(manager, "tiny") == "accepted"
+
+
+# -- a damaged served model ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("damaged-config", b"{not json"),
+        ("damaged-weights", b'{"model_type": "gpt2", "n_layer": 1, "n_embd": 8, "n_head": 2}'),
+    ],
+)
+def test_a_damaged_served_model_is_the_servers_fault_and_names_no_server_path(api, name, config):
+    model = api.runs_dir / name / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_bytes(config)
+    (model / "model.safetensors").write_bytes(b"\x00" * 64)  # truncated weights
+    answer = api.post(f"{API}/generate", json={"model": name, "prompt": "Hi", "n": 1})
+    error = _error(answer, 500)
+    assert error["type"] == "model_broken" and name in error["msg"], error
+    assert "\n" not in error["msg"]
+    for where in (str(api.runs_dir), str(api.runs_dir.resolve()), "/tmp", "model.safetensors"):
+        assert where not in answer.text, answer.text
+    assert api.get(f"{API}/health").status_code == 200  # the server serves on
+
+
+def test_a_damaged_served_model_is_a_server_error_on_the_openai_route_too(api):
+    model = api.runs_dir / "damaged-v1" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_bytes(b"{not json")
+    answer = api.post("/v1/completions", json={"model": "damaged-v1", "prompt": "Hi"})
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "server_error" and error["code"] == "model_broken", error
+    assert str(api.runs_dir) not in answer.text and "/tmp" not in answer.text, answer.text

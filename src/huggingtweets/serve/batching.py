@@ -41,6 +41,7 @@ from huggingtweets.model.loading import (
     first_line,
     hidden_library_notice,
 )
+from huggingtweets.serve.messages import without_paths
 from huggingtweets.serve.requests import GenerateRequest
 
 
@@ -370,11 +371,34 @@ def with_links(job: PendingRequest, generation: Generation) -> dict:
     return answer
 
 
+class ModelBroken(HuggingtweetsError):
+    """The server's model cannot be loaded or run (damaged, mismatched): the server's
+    fault, not the client's (the API answers 500, naming the model, never its folder)."""
+
+
 def as_error(exc: BaseException, job: PendingRequest) -> BaseException:
-    if isinstance(exc, HuggingtweetsError):
-        return exc
-    # A bug or a library's failure: the caller gets one line, the API a 4xx/5xx of A's.
-    error = HuggingtweetsError(f"cannot generate with {job.request.model}: {first_line(exc)}")
+    """What a request's caller gets: one line without the server's paths; a failure that
+    is not a refusal of the request (a library's, a bug) is the model's (ModelBroken)."""
+    name = job.request.model
+    message = without_paths(first_line(exc), {job.location: name})
+    if isinstance(exc, HuggingtweetsError) and type(exc) is not HuggingtweetsError:
+        error: BaseException = exc  # a refusal of its own kind (OptionError, QueueFull ...)
+    elif isinstance(exc, HuggingtweetsError):
+        error = HuggingtweetsError(message)
+    else:
+        error = ModelBroken(f"the server's model {name!r} cannot generate: {message}")
+    if error is not exc:
+        with contextlib.suppress(Exception):
+            error.__cause__ = exc
+    return error
+
+
+def load_error(exc: BaseException, name: str, location: str) -> ModelBroken:
+    """A served model (``name``, at ``location``) that does not load: the server's model
+    is at fault."""
+    message = without_paths(first_line(exc), {location: name})
+    message = message.removesuffix("; download or train it again")
+    error = ModelBroken(f"the server's model {name!r} cannot be loaded: {message}")
     with contextlib.suppress(Exception):
         error.__cause__ = exc
     return error

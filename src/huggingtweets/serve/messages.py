@@ -4,6 +4,7 @@ words, and without the paths where the server keeps its files."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from huggingtweets.core.errors import HuggingtweetsError
@@ -38,6 +39,21 @@ def without_root(text: str, root: Path) -> str:
     for place in {str(root.resolve()), str(root)}:
         text = text.replace(place + os.sep, "")
     return text
+
+
+# An absolute path left in a message (a cache's snapshot, a library's temporary file): not
+# a URL's path ("https://host/a/b": its slashes follow a name or "//").
+ABSOLUTE_PATH_RE = re.compile(r"(?<![\w:/.~-])(?:/[^\s/:'\"()]+)+/?")
+
+
+def without_paths(text: str, places: dict[str, str]) -> str:
+    """``text`` with each place (a folder on the server) said as its name for the client
+    (``places``: folder -> words), and any other absolute path as its last part."""
+    for place, words in places.items():
+        for spelled in {place, str(Path(place).resolve())}:
+            text = text.replace(spelled + os.sep, words + "/" if words else "")
+            text = text.replace(spelled, words)
+    return ABSOLUTE_PATH_RE.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def one_line(text: object, limit: int = 500) -> str:

@@ -44,15 +44,24 @@ from huggingtweets.generate.generator import Generator, hub_file, resolve_model_
 from huggingtweets.generate.sampling import fast_sampling_supported
 from huggingtweets.serve.batching import (
     ContinuousBatch,
+    ModelBroken,
     PendingRequest,
     answer,
     as_error,
+    load_error,
     with_links,
 )
 from huggingtweets.serve.errors import QueueFull, UnknownModel
 from huggingtweets.serve.requests import DEFAULT_REQUEST_SAMPLES, GenerateRequest
 
-__all__ = ["GenerateRequest", "ModelService", "QueueFull", "UnknownModel", "model_version"]
+__all__ = [
+    "GenerateRequest",
+    "ModelBroken",
+    "ModelService",
+    "QueueFull",
+    "UnknownModel",
+    "model_version",
+]
 
 # An idle worker waits this long for a burst's next requests before it starts a batch
 # (a tiny model's batch of 20 takes ~100 ms on a CPU: 5 ms costs little, catches many).
@@ -149,7 +158,10 @@ class ModelService:
         with self._tokenizers_lock:
             cached = self._tokenizers.get(location)
             if cached is None or cached[0] != version:
-                tokenizer = load_tokenizer(resolve_model(resolve_model_dir(location)))
+                try:
+                    tokenizer = load_tokenizer(resolve_model(resolve_model_dir(location)))
+                except Exception as exc:  # the server's model is at fault
+                    raise load_error(exc, name, location) from None
                 cached = self._tokenizers[location] = (version, tokenizer)
             self._tokenizers.move_to_end(location)
             while len(self._tokenizers) > self.max_models:
@@ -239,6 +251,11 @@ class ModelService:
             return
         try:
             generator = self._generator(batch[0].location)
+        except Exception as exc:  # the server's model is at fault, not the request
+            for job in batch:
+                job.future.set_exception(load_error(exc, job.request.model, job.location))
+            return
+        try:
             if not fast_sampling_supported(generator.model):
                 for job in batch:  # generate() samples it: one request at a time
                     answer(job, self._alone, generator, job)

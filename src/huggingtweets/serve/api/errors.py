@@ -18,6 +18,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError
 from huggingtweets.core.secrets import redact
 from huggingtweets.serve.api.bodies import ErrorBody
+from huggingtweets.serve.batching import ModelBroken
 from huggingtweets.serve.errors import (
     Busy,
     QueueFull,
@@ -38,6 +39,7 @@ def error_responses(*responses: int) -> dict[int | str, dict[str, Any]]:
         409: "The run already has a job queued or running.",
         413: "The body is larger than the server accepts.",
         422: "An invalid field, named in loc.",
+        500: "The server's model cannot be loaded or run (type model_broken).",
         503: "Too many requests waiting, or the job queue unreachable: try again after "
         "Retry-After seconds.",
     }
@@ -104,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(503, [], str(exc), kind, {"Retry-After": retry})
         if isinstance(exc, UploadTooLarge):
             return error_response(413, ["body", "file"], exc.problem, "too_large")
+        if isinstance(exc, ModelBroken):  # the server's model, not the request, is at fault
+            return error_response(500, ["body", "model"], str(exc), "model_broken")
         if isinstance(exc, OptionError):
             return error_response(422, _field_loc(exc.name), exc.problem, "value_error")
         return error_response(422, ["body"], str(exc), "value_error")

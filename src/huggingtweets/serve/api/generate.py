@@ -19,7 +19,7 @@ router = APIRouter(tags=["generate"])
 @router.post(
     f"{API}/generate",
     response_model=GenerationOut,
-    responses=error_responses(404, 413, 422, 503),
+    responses=error_responses(404, 413, 422, 500, 503),
 )
 async def generate(body: GenerateBody, models: Models) -> dict:  # type: ignore[valid-type]
     """Posts from a model the server serves, each with its memorization flag and

@@ -40,6 +40,7 @@ from huggingtweets.core.options import OptionError, option_specs
 from huggingtweets.core.secrets import redact
 from huggingtweets.serve.api.bodies import MAX_TEXT, CopyInfo, VisiblePrompt, spec_field
 from huggingtweets.serve.api.common import OPENAI, Manager, Models
+from huggingtweets.serve.batching import ModelBroken
 from huggingtweets.serve.errors import QueueFull, UnknownModel, UploadTooLarge
 from huggingtweets.serve.requests import GenerateRequest
 
@@ -87,6 +88,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No or a wrong bearer token (servers on a non-loopback address).",
         404: "No such model.",
         413: "The body is larger than the server accepts.",
+        500: "The server's model cannot be loaded or run (code model_broken).",
         503: "Too many requests waiting: try again after Retry-After seconds.",
     }
     return {code: {"model": OpenAIError, "description": words[code]} for code in statuses}
@@ -114,6 +116,8 @@ def _refused(exc: HuggingtweetsError) -> JSONResponse:
         return openai_error(503, str(exc), code=kind, headers={"Retry-After": retry})
     if isinstance(exc, UploadTooLarge):
         return openai_error(413, exc.problem, code="too_large")
+    if isinstance(exc, ModelBroken):  # the server's model is at fault: a server error
+        return openai_error(500, str(exc), param="model", code="model_broken")
     if isinstance(exc, OptionError):
         name = OPENAI_NAMES.get(exc.name, exc.name)
         return openai_error(400, f"{name} {exc.problem}", param=name, code="invalid_value")
@@ -303,7 +307,7 @@ STREAM = {
 @router.post(
     f"{OPENAI}/completions",
     response_model=Completion,
-    responses={200: {"content": STREAM}, **error_responses(400, 404, 413, 503)},
+    responses={200: {"content": STREAM}, **error_responses(400, 404, 413, 500, 503)},
 )
 async def completions(body: CompletionBody, models: Models) -> Any:  # type: ignore[valid-type]
     """Completions of one prompt from a model the server serves (OpenAI's shape)."""
