@@ -7,8 +7,9 @@ posts that hold HTML (shown as text, nothing injected) and the real X export of 
 a .zip; step 2 watches a long training (from a second tab too) and cancels it, then
 trains a short one to the end; step 3 generates ten posts with their flags and share
 links, and pushes the model to a fake Hub (the server has a token for it). Screenshots
-of the three steps (desktop, and step 3 on a phone-sized screen) go to a temporary
-folder and /work/notes/screens/.
+of the three steps (desktop, and step 3 on a phone-sized screen) go to the test's
+temporary folder, and are copied to $HUGGINGTWEETS_SCREENS when that names a folder (the
+suite writes nothing outside its own space unless asked).
 
 The walk-through runs twice, once per job backend: ``embedded`` (the server runs its jobs)
 and ``redis`` (``serve --queue`` on a real redis-server started on a free loopback port,
@@ -48,7 +49,7 @@ from test_serve_queue import RedisServer, need_redis, start_worker, stop_process
 from huggingtweets.model.tiny import build_tiny_base  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-NOTES_SCREENS = Path("/work/notes/screens")
+SCREENS_VARIABLE = "HUGGINGTWEETS_SCREENS"  # a folder that keeps the screenshots (optional)
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BASE_NAME = "tiny-base"
@@ -207,8 +208,14 @@ def as_parsed(text: str) -> str:
 def shoot(page, name: str, folder: Path) -> None:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    NOTES_SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, NOTES_SCREENS / path.name)
+    keep(path)
+
+
+def keep(path: Path) -> None:
+    """A copy of the screenshot in $HUGGINGTWEETS_SCREENS, when it is set."""
+    if kept := os.environ.get(SCREENS_VARIABLE):
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(kept) / path.name)
 
 
 def open_tab(page, number: int) -> None:
@@ -242,10 +249,11 @@ def test_three_steps_in_chromium(server, hub, uploads, tmp_path):
             walk_through(context, page, server, hub, uploads, screens)
         except BaseException:
             page.screenshot(path=str(screens / "failure.png"), full_page=True)
-            NOTES_SCREENS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(screens / "failure.png", NOTES_SCREENS / "failure.png")
+            keep(screens / "failure.png")
             raise
         assert errors == []
+        shots = {"step1-accounts", "step2-train", "step3-generate", "step3-generate-phone"}
+        assert {path.stem for path in screens.glob("*.png")} == shots
         browser.close()
 
 
