@@ -169,9 +169,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_gguf(bases, tmp_path):
     weights = half / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     assert "damaged" in _one_line_error(half, "--out", tmp_path / "half.gguf")
-    (tmp_path / "a-file").write_text("x")
-    assert "cannot" in _one_line_error(bases["gpt2"], "--out", tmp_path / "a-file" / "x.gguf")
-    assert "cannot" in _one_line_error(bases["gpt2"], "--out", "/proc/x.gguf")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    line = _one_line_error(bases["gpt2"], "--out", a_file / "x.gguf")
+    assert line.startswith(f"Error: cannot use {a_file} as ") and line.endswith(": it is a file")
+    line = _one_line_error(bases["gpt2"], "--out", "/proc/x.gguf")
+    assert line == "Error: cannot write into /proc: No such file or directory; choose another --out"
     line = _one_line_error(bases["gpt2"], "--quantize", "q4_k", "--out", tmp_path / "q.gguf")
     assert line == "Error: --quantize must be one of f16, q8_0 (got 'q4_k')"
     assert not list(tmp_path.rglob("*.gguf*")) and not list(bases["gpt2"].glob("*.gguf*"))
