@@ -567,3 +567,73 @@ def test_no_answer_held_a_secret(api, trainings):
     for answer in api.answers:
         for secret in (*SECRETS.values(), API_TOKEN):
             assert secret not in answer
+
+
+def test_ctrl_c_answers_waiting_generate_requests_503_and_prints_no_traceback(tmp_path):
+    """The real command serving a tiny model, 12 long generate requests in flight (one
+    served at a time), then SIGINT: each client gets its posts or a 503 JSON "shutting
+    down" with Retry-After, and the terminal no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from huggingtweets.model.tiny import build_tiny_base
+
+    texts = ["O Romeo, Romeo! wherefore art thou Romeo?", "Parting is such sweet sorrow."] * 20
+    model = build_tiny_base(texts, tmp_path / "bot", vocab_size=262, n_layer=2, n_embd=32)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "huggingtweets", "serve", str(model), "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--runs-dir", str(tmp_path / "runs"), "--max-batch", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    answers: list[tuple[int, str, str]] = []
+
+    def ask(url: str) -> None:
+        body = {"model": "bot", "prompt": "O", "n": 20, "max_length": 512, "temperature": 1.5}
+        request = urllib.request.Request(
+            url + "api/v1/generate",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                answers.append((answer.status, answer.headers["content-type"], ""))
+        except urllib.error.HTTPError as error:
+            retry = error.headers.get("retry-after") or ""
+            answers.append((error.code, error.headers["content-type"], error.read().decode()))
+            answers[-1] = (*answers[-1][:2], answers[-1][2] + f" retry-after={retry}")
+        except OSError as error:  # no answer at all
+            answers.append((0, "", repr(error)))
+
+    try:
+        first = server.stdout.readline()
+        url = first.split(" on ", 1)[1].split()[0]
+        clients = [threading.Thread(target=ask, args=(url,)) for _ in range(12)]
+        for client in clients:
+            client.start()
+        time.sleep(3)  # every request in: one generating, the rest waiting
+        server.send_signal(signal.SIGINT)
+        for client in clients:
+            client.join(120)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    stderr = server.stderr.read()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert len(answers) == 12, answers
+    refused = [a for a in answers if a[0] != 200]
+    assert refused, answers  # some were still waiting
+    for status, kind, text in refused:
+        assert status == 503 and kind == "application/json", (status, kind, text)
+        assert "shutting down" in text and "retry-after=" in text and "retry-after= " not in text
+        assert "\n" not in text.strip()

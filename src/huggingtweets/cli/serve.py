@@ -52,6 +52,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _uvicorn_server(app, on_stop: Callable[[], None]):
+    """uvicorn's server, telling ``on_stop`` first when it stops (Ctrl-C): the generate
+    requests waiting are answered 503 "shutting down" at once, not cut off. An open event
+    stream would hold a graceful shutdown: 5 s, then the lifespan closes the jobs (a
+    training stops after its step)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            on_stop()
+            await super().shutdown(sockets)
+
+    return Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+
+
 def _check_queue(url: str | None) -> None:
     """A wrong URL or password, a read-only Redis: one line, before serving."""
     if url:
@@ -148,7 +163,6 @@ def serve_command(
       HUGGINGTWEETS_API_TOKEN=$(openssl rand -hex 24) huggingtweets serve --host 0.0.0.0
       huggingtweets serve --queue redis://127.0.0.1:6379/0   # jobs run by `huggingtweets worker`
     """
-    import uvicorn
 
     from huggingtweets.core.runs import check_writable_dir
     from huggingtweets.core.secrets import register_secret
@@ -191,9 +205,7 @@ def serve_command(
         config.port = sock.getsockname()[1]
         console.print(f"Serving huggingtweets on {_url(sock, host)}  (API docs: /docs)")
         console.print("Press Ctrl-C to stop.", style="dim")
-        # An open event stream would hold a graceful shutdown: 5 s, then the lifespan
-        # closes the jobs (a training stops after its step).
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+        server = _uvicorn_server(app, on_stop=app.state.models.stop)
         # uvicorn stops gracefully on Ctrl-C, then raises it again: the server stopped as
         # asked, which is this command's normal end (not "interrupted").
         with contextlib.suppress(KeyboardInterrupt):

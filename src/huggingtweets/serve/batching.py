@@ -422,7 +422,9 @@ class ContinuousBatch:
         max_batch: int,
         take_joining: Callable[[tuple, int], list[PendingRequest]],
         record: Record,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.stopped = stopped  # the server shutting down: the loop ends at its next step
         self.generator = generator
         self.max_batch = max_batch
         self.take_joining = take_joining
@@ -441,7 +443,7 @@ class ContinuousBatch:
         padding_notice = "We strongly recommend passing in an `attention_mask`"
         with generator._threads(), hidden_library_notice(MODELING_LOGGER, padding_notice):
             self.admit(batch)
-            while loop.rows:
+            while loop.rows and not self.stopped():
                 try:
                     finished = loop.step()
                 except (ValueError, ArithmeticError) as exc:
@@ -468,7 +470,7 @@ class ContinuousBatch:
                 own["allow_newlines"] = False
                 prompt = EncodedPrompt.encode(generator, request.prompt, own)
             except Exception as exc:  # this request only (a prompt too long)
-                job.future.set_exception(as_error(exc, job))
+                settle(job, error=as_error(exc, job))
                 continue
             rng = torch.Generator(device=self.model.device).manual_seed(job.seed)
             task = _Task(job, own, prompt, rng, [None] * request.n)
@@ -522,8 +524,20 @@ class ContinuousBatch:
 
 
 def answer(job: PendingRequest, produce: Callable, *args: object) -> None:
-    """The request's future gets what ``produce(*args)`` returns, or its error."""
+    """The request's future gets what ``produce(*args)`` returns, or its error (unless it
+    was answered meanwhile: the server shutting down answers every request at once)."""
     try:
-        job.future.set_result(produce(*args))
+        result = produce(*args)
     except Exception as exc:  # the caller gets it
-        job.future.set_exception(as_error(exc, job))
+        settle(job, error=as_error(exc, job))
+        return
+    settle(job, result=result)
+
+
+def settle(job: PendingRequest, *, result: object = None, error: BaseException | None = None):
+    """Set the request's answer, unless it has one already."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)

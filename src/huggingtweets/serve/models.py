@@ -49,6 +49,7 @@ from huggingtweets.serve.batching import (
     answer,
     as_error,
     load_error,
+    settle,
     with_links,
 )
 from huggingtweets.serve.errors import QueueFull, UnknownModel
@@ -59,6 +60,7 @@ __all__ = [
     "ModelBroken",
     "ModelService",
     "QueueFull",
+    "ShuttingDown",
     "UnknownModel",
     "model_version",
 ]
@@ -67,6 +69,20 @@ __all__ = [
 # (a tiny model's batch of 20 takes ~100 ms on a CPU: 5 ms costs little, catches many).
 BATCH_WINDOW_S = 0.005
 PREVIEW_FILE = "preview.png"  # card.PREVIEW_FILE (card imports matplotlib: not here)
+SHUTDOWN_RETRY_S = 10  # a server stopping: when a client may try again (a restart)
+
+
+class ShuttingDown(QueueFull):
+    """The server is stopping (Ctrl-C): requests waiting or running are answered 503 at
+    once, with Retry-After, rather than held until the server is gone."""
+
+    kind = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server is shutting down: try again when it is back",
+            retry_after=SHUTDOWN_RETRY_S,
+        )
 
 
 def model_version(location: str) -> tuple:
@@ -107,6 +123,8 @@ class ModelService:
         self._pending: collections.deque[PendingRequest] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._stopping = False  # stop(): every request answered ShuttingDown
+        self._serving: list[PendingRequest] = []  # the batch the worker is drawing
         self._batch_seconds = 0.5  # a running mean, for Retry-After
         # count_tokens' tokenizers: its own (a fast tokenizer is not shared across threads)
         self._tokenizers: collections.OrderedDict[str, tuple] = collections.OrderedDict()
@@ -134,8 +152,8 @@ class ModelService:
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         job = PendingRequest(request, location, seed)
         with self._cond:
-            if self._closed:
-                raise HuggingtweetsError("the model service is closed")
+            if self._closed or self._stopping:
+                raise ShuttingDown()
             if len(self._pending) >= self.max_queue:
                 raise QueueFull(
                     f"{len(self._pending)} generate requests are waiting already: try again "
@@ -192,16 +210,27 @@ class ModelService:
         with self._cond:
             return list(self._models)
 
-    def close(self) -> None:
-        """Stop the worker; requests still waiting get an error."""
+    def stop(self) -> None:
+        """The server is stopping: every request waiting or being drawn is answered
+        ShuttingDown now (503), new ones too; the worker's loop ends at its next step."""
         with self._cond:
-            self._closed = True
+            self._stopping = True
             waiting = list(self._pending)
             self._pending.clear()
+            serving = list(self._serving)
             self._cond.notify_all()
         for job in waiting:
             if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(HuggingtweetsError("the server is shutting down"))
+                settle(job, error=ShuttingDown())
+        for job in serving:
+            settle(job, error=ShuttingDown())
+
+    def close(self) -> None:
+        """Stop the worker; requests still waiting get ShuttingDown."""
+        self.stop()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         if self._worker is not threading.current_thread():
             self._worker.join(timeout=30)
 
@@ -249,16 +278,26 @@ class ModelService:
     def _serve(self, batch: list[PendingRequest]) -> None:
         if not batch:
             return
+        with self._cond:
+            self._serving = batch  # the loop extends it with the requests that join
+        try:
+            self._draw(batch)
+        finally:
+            with self._cond:
+                self._serving = []
+
+    def _draw(self, batch: list[PendingRequest]) -> None:
         try:
             generator = self._generator(batch[0].location)
         except Exception as exc:  # the server's model is at fault, not the request
             for job in batch:
-                job.future.set_exception(load_error(exc, job.request.model, job.location))
+                settle(job, error=load_error(exc, job.request.model, job.location))
             return
         try:
             if not fast_sampling_supported(generator.model):
                 for job in batch:  # generate() samples it: one request at a time
-                    answer(job, self._alone, generator, job)
+                    if not job.future.done():  # (answered already: the server stopping)
+                        answer(job, self._alone, generator, job)
             else:
                 ContinuousBatch(
                     generator,
@@ -266,11 +305,11 @@ class ModelService:
                     max_batch=self.max_batch,
                     take_joining=self._take_joining,
                     record=self._record,
+                    stopped=lambda: self._stopping,
                 ).run(batch)
         except Exception as exc:  # each caller gets its error, the worker lives
             for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(as_error(exc, job))
+                settle(job, error=as_error(exc, job))
 
     def _generator(self, location: str) -> Generator:
         version = model_version(location)
@@ -314,7 +353,7 @@ class ModelService:
         that job goes next (a stream of joiners never starves it)."""
         joining, rows = [], 0
         with self._cond:
-            if self._pending and self._pending[0].key != key:
+            if self._stopping or (self._pending and self._pending[0].key != key):
                 return joining
             for job in list(self._pending):
                 if job.key == key and rows + job.request.n <= free:
