@@ -648,3 +648,30 @@ def test_a_damaged_served_model_is_a_server_error_on_the_openai_route_too(api):
     error = answer.json()["error"]
     assert error["type"] == "server_error" and error["code"] == "model_broken", error
     assert str(api.runs_dir) not in answer.text and "/tmp" not in answer.text, answer.text
+
+
+def test_a_runs_dataset_rows_of_the_wrong_kind_are_skipped(api, romeo):
+    import shutil
+
+    from huggingtweets.core.runs import RunDir
+
+    copy = shutil.copytree(api.runs_dir / romeo, api.runs_dir / "odd-rows")
+    train = RunDir(copy).train_path
+    handle = api.get(f"{API}/runs/{romeo}").json()["handles"][0]
+    odd = [
+        {"handle": [handle], "text": "a list for a handle"},
+        {"handle": {"h": 1}, "text": "a mapping for a handle"},
+        {"handle": handle, "text": 42},
+        {"handle": handle, "text": None},
+        {"handle": handle, "text": ["a", "list"]},
+        [handle, "a row that is a list"],
+        "a row that is text",
+        7,
+    ]
+    lines = [json.dumps(row) for row in odd]
+    train.write_text("\n".join(lines) + "\n" + train.read_text(encoding="utf-8"))
+    answer = api.get(f"{API}/runs/odd-rows")
+    assert answer.status_code == 200, answer.text
+    examples = answer.json()["examples"][handle]
+    assert examples and all(isinstance(text, str) for text in examples), examples
+    assert examples == api.get(f"{API}/runs/{romeo}").json()["examples"][handle]

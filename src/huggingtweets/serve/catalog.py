@@ -284,8 +284,10 @@ def examples(run: RunDir, handles: list[str]) -> dict[str, list[str]]:
             try:
                 row = orjson.loads(line)
                 handle, text = row["handle"], row["text"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+            except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
                 continue
+            if not isinstance(handle, str) or not isinstance(text, str):
+                continue  # a row of another kind: skipped, as a line that is not JSON
             texts = found.get(handle)
             if texts is not None and len(texts) < EXAMPLES_PER_ACCOUNT and text not in texts:
                 texts.append(text)
