@@ -102,6 +102,9 @@ def test_a_cancelled_reporter_stops_between_pages_and_a_rerun_resumes(platform, 
     assert len(platform.ids()) == 55
 
 
+SLOW_S = 5  # how long the fake server takes to answer the slow request
+
+
 def _cancel_on(words: str):
     """A listener that cancels when an event says ``words``; returns it and when."""
     when: dict[str, float] = {}
@@ -122,35 +125,41 @@ def _cancel_on(words: str):
     ],
     ids=["rate-limit-wait", "retry-back-off"],
 )
-def test_a_cancel_during_a_wait_stops_within_a_second(platform, tmp_path, fault, words, options):
+def test_a_cancel_during_a_wait_stops_without_waiting_it_out(
+    platform, tmp_path, fault, words, options
+):
+    """The waits are 600 s and 60 s; the cancel is looked at every SLICE (0.2 s). Stopping
+    within 10 s shows the wait was cut short, with room for a loaded machine."""
     platform.server.fail(platform.pages, None, fault)
     listener, when = _cancel_on(words)
     result = platform.collect(tmp_path, listener=listener, **options)
     stopped = time.monotonic()
     assert result.cancelled
-    assert stopped - when["at"] < 1.0
+    assert stopped - when["at"] < 10
     assert len(posts_in(tmp_path, platform.handle)) == 10
     platform.collect(tmp_path)
     assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
 
 
-def test_a_cancel_during_a_slow_request_stops_within_a_second(platform, tmp_path):
+def test_a_cancel_during_a_slow_request_abandons_it(platform, tmp_path):
     """The request in flight is abandoned (it ends by its own time-out); its page will be
-    asked for again."""
-    platform.server.fail(platform.pages, None, slow(5))
+    asked for again. The server answers it 5 s after it came: stopping under half that
+    after the cancel shows it was not waited for, with room for a loaded machine."""
+    platform.server.fail(platform.pages, None, slow(SLOW_S))
     reporter = Reporter()
+    when: dict[str, float] = {}
 
     def cancel_once_asked() -> None:
         while len(platform.page_requests()) < 2:
             time.sleep(0.01)
         time.sleep(0.2)
+        when["at"] = time.monotonic()
         reporter.cancel()
 
     threading.Thread(target=cancel_once_asked, daemon=True).start()
-    started = time.monotonic()
     result = platform.collect(tmp_path, reporter=reporter, timeout=10)
     assert result.cancelled
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - when["at"] < SLOW_S / 2
     assert len(posts_in(tmp_path, platform.handle)) == 10
     platform.collect(tmp_path)
     assert [p["id"] for p in posts_in(tmp_path, platform.handle)] == platform.ids()
