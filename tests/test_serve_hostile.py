@@ -675,3 +675,83 @@ def test_a_runs_dataset_rows_of_the_wrong_kind_are_skipped(api, romeo):
     examples = answer.json()["examples"][handle]
     assert examples and all(isinstance(text, str) for text in examples), examples
     assert examples == api.get(f"{API}/runs/{romeo}").json()["examples"][handle]
+
+
+# -- the server's words (round 3) ----------------------------------------------------------------
+
+
+def test_server_errors_name_the_apis_fields_not_cli_flags():
+    from huggingtweets.serve.messages import server_words
+
+    said = server_words(
+        "--speaker-tokens needs a bot of 2-3 accounts; offline, use a local model folder "
+        "(to train: --base-model tiny), or lower --block-size; see --out"
+    )
+    assert "--" not in said, said
+    for field in ("speaker_tokens", 'base_model "tiny"', "block_size", "run_id"):
+        assert field in said, said
+    assert server_words("leave out --as") == "leave out --as"  # no field of the API: as it is
+
+
+def test_a_run_id_in_the_body_is_named_at_the_body(api):
+    answer = api.post(f"{API}/runs", json={"sources": ["sample:romeo"], "run_id": "upload"})
+    assert _error(answer, 422)["loc"] == ["body", "run_id"], answer.text
+
+
+@pytest.mark.parametrize("ident", ["-rf", "--help", "-"])
+def test_a_run_id_cannot_begin_with_a_dash(api, ident):
+    from huggingtweets.serve.catalog import check_run_id
+
+    with pytest.raises(OptionError):
+        check_run_id(ident)
+    answer = api.post(f"{API}/runs", json={"sources": ["sample:romeo"], "run_id": ident})
+    assert _error(answer, 422)["loc"] == ["body", "run_id"], answer.text
+    assert api.get(f"{API}/runs/{ident}").status_code in (404, 422)
+
+
+def test_two_served_models_of_one_name_are_refused_at_start(tmp_path):
+    from huggingtweets.core.errors import HuggingtweetsError
+    from huggingtweets.model.tiny import build_tiny_base
+
+    texts = ["O Romeo, Romeo! wherefore art thou Romeo?"] * 20
+    first = build_tiny_base(texts, tmp_path / "a" / "bot", vocab_size=262, n_layer=1, n_embd=16)
+    second = build_tiny_base(texts, tmp_path / "b" / "bot", vocab_size=262, n_layer=1, n_embd=16)
+    config = ServeConfig(runs_dir=tmp_path / "runs", models=[str(first), str(second)])
+    with pytest.raises(HuggingtweetsError, match="'bot'"):
+        create_app(config, ui=False)
+    result = run_cli("serve", first, second, "--runs-dir", tmp_path / "runs", expect=2)
+    assert "'bot'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    same = ServeConfig(runs_dir=tmp_path / "runs", models=[str(first), str(first)])
+    create_app(same, ui=False)  # the same model twice: one name, one model
+
+
+def test_serve_takes_the_ipv6_loopback_in_brackets(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "huggingtweets", "serve", "--host", "[::1]", "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("Serving huggingtweets on http://[::1]:"), (
+            first or server.stderr.read()
+        )
+        port = int(first.split("[::1]:", 1)[1].split("/")[0])
+        with socket.create_connection(("::1", port), timeout=10) as client:
+            client.sendall(f"GET {API}/health HTTP/1.1\r\nHost: [::1]:{port}\r\n\r\n".encode())
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -26,9 +26,12 @@ MIN_TOKEN_LENGTH = 16  # a bearer token on a network: long enough not to be gues
 def _bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that a port in use is one line (uvicorn would
     log a traceback-like error and exit 1), and the URL can name the port 0 chose."""
-    try:
+    try:  # "[::1]": an IPv6 address as a URL writes it
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host.removeprefix("[").removesuffix("]"),
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
         )[0]
     except socket.gaierror as exc:
         raise HuggingtweetsError(f"--host {host}: not an address here ({exc.strerror})") from None
@@ -77,7 +80,8 @@ def _check_queue(url: str | None) -> None:
 
 def _url(sock: socket.socket, host: str) -> str:
     port = sock.getsockname()[1]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # all: shown as here
+    shown = host.removeprefix("[").removesuffix("]")
+    shown = "127.0.0.1" if shown in ("0.0.0.0", "::") else shown  # all: shown as here
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{port}/"
 

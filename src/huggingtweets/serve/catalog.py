@@ -24,8 +24,9 @@ from huggingtweets.serve.errors import UnknownModel, UnknownRun, UploadTooLarge
 from huggingtweets.serve.messages import one_line
 
 # A run id is a plain folder name under runs_dir: letters, digits, '.', '_', '-', never
-# starting with a dot (no '.', '..', hidden folders or temporaries), no separator at all.
-RUN_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+# starting with a dot (no '.', '..', hidden folders or temporaries) or a dash (a command's
+# option, "-rf"), no separator at all.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 # Names a run cannot have: the API's own words under /runs/ (POST /api/v1/runs/upload).
 RESERVED_RUN_IDS = frozenset({"upload"})
 # An uploaded file's name: a plain name too (spaces allowed, as browsers send them), and
@@ -44,7 +45,7 @@ def check_run_id(run_id: object, name: str = "run_id") -> str:
         raise OptionError(
             name,
             "must be a plain folder name: letters, digits, '.', '_' or '-', not starting "
-            "with '.', at most 100 characters",
+            "with '.' or '-', at most 100 characters",
         )
     if run_id in RESERVED_RUN_IDS:
         raise OptionError(name, f"{run_id!r} is reserved by the API: choose another name")
@@ -68,14 +69,24 @@ def given_models(models: list[str]) -> dict[str, str]:
             path = path.resolve()
             # A run's model/ folder goes by the run's name ("model" names nothing).
             name = path.parent.name if path.name == "model" else path.name
-            given[name] = str(resolved)
+            _serve_as(given, name, str(resolved), spec)
         elif HUB_ID_RE.fullmatch(spec) and ".." not in spec:
-            given[spec] = spec
+            _serve_as(given, spec, spec, spec)
         else:
             raise HuggingtweetsError(
                 f"{spec}: neither a run directory, a model folder nor a Hub id"
             )
     return given
+
+
+def _serve_as(given: dict[str, str], name: str, location: str, spec: str) -> None:
+    """One name, one model: a second model of a name already served is refused."""
+    if given.get(name, location) != location:
+        raise HuggingtweetsError(
+            f"{spec}: another model given is served as {name!r} already; clients name a "
+            "model by its folder's name: give one of them, or rename a folder"
+        )
+    given[name] = location
 
 
 def run_name_words(sources: list[str]) -> list[str]:

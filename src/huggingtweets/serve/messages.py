@@ -13,15 +13,33 @@ from huggingtweets.core.secrets import redact
 # The command line's words in the readers' messages, as the server's clients say it.
 SERVER_WORDS = {
     "pass --handle YOUR_HANDLE": "give the account's handle (the handle field)",
+    "--base-model tiny": 'base_model "tiny"',
     "--handle": "handle",
     "--out": "run_id",
 }
+# Any other flag that is a field of the API's bodies (a training option, a generate
+# field): the field's name ("--speaker-tokens" -> speaker_tokens). Other flags stay.
+FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b")
+GENERATE_FIELDS = frozenset({"n", "prompt", "max_length", "temperature", "top_p", "seed"})
 
 
 def server_words(text: str) -> str:
+    """A message in the API's words: its fields where the command line has flags."""
     for cli, server in SERVER_WORDS.items():
         text = text.replace(cli, server)
-    return text
+
+    def field(match: re.Match) -> str:
+        name = match.group(1).replace("-", "_")
+        return name if name in _api_fields() else match.group(0)
+
+    return FLAG_RE.sub(field, text)
+
+
+def _api_fields() -> frozenset[str]:
+    from huggingtweets.core.options import option_specs
+    from huggingtweets.train.options import TrainOptions
+
+    return GENERATE_FIELDS | {spec.name for spec in option_specs(TrainOptions)} | {"no_copies"}
 
 
 def without_upload_folder(text: str, folder: Path) -> str:

@@ -27,7 +27,7 @@ from huggingtweets.serve.errors import (
     UnknownRun,
     UploadTooLarge,
 )
-from huggingtweets.serve.messages import one_line
+from huggingtweets.serve.messages import one_line, server_words
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _field_loc(name: str) -> list[str]:
-    if name in ("run_id", "job_id"):
-        return ["path", name]
-    return ["body", name]
+def _field_loc(request: Request, name: str) -> list[str]:
+    """Where the field is: the route's path (/runs/{run_id}/train), else the body (a
+    run_id given in POST /runs' body is the body's)."""
+    return ["path" if name in request.path_params else "body", name]
 
 
 class BodyTooLarge(HTTPException):
@@ -107,10 +107,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, UploadTooLarge):
             return error_response(413, ["body", "file"], exc.problem, "too_large")
         if isinstance(exc, ModelBroken):  # the server's model, not the request, is at fault
-            return error_response(500, ["body", "model"], str(exc), "model_broken")
+            return error_response(500, ["body", "model"], server_words(str(exc)), "model_broken")
         if isinstance(exc, OptionError):
-            return error_response(422, _field_loc(exc.name), exc.problem, "value_error")
-        return error_response(422, ["body"], str(exc), "value_error")
+            problem = server_words(exc.problem)
+            return error_response(422, _field_loc(request, exc.name), problem, "value_error")
+        return error_response(422, ["body"], server_words(str(exc)), "value_error")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
