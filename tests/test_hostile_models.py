@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -409,3 +410,17 @@ def test_card_options_as_data_and_as_keywords(card_run):
     assert "model='me/bot'" in path.read_text() and "## Sample generations" not in path.read_text()
     with pytest.raises(OptionError):
         write_card(card_run, samples=101)
+
+
+def test_a_config_far_larger_than_its_weights_is_refused_at_once(tiny_dir, tmp_path):
+    """A config.json claiming a billion layers would keep the loader (and its memory)
+    busy for ever: refused before anything is built, in one line."""
+    from huggingtweets.model.loading import load_causal_lm
+
+    change = edit_json("config.json", lambda c: c.update(n_layer=10**9))
+    model = variant(tiny_dir, tmp_path / "model", change)
+    started = time.monotonic()
+    generate_fails(model, "config.json describes a model of", "its weights hold")
+    with pytest.raises(HuggingtweetsError, match="describes a model of"):
+        load_causal_lm(model)
+    assert time.monotonic() - started < 60

@@ -17,6 +17,7 @@ import contextlib
 import difflib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,6 +369,84 @@ def _mismatch(info: dict, strict: bool) -> str | None:
     return "; ".join(problems) or None
 
 
+# A config may imply somewhat more parameters than its files hold (weights stored packed
+# in 4 or 8 bits); far more is a config.json that does not describe these weights.
+IMPLIED_PARAMETERS_RATIO = 16
+MAX_SAFETENSORS_HEADER = 100 << 20  # safetensors' own limit
+
+
+def _stored_parameters(model: ResolvedModel) -> int | None:
+    """The values the local safetensors files hold, from their headers alone (None: no
+    local weights, or a header that transformers will name the damage of itself)."""
+    folder = Path(model.location)
+    files = [folder / f for f in model.files if f.endswith(".safetensors") and f != GUARD_FILE]
+    if not files or not folder.is_dir():
+        return None
+    total = 0
+    try:
+        for path in files:
+            with open(path, "rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                if not 2 <= size <= MAX_SAFETENSORS_HEADER:
+                    return None
+                header = json.loads(handle.read(size))
+            for name, tensor in header.items():
+                if name != "__metadata__":
+                    total += math.prod(int(n) for n in tensor["shape"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return total
+
+
+def _implied_parameters(config) -> int | None:
+    """The parameters ``config`` describes, counted on models of one and two layers built
+    on the meta device (nothing allocated) and extrapolated to its layers: a config that
+    claims a billion layers is never built (None: cannot be told)."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    layers = getattr(config, "num_hidden_layers", None)
+    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
+        return None
+    counts = []
+    try:
+        for n in (1, 2):
+            small = copy.deepcopy(config)
+            small.num_hidden_layers = n
+            if isinstance(getattr(small, "layer_types", None), list):
+                small.layer_types = small.layer_types[:n]
+            with torch.device("meta"):
+                built = AutoModelForCausalLM.from_config(small)
+            counts.append(sum(p.numel() for p in built.parameters()))
+    except Exception:  # transformers says what is wrong when it loads
+        return None
+    return counts[0] + (layers - 1) * max(0, counts[1] - counts[0])
+
+
+def _check_size(model: ResolvedModel, config) -> None:
+    """Refuse, before anything is allocated, a config.json that implies far more
+    parameters than the weight files hold (a billion layers would take the loader for
+    ever, and memory with it)."""
+    stored = _stored_parameters(model)
+    if stored is None:
+        return
+    if config is None:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(model.location, local_files_only=True)
+        except Exception:  # named by from_pretrained below
+            return
+    implied = _implied_parameters(config)
+    if implied is not None and implied > IMPLIED_PARAMETERS_RATIO * stored + 1_000_000:
+        raise HuggingtweetsError(
+            f"cannot load {model.name}: config.json describes a model of {implied:,} "
+            f"parameters, its weights hold {stored:,}; download or train it again"
+        )
+
+
 def load_causal_lm(
     name_or_path: str | Path | ResolvedModel,
     *,
@@ -385,6 +464,8 @@ def load_causal_lm(
     check_weights(model, trust_pickle)
     import torch
     from transformers import AutoModelForCausalLM
+
+    _check_size(model, from_pretrained_kwargs.get("config"))
 
     if not trust_pickle:
         # Belt and braces: never let transformers fall back to a pickle file.
