@@ -15,16 +15,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from huggingtweets.collect.live.base import LiveOptions
 from huggingtweets.collect.registry import SourceOptions
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.events import Event, Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, check_options, option
-from huggingtweets.core.runs import RunDir
+from huggingtweets.core.runs import RunDir, StagedOutputs, training_lock
 from huggingtweets.prepare.dataset import PrepareOptions, PrepareResult, prepare
 from huggingtweets.publish.hub import Pusher, PushOptions, PushResult
 from huggingtweets.train.recipe import TrainOptions, TrainResult
@@ -228,7 +228,6 @@ def make_bot(
     collected, built or deleted: a typo must not cost a collection or a model load.
     """
     from huggingtweets.card.model_card import check_repo_id
-    from huggingtweets.core.options import options_to_dict
     from huggingtweets.train.tracking import track
 
     reporter = reporter_or_silent(reporter)
@@ -245,37 +244,110 @@ def make_bot(
         if not card:
             raise HuggingtweetsError("a pushed model is published with its card: keep card=True")
         pusher = Pusher.login(push, reporter)
-    prepared = None
-    if sources:
-        # The split and oversampling follow the training seed unless told otherwise.
-        prepare_options = prepare_options or PrepareOptions(seed=train_options.seed)
-        with _main_process_first() as main:
-            if main:  # under torchrun, one process prepares; the others wait for it
-                prepared = prepare(
-                    run, sources, handles, prepare_options, source_options, reporter=reporter
-                )
-    elif handles or source_options is not None:
-        raise HuggingtweetsError("handles and source options apply to SOURCEs: give some")
-    elif not run.root.is_dir():
-        raise HuggingtweetsError(f"no run directory {run.root}: give SOURCEs to prepare into it")
-    if pusher is not None:  # the repository, named by the card too (default from handles)
-        repo_id = pusher.choose_repo(run, repo_id)
-    # --report-to wandb / tensorboard / mlflow: the runs, artifacts and samples (tracking.py)
-    logged = options_to_dict(prepare_options) if sources and prepare_options else None
-    with track(run, train_options, reporter, prepare_options=logged) as tracker:
-        trained = train_stage(
-            run, tracker.train_options, reporter=reporter, callbacks=tracker.callbacks
+    with training_lock(run.output_dir):  # one training at a time per output folder
+        prepared, logged = _prepare_sources(
+            run, sources, handles, prepare_options, source_options, train_options, reporter
         )
-        tracker.trained(trained)  # before the card, which may link to the runs
-        evaluated = None
-        if trained.main_process:
-            evaluated = evaluate_after_training(run, evaluate, reporter, evaluate_options)
-        card_path = None
-        if card and trained.main_process:
-            generator = evaluated.generator if evaluated is not None else None
-            card_path = write_card_reporting(run, reporter, repo_id=repo_id, generator=generator)
+        if pusher is not None:  # the repository, named by the card too (default: handles)
+            repo_id = pusher.choose_repo(run, repo_id)
+        # --report-to wandb / tensorboard / mlflow: the runs, artifacts, samples (tracking.py)
+        with track(run, train_options, reporter, prepare_options=logged) as tracker:
+            trained, evaluated, card_path = _train_evaluate_card(
+                run,
+                tracker,
+                reporter,
+                card=card,
+                repo_id=repo_id,
+                evaluate=(evaluate, evaluate_options),
+            )
     pushed = pusher.push(run) if pusher is not None and trained.main_process else None
     return BotResult(run, prepared, trained, card_path, pushed, evaluated)
+
+
+def _prepare_sources(
+    run: RunDir,
+    sources: Sequence[str],
+    handles: Sequence[str],
+    prepare_options: PrepareOptions | None,
+    source_options: SourceOptions | None,
+    train_options: TrainOptions,
+    reporter: Reporter,
+) -> tuple[PrepareResult | None, dict | None]:
+    """make_bot's prepare stage: (its result, or None without sources or in another
+    process than the first; the prepare options to log)."""
+    from huggingtweets.core.options import options_to_dict
+
+    if not sources:
+        if handles or source_options is not None:
+            raise HuggingtweetsError("handles and source options apply to SOURCEs: give some")
+        if not run.root.is_dir():
+            raise HuggingtweetsError(
+                f"no run directory {run.root}: give SOURCEs to prepare into it"
+            )
+        return None, None
+    # The split and oversampling follow the training seed unless told otherwise.
+    prepare_options = prepare_options or PrepareOptions(seed=train_options.seed)
+    prepared = None
+    with _main_process_first() as main:
+        if main:  # under torchrun, one process prepares; the others wait for it
+            # train SOURCE... --out RUN trains it again: model and dataset agree after.
+            prepared = prepare(
+                run,
+                sources,
+                handles,
+                prepare_options,
+                source_options,
+                reporter=reporter,
+                overwrite=True,
+            )
+    return prepared, options_to_dict(prepare_options)
+
+
+def _train_evaluate_card(
+    run: RunDir, tracker, reporter: Reporter, *, card: bool, repo_id: str | None, evaluate: tuple
+) -> tuple[TrainResult, EvaluateResult | None, Path | None]:
+    """Train, evaluate and write the card into a staging folder, then swap the model (its
+    card inside), metrics.json and evaluation.json in together: a failure on the way
+    leaves the previous ones as they were."""
+    with StagedOutputs(run) as staged:
+        trained = train_stage(
+            run,
+            tracker.train_options,
+            reporter=reporter,
+            callbacks=tracker.callbacks,
+            save_into=staged.run,
+        )
+        tracker.trained(trained)  # before the card, which may link to the runs
+        evaluated = card_path = None
+        if trained.main_process:
+            shown = _final_paths_shown(reporter, staged)
+            evaluated = evaluate_after_training(staged.run, evaluate[0], shown, evaluate[1])
+            if card:
+                generator = evaluated.generator if evaluated is not None else None
+                card_path = write_card_reporting(
+                    staged.run, shown, repo_id=repo_id, generator=generator
+                )
+        staged.commit()
+    if evaluated is not None:
+        picture = evaluated.picture and staged.final_path(evaluated.picture)
+        evaluated = replace(evaluated, path=staged.final_path(evaluated.path), picture=picture)
+    card_path = card_path and staged.final_path(card_path)
+    return replace(trained, run=run, model_dir=run.model_dir), evaluated, card_path
+
+
+def _final_paths_shown(reporter: Reporter, staged: StagedOutputs) -> Reporter:
+    """``reporter``, its messages naming the staged outputs where they will be (its
+    cancellation shared)."""
+    before, after = str(staged.run.output_dir), str(staged.final.output_dir)
+
+    def shown(value):
+        return value.replace(before, after) if isinstance(value, str) else value
+
+    def forward(event: Event) -> None:
+        data = {key: shown(value) for key, value in event.data.items()}
+        reporter.emit(replace(event, message=shown(event.message), data=data))
+
+    return Reporter(forward, cancel_event=reporter.cancel_event)
 
 
 def evaluate_after_training(

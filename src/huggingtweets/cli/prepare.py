@@ -17,7 +17,7 @@ from huggingtweets.cli.console import console, stats_table
 from huggingtweets.cli.options import dataclass_options
 from huggingtweets.collect.registry import SourceOptions
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.prepare.dataset import PrepareOptions
+from huggingtweets.prepare.dataset import PrepareOptions, PrepareTarget
 
 
 @click.command("prepare")
@@ -25,12 +25,14 @@ from huggingtweets.prepare.dataset import PrepareOptions
 @run_dir_option
 @handle_option
 @dataclass_options(PrepareOptions, "options")
+@dataclass_options(PrepareTarget, "target")
 @source_options
 def prepare_command(
     sources: tuple[str, ...],
     run_dir: Path,
     handles: tuple[str, ...],
     options: PrepareOptions,
+    target: PrepareTarget,
     source_options: SourceOptions,
 ) -> None:
     """Clean posts into a dataset: RUN_DIR/dataset/{train,valid}.jsonl and stats.json.
@@ -50,7 +52,15 @@ def prepare_command(
     if not sources and source_options_given(source_options):
         raise HuggingtweetsError("--text-column and the live options apply to SOURCEs: give some")
     with reporting() as reporter:
-        result = prepare(run_dir, sources, handles, options, source_options, reporter=reporter)
+        result = prepare(
+            run_dir,
+            sources,
+            handles,
+            options,
+            source_options,
+            reporter=reporter,
+            overwrite=target.overwrite,
+        )
     # The table and a few kept posts (the warnings were shown as events).
     console.print(stats_table(result.stats))
     console.print("\n[bold]A few kept posts:[/bold]")

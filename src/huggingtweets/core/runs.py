@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,96 @@ def _plain_permissions(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink() and (path.stat().st_mode & 0o777) != mode:
             path.chmod(mode)
+
+
+# What a training changes in its output folder, together (see StagedOutputs): the model
+# with its card, metrics.json, and evaluate's results (of the old model: removed).
+TRAINED_OUTPUTS = ("model", "metrics.json", "evaluation.json")
+# What the stages read beside those outputs: linked into the staging folder.
+_READ_BESIDE = ("tiny-base",)
+
+
+class StagedOutputs:
+    """A training's outputs written under a temporary folder beside them (``self.run``
+    writes there; ``self.final`` is the run they belong to), swapped in together by
+    :meth:`commit`: a failure while saving, evaluating or writing the card leaves the
+    previous model, metrics and card as they were. A context manager: what was not
+    committed is removed on exit (a killed process's, by the next run's clean-up)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.final = run
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=temporary_prefix("outputs"), dir=run.output_dir))
+        for name in _READ_BESIDE:
+            os.symlink(Path("..") / name, folder / name)
+        self.run = run.with_output(folder)
+
+    def __enter__(self) -> StagedOutputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.run.output_dir, ignore_errors=True)
+
+    def final_path(self, path: Path) -> Path:
+        """Where a staged ``path`` lands once committed."""
+        return self.final.output_dir / Path(path).relative_to(self.run.output_dir)
+
+    def commit(self) -> bool:
+        """Swap the staged outputs in (renames only); False, changing nothing, when no
+        model was staged (another process of a multi-GPU run saved it)."""
+        staged, final = self.run.output_dir, self.final.output_dir
+        if not (staged / "model").is_dir():
+            return False
+        old = Path(tempfile.mkdtemp(prefix="old", dir=staged))
+        for name in TRAINED_OUTPUTS:
+            if (final / name).exists() or (final / name).is_symlink():
+                os.replace(final / name, old / name)
+            if (staged / name).exists():
+                os.replace(staged / name, final / name)
+        return True
+
+
+_held: dict[tuple[Path, int], int] = {}  # (folder, thread): how deep, in this process
+
+
+@contextlib.contextmanager
+def training_lock(folder: Path) -> Iterator[None]:
+    """One training at a time per output folder (two would overwrite each other's
+    checkpoints, model and metrics): an exclusive flock on the folder itself (no lock
+    file is left in the run), released by the OS if the process dies; taken again in
+    the same thread, it just goes on. Under torchrun the first process holds it for all;
+    a folder not made yet has nothing to guard. Refused in one line naming the folder."""
+    folder = Path(folder)
+    key = (folder.resolve(), threading.get_ident())
+    if key in _held or os.environ.get("RANK", "0") != "0" or not folder.is_dir():
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
+        return
+    import fcntl
+
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise HuggingtweetsError(f"cannot open {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HuggingtweetsError(
+                f"{folder} is being trained by another process: wait for it to end, or stop it"
+            ) from None
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            _held.pop(key, None)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Staging:

@@ -30,7 +30,13 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter, reporter_or_silent
 from huggingtweets.core.options import MAX_SEED, check_options, option
 from huggingtweets.core.records import PUBLIC_VISIBILITIES, AccountPosts, Post, dump_jsonl
-from huggingtweets.core.runs import RunDir, Staging, check_writable_dir, replace_dir
+from huggingtweets.core.runs import (
+    RunDir,
+    Staging,
+    check_writable_dir,
+    replace_dir,
+    training_lock,
+)
 
 if TYPE_CHECKING:
     from huggingtweets.collect.collection import Collection
@@ -422,6 +428,39 @@ def _prepare(
     return PrepareResult(run, stats, warnings, examples)
 
 
+@dataclass
+class PrepareTarget:
+    """How ``prepare SOURCE...`` treats the run it writes into (the prepare command's
+    options beside PrepareOptions, which say what the dataset holds)."""
+
+    overwrite: bool = option(
+        False,
+        help="Prepare SOURCEs into a run that already has a trained model (its model and "
+        "card describe the old posts until it is trained again).",
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+def trained_models(run: RunDir) -> list[Path]:
+    """The model folders trained on ``run``'s dataset: its own and its trials'."""
+    folders = [run.root / "model", *sorted((run.root / "trials").glob("*/model"))]
+    return [folder for folder in folders if folder.is_dir()]
+
+
+def check_not_trained(run: RunDir) -> None:
+    """Refuse to collect other posts into a run that has a trained model: its dataset
+    would no longer be what its model, metrics and card describe."""
+    models = trained_models(run)
+    if models:
+        raise HuggingtweetsError(
+            f"{run.root} already has a trained model ({models[0]}): preparing SOURCEs into "
+            "it would replace the posts its model and card describe; choose another --out, "
+            "or give --overwrite and train it again"
+        )
+
+
 def prepare(
     run_dir: Path | str | RunDir,
     sources: Sequence[str] = (),
@@ -430,19 +469,24 @@ def prepare(
     source_options: SourceOptions | None = None,
     *,
     reporter: Reporter | None = None,
+    overwrite: bool = False,
 ) -> PrepareResult:
     """collect (when ``sources`` are given; ``source_options``: text column, live options)
-    then prepare; without sources, prepare what ``run_dir/posts/`` already holds."""
+    then prepare; without sources, prepare what ``run_dir/posts/`` already holds.
+    ``sources`` into a run with a trained model are refused unless ``overwrite``."""
     from huggingtweets.collect.collection import collect, load_collected
 
     options = options or PrepareOptions()
     reporter = reporter_or_silent(reporter)
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    if sources:
+    if handles and not sources:
+        raise HuggingtweetsError("--handle needs a SOURCE to apply to")
+    with training_lock(run.root):  # not under a training of this run
+        if not sources:
+            return _prepare(load_collected(run), run, options, reporter)
+        if not overwrite:
+            check_not_trained(run)  # before anything is collected
         collection = collect(
             run, sources, handles, source_options, reporter=reporter, write_files=False
         )
         return _prepare(collection.accounts, run, options, reporter, collection)
-    if handles:
-        raise HuggingtweetsError("--handle needs a SOURCE to apply to")
-    return _prepare(load_collected(run), run, options, reporter)

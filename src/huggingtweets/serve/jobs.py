@@ -69,6 +69,7 @@ class JobWork:
     sources: tuple[str, ...] = ()
     handles: tuple[str, ...] = ()
     upload: Path | None = None  # the uploaded file's temporary folder, removed at the end
+    overwrite: bool = False  # a prepare into a run with a trained model, asked for
 
 
 @dataclass
@@ -344,6 +345,7 @@ class EmbeddedJobQueue(JobQueue):
                 list(work.sources),
                 list(work.handles),
                 reporter=job.reporter,
+                overwrite=work.overwrite,
             )
         except Cancelled:
             self._finish(job, "cancelled")

@@ -23,9 +23,15 @@ from huggingtweets.serve.catalog import (
     save_bounded,
 )
 from huggingtweets.serve.config import ServeConfig
+from huggingtweets.serve.errors import Busy
 from huggingtweets.serve.jobs import EmbeddedJobQueue, JobQueue, JobWork
 from huggingtweets.serve.messages import server_words, without_upload_folder
 from huggingtweets.serve.requests import check_sources, client_train_options
+
+
+class TrainedRun(Busy):
+    """A run_id naming a run that has a trained model (409, as a busy run): other
+    accounts' posts in its dataset would leave its model and card describing the old."""
 
 
 class JobManager:
@@ -81,10 +87,16 @@ class JobManager:
             return self.queue.create(dataclasses.replace(work, run_id=run_id))
 
     def create_run(
-        self, sources: list[str], handles: list[str] = (), *, run_id: str | None = None
+        self,
+        sources: list[str],
+        handles: list[str] = (),
+        *,
+        run_id: str | None = None,
+        overwrite: bool = False,
     ) -> dict:
         """A job that collects ``sources`` (accounts) and prepares them into a run:
-        ``run_id``, or a new one named after the accounts."""
+        ``run_id``, or a new one named after the accounts. A ``run_id`` with a trained
+        model is refused (TrainedRun) unless ``overwrite``."""
         sources, handles = list(sources), list(handles)
         check_sources(sources, handles)
         if run_id is None:
@@ -93,7 +105,21 @@ class JobManager:
         check_run_id(run_id)
         if (self.runs_dir / run_id).is_symlink():
             raise OptionError("run_id", "names a link, not a run folder")
-        work = JobWork("prepare", run_id, sources=tuple(sources), handles=tuple(handles))
+        from huggingtweets.prepare.dataset import trained_models
+
+        if not overwrite and trained_models(RunDir(self.runs_dir / run_id)):
+            raise TrainedRun(
+                f"run {run_id!r} already has a trained model: other accounts' posts in its "
+                "dataset would leave its model and card describing the old ones; leave "
+                "run_id out for a new run"
+            )
+        work = JobWork(
+            "prepare",
+            run_id,
+            sources=tuple(sources),
+            handles=tuple(handles),
+            overwrite=overwrite,
+        )
         return self.queue.create(work)
 
     def create_run_from_upload(

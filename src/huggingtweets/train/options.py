@@ -160,6 +160,7 @@ class TrainOptions:
     early_stopping_patience: int | None = option(
         None,
         min=1,
+        max=1000,
         flag="--early-stopping",
         flag_value=2,
         metavar="[PATIENCE]",

@@ -21,6 +21,7 @@ reporter), the allocator and the libraries' progress bars are restored afterward
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,14 @@ from typing import Any
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Cancelled, Reporter, reporter_or_silent
 from huggingtweets.core.options import OptionError, options_to_dict
-from huggingtweets.core.runs import RunDir, replace_dir, write_json
+from huggingtweets.core.runs import (
+    RunDir,
+    StagedOutputs,
+    check_writable_dir,
+    replace_dir,
+    training_lock,
+    write_json,
+)
 from huggingtweets.generate.generator import DEFAULT_SETTINGS
 from huggingtweets.model.hardware import (
     accelerator,
@@ -111,9 +119,13 @@ def train(
     output_dir: Path | str | None = None,
     reporter: Reporter | None = None,
     callbacks: Sequence = (),
+    save_into: RunDir | None = None,
 ) -> TrainResult:
     """Fine-tune ``options.base_model`` on RUN_DIR/dataset/; write model/ and metrics.json
-    into ``output_dir`` (default: the run directory itself; e.g. RUN_DIR/trials/<n>/).
+    into ``output_dir`` (default: the run directory itself; e.g. RUN_DIR/trials/<n>/),
+    both swapped in together at the end. ``save_into``: the ``run`` of the caller's
+    :class:`~huggingtweets.core.runs.StagedOutputs` instead, which the caller commits
+    (with the card: see make_bot); the result then names the staged model.
 
     Progress goes to ``reporter`` (stage "train"); ``reporter.cancel()`` stops after the
     current step with a checkpoint and raises :class:`TrainingInterrupted`, naming it.
@@ -124,6 +136,19 @@ def train(
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     if output_dir is not None:
         run = run.with_output(output_dir)
+    inputs = _inputs(run, options, reporter)  # checked before anything is written
+    check_writable_dir(run.output_dir)
+    with training_lock(run.output_dir):  # one training at a time per output folder
+        if save_into is not None:
+            return _train(run, options, reporter, callbacks, inputs, save_into)
+        with StagedOutputs(run) as staged:
+            result = _train(run, options, reporter, callbacks, inputs, staged.run)
+            staged.commit()
+    return dataclasses.replace(result, run=run, model_dir=run.model_dir)
+
+
+def _inputs(run: RunDir, options: TrainOptions, reporter: Reporter) -> tuple:
+    """(training texts, validation texts, speaker rows, the resolved base), checked."""
     if not run.train_path.exists() or not run.valid_path.exists():
         raise HuggingtweetsError(
             f"{run.root} has no dataset/: run `huggingtweets prepare SOURCE... --out "
@@ -147,6 +172,19 @@ def train(
         memory = check_training_memory(resolved, options)  # from config.json: refused early
         if memory:
             reporter.info(STAGE, memory)
+    return train_texts, valid_texts, speaker_rows, resolved
+
+
+def _train(
+    run: RunDir,
+    options: TrainOptions,
+    reporter: Reporter,
+    callbacks: Sequence,
+    inputs: tuple,
+    save: RunDir,
+) -> TrainResult:
+    """train's work, the model and metrics saved into ``save`` (a staging run)."""
+    train_texts, valid_texts, speaker_rows, resolved = inputs
     run.remove_stale_temporaries()
     with _quiet_library(), freed_memory_kept() if accelerator() is None else _nothing():
         try:
@@ -161,7 +199,7 @@ def train(
                 speaker_rows=speaker_rows,
             )
             fitted = _fit(setup, options, reporter)
-            return _save(setup, fitted, options, train_texts, reporter)
+            return _save(setup, fitted, options, train_texts, reporter, save)
         except TrainingInterrupted:
             raise
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
@@ -451,8 +489,10 @@ def _save(
     options: TrainOptions,
     train_texts: list[str],
     reporter: Reporter,
+    save: RunDir,
 ) -> TrainResult:
-    """The best model, its guard and loss curve, metrics.json; checkpoints removed."""
+    """The best model, its guard and loss curve, metrics.json into ``save`` (a staging
+    run, swapped in afterwards); checkpoints removed."""
     trainer, run = setup.trainer, setup.run
     best = min(fitted.history[1:] or fitted.history, key=lambda h: h["eval_loss"])
     metrics = {
@@ -486,11 +526,11 @@ def _save(
     main = trainer.is_world_process_zero()
     if main:
         reporter.info(STAGE, f"saving the model to {run.model_dir}")
-        with replace_dir(run.model_dir) as tmp:
+        with replace_dir(save.model_dir) as tmp:
             _write_model(setup, options, tmp)
             build_guard(train_texts, tmp)
             plot_loss_curve(fitted.history, fitted.log_history, tmp / "loss_curve.png")
-        write_json(run.metrics_path, metrics)
+        write_json(save.metrics_path, metrics)
         if not options.keep_checkpoints:
             shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
     # Under torchrun every process waits for the model to be written, then leaves the
@@ -502,7 +542,7 @@ def _save(
         # Adapters alone load with peft (AutoPeftModelForCausalLM), not as a plain model.
         what = "LoRA adapters (for peft)" if options.save_adapters else "model"
         reporter.end(STAGE, f"{what} written to {run.model_dir}", metrics=metrics)
-    return TrainResult(run, run.model_dir, metrics, main_process=main)
+    return TrainResult(save, save.model_dir, metrics, main_process=main)
 
 
 def _write_model(setup: _Setup, options: TrainOptions, out: Path) -> None:

@@ -79,7 +79,7 @@ class Tracker:
         metrics["tracking"] = safe_config(ctx.info)
         result.metrics.clear()
         result.metrics.update(metrics)
-        write_json(ctx.run.metrics_path, metrics)
+        write_json(result.run.metrics_path, metrics)  # the staged one, when staged
 
     def _start(self) -> None:
         for backend in self.backends:
