@@ -16,13 +16,21 @@ whole process (``os.wait4``: the card's model and the validation loss's too):
 
 Every way trains the same number of tokens per step (1,024). Training is capped at
 ``--steps`` optimizer steps so that the three finish in minutes on a CPU; the output
-extrapolates each to the full run (4 epochs): the measured time, less the capped steps,
-plus the full run's steps at the median step time, plus the end-of-epoch work (evaluation,
-checkpoint) once per further epoch. The validation loss is the one each model reached
-(fp32, the validation posts in 256-token blocks, the same function for all three):
-after a few steps it says little, which the output says too.
+extrapolates each to the full run (4 epochs) and says so: the measured time, less the
+capped steps, plus the full run's steps at the median step time, plus the end-of-epoch
+work (evaluation, checkpoint) once per further epoch. With ``--full`` there is no cap:
+each way trains its whole run (the original's 4 epochs; ours and LoRA their defaults,
+early stopping included) and the full run's time is measured, not extrapolated. The
+validation loss is the one each model reached (fp32, the validation posts in 256-token
+blocks, the same function for all three): after a few steps it says little, which the
+output says too.
 
-    python benchmarks/time_to_bot.py [--steps 10] [--json PATH]
+The ways run one after another, ``--repeat`` times, the order reversed every other repeat
+(original, ours, lora; then lora, ours, original ...), so that none always runs first
+(a cold file cache) or last (a machine warmed up, or loaded by other work); each figure
+is the median over the repeats, with the lowest and highest.
+
+    python benchmarks/time_to_bot.py [--steps 10 | --full] [--repeat 2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -250,7 +258,7 @@ def run_way(way: str, args) -> dict:
         shutil.rmtree(run)
     out = args.work / f"{way}.json"
     command = [sys.executable, __file__, "--worker", way, "--worker-out", str(out)]
-    command += ["--steps", str(args.steps), "--work", str(args.work)]
+    command += ["--steps", str(steps_cap(args)), "--work", str(args.work)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
@@ -262,23 +270,69 @@ def run_way(way: str, args) -> dict:
     out.unlink()
     result["process_seconds"] = wall  # with Python's start and the imports
     result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # the whole process; Linux: KiB
-    full_steps = EPOCHS * result["steps_per_epoch"]
-    timed = sum(result["step_seconds"])
-    result["full_run"] = {
-        "steps": full_steps,
-        "tokens": EPOCHS * result["train_tokens_per_epoch"],
-        "seconds": wall
-        - timed
-        + full_steps * result["median_step_seconds"]
-        + (EPOCHS - 1) * result["epoch_end_seconds"],
-    }
+    if args.full:  # measured: the run was the whole run
+        result["full_run"] = {
+            "steps": result["steps"],
+            "tokens": result["tokens_trained"],
+            "seconds": wall,
+            "extrapolated": False,
+        }
+    else:
+        full_steps = EPOCHS * result["steps_per_epoch"]
+        timed = sum(result["step_seconds"])
+        result["full_run"] = {
+            "steps": full_steps,
+            "tokens": EPOCHS * result["train_tokens_per_epoch"],
+            "seconds": wall
+            - timed
+            + full_steps * result["median_step_seconds"]
+            + (EPOCHS - 1) * result["epoch_end_seconds"],
+            "extrapolated": True,
+        }
     print(f"  {way}: done in {wall:.0f} s", file=sys.stderr)
+    return result
+
+
+def steps_cap(args) -> int:
+    """The optimizer-step cap given to each way: -1 (none) with --full."""
+    return -1 if args.full else args.steps
+
+
+def orders(ways: list[str], repeats: int) -> list[list[str]]:
+    """The order of the ways in each repeat: as given, then reversed, in turns."""
+    return [ways if repeat % 2 == 0 else ways[::-1] for repeat in range(repeats)]
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "low": min(values), "high": max(values)}
+
+
+def median_result(runs: list[dict]) -> dict:
+    """One way's repeats: the first repeat's details, its times the medians (with the
+    spread) over the repeats."""
+    result = dict(runs[0])
+    for key in ("process_seconds", "median_step_seconds", "validation_loss"):
+        result[f"{key}_spread"] = spread([r[key] for r in runs])
+        result[key] = result[f"{key}_spread"]["median"]
+    full = [r["full_run"]["seconds"] for r in runs]
+    result["full_run"] = {**runs[0]["full_run"], "seconds": statistics.median(full)}
+    result["full_run"]["seconds_spread"] = spread(full)
+    result["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs)
+    result["peak_rss_training_bytes"] = max(r["peak_rss_training_bytes"] for r in runs)
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps (the cap)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="no cap: train each way's whole run and measure it (not extrapolated)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of each way, the order reversed in turns"
+    )
     parser.add_argument("--ways", default=",".join(WAYS), help="which, comma-separated")
     parser.add_argument("--work", type=Path, default=ROOT / "runs/benchmarks/time_to_bot")
     parser.add_argument("--json", type=Path, default=ROOT / "runs/benchmarks/time_to_bot.json")
@@ -289,9 +343,9 @@ def main() -> None:
     if args.worker:
         run = args.work / args.worker
         if args.worker == "original":
-            result = worker_original(run, base, args.steps)
+            result = worker_original(run, base, steps_cap(args))
         else:
-            result = worker_ours(run, base, args.steps, lora=args.worker == "lora")
+            result = worker_ours(run, base, steps_cap(args), lora=args.worker == "lora")
         args.worker_out.write_text(json.dumps(result))
         return
 
@@ -302,38 +356,54 @@ def main() -> None:
     build_base(base)
     load_before = os.getloadavg()
     print(f"{device_name()}; load average {load_before[0]:.2f}", file=sys.stderr)
-    results = {way: run_way(way, args) for way in args.ways.split(",")}
+    ways = args.ways.split(",")
+    runs: dict[str, list[dict]] = {way: [] for way in ways}
+    for repeat, order in enumerate(orders(ways, args.repeat)):
+        print(f"repeat {repeat + 1}: {', '.join(order)}", file=sys.stderr)
+        for way in order:
+            runs[way].append(run_way(way, args))
+    results = {way: median_result(runs[way]) for way in ways}
     load_after = os.getloadavg()
     reference = results.get("original")
-    print(
-        f"capped at {args.steps} optimizer steps of 1,024 tokens each; full run = {EPOCHS} epochs"
-    )
+    how = "measured" if args.full else "extrapolated"
+    if args.full:
+        print(f"no cap: each way's whole run, measured; medians of {args.repeat} repeat(s)")
+    else:
+        print(
+            f"capped at {args.steps} optimizer steps of 1,024 tokens each; full run = "
+            f"{EPOCHS} epochs, extrapolated; medians of {args.repeat} repeat(s), the order "
+            "reversed in turns"
+        )
     for way, r in results.items():
         ratio = ""
         if reference is not None:
             now = r["process_seconds"] / reference["process_seconds"]
             full = r["full_run"]["seconds"] / reference["full_run"]["seconds"]
-            ratio = (
-                f" = {now:.2f}× the original's time ({1 / now:.1f}× faster; full run "
-                f"{full:.2f}×, {1 / full:.1f}× faster)"
-            )
+            ratio = f" = {now:.2f}× the original's time ({1 / now:.1f}× faster"
+            if not args.full:
+                ratio += f"; full run, extrapolated, {full:.2f}×, {1 / full:.1f}× faster"
+            ratio += ")"
+        took = r["process_seconds_spread"]
         print(
-            f"{way:8}: {r['process_seconds']:6.0f} s{ratio}; {r['tokens_trained']:,} tokens "
-            f"trained, {r['median_step_seconds']:.2f} s a step; peak RSS "
-            f"{r['peak_rss_training_bytes'] / 2**30:.2f} GiB to the end of training, "
-            f"{r['peak_rss_bytes'] / 2**30:.2f} GiB in all; validation loss "
-            f"{r['validation_loss']:.3f}"
-            f"; full run (extrapolated): {r['full_run']['steps']} steps, "
+            f"{way:8}: {r['process_seconds']:6.0f} s [{took['low']:.0f}–{took['high']:.0f}]"
+            f"{ratio}; {r['tokens_trained']:,} tokens trained, {r['median_step_seconds']:.2f} s "
+            f"a step; peak RSS {r['peak_rss_training_bytes'] / 2**30:.2f} GiB to the end of "
+            f"training, {r['peak_rss_bytes'] / 2**30:.2f} GiB in all; validation loss "
+            f"{r['validation_loss']:.3f}; full run ({how}): {r['full_run']['steps']} steps, "
             f"{r['full_run']['tokens']:,} tokens, {r['full_run']['seconds'] / 60:.1f} min  "
             f"[{r['recipe']}]"
         )
     summary = {
         "device": device_name(),
-        "steps_cap": args.steps,
+        "steps_cap": None if args.full else args.steps,
+        "full_run": how,
         "epochs_full_run": EPOCHS,
+        "repeats": args.repeat,
+        "orders": orders(ways, args.repeat),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "ways": results,
+        "runs": runs,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(summary, indent=2))
