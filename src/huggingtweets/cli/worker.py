@@ -46,6 +46,6 @@ def worker_command(queue: str, runs_dir: Path, burst: bool, name: str | None) ->
 
     # A wrong URL or password, a read-only Redis: one line now; a Redis that is down (or
     # still loading its data): waited for, with one line.
-    wait_for_queue(queue, lambda line: console.print(line, style="yellow")).close()
+    wait_for_queue(queue, lambda line: console.print(line, style="yellow", soft_wrap=True)).close()
     console.print(f"Worker for {runs_dir}: waiting for jobs (Ctrl-C stops).", style="dim")
     run_worker(queue, runs_dir, burst=burst, name=name)
