@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
+from test_serve_api import Api as ServeApi
 
 from huggingtweets.serve.api import create_app
 from huggingtweets.serve.config import ServeConfig
@@ -128,35 +129,12 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 @dataclass
-class Api:
-    """A test client over one app, and how to make a second app (a restart, a replica)
-    over the same jobs."""
+class Api(ServeApi):
+    """test_serve_api's client (calls, waits), and how to make a second app (a restart, a
+    replica) over the same jobs."""
 
-    client: TestClient
-    runs_dir: Path
-    backend: str
+    backend: str = "embedded"
     queue: str | None = None
-    answers: list[str] = field(default_factory=list)
-
-    def call(self, method: str, path: str, **kwargs):
-        response = self.client.request(method, path, **kwargs)
-        assert "Traceback" not in response.text
-        return response
-
-    def get(self, path: str, **kwargs):
-        return self.call("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs):
-        return self.call("POST", path, **kwargs)
-
-    def wait(self, job_id: str, until=lambda job: job["state"] in ENDED, timeout: float = 180):
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.get(f"{API}/jobs/{job_id}").json()
-            if until(job) or job["state"] in ENDED:
-                return job
-            assert time.monotonic() < deadline, f"job still {job['state']}: {job}"
-            time.sleep(0.1)
 
     def config(self) -> ServeConfig:
         return ServeConfig(runs_dir=self.runs_dir, queue=self.queue)
@@ -175,7 +153,7 @@ def api(request, tmp_path_factory) -> Iterator[Api]:
     try:
         app = create_app(ServeConfig(runs_dir=runs_dir, queue=queue), ui=False)
         with TestClient(app) as client:
-            yield Api(client, runs_dir, request.param, queue)
+            yield Api(client, runs_dir, backend=request.param, queue=queue)
     finally:
         if worker is not None:
             stop_process(worker)
