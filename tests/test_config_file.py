@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from conftest import run_cli
 
 from huggingtweets import TrainOptions
+from huggingtweets.cli.train import NOT_IN_CONFIG, train_command
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import MAX_CONFIG_BYTES, load_config_file
 from huggingtweets.sweep import load_sweep_config
@@ -91,3 +93,50 @@ def test_a_sweep_space_in_yaml_1_2_numbers(tmp_path):
     config.write_text("base_model: tiny\nparameters:\n  learning_rate: {min: 1e-5, max: 1e-3}\n")
     _, space = load_sweep_config(config)
     assert space == {"learning_rate": {"min": 1e-5, "max": 1e-3}}
+
+
+def _config_key(param: click.Parameter) -> str:
+    """The name a config file gives an option of `train`: a derived option's field name
+    (its parameter is opt_<field>), else its long flag's (--keep-base-dropout)."""
+    if param.name.startswith("opt_"):
+        return param.name.removeprefix("opt_")
+    return max(param.opts, key=len).lstrip("-").replace("-", "_")
+
+
+TRAIN_OPTIONS = [p for p in train_command.params if isinstance(p, click.Option)]
+
+
+@pytest.mark.parametrize("param", TRAIN_OPTIONS, ids=_config_key)
+def test_every_option_of_train_is_read_from_a_config_or_refused_with_its_reason(tmp_path, param):
+    """A new option of `train` is read from --config, or added to NOT_IN_CONFIG with why:
+    never "unknown option" for an option the command has."""
+    key = _config_key(param)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{key}: null\n")
+    result = run_cli("train", tmp_path / "missing", "--config", config, expect=2)
+    assert "Traceback" not in result.output
+    if key in NOT_IN_CONFIG:
+        assert result.stderr == (
+            f"Error: {config}: {key!r} is not read from a config file: {NOT_IN_CONFIG[key]}\n"
+        )
+    else:  # read: checked as the option's value, or the run is looked for
+        assert "unknown option" not in result.stderr
+        assert "not read from a config file" not in result.stderr
+
+
+def test_the_flow_options_and_text_column_come_from_the_config(tmp_path, monkeypatch):
+    """evaluate, card (the flow's options) and text_column, as their flags would: the
+    config's `evaluate: never` wins over $HUGGINGTWEETS_EVALUATE as --evaluate does."""
+    monkeypatch.setenv("HUGGINGTWEETS_EVALUATE", "always")
+    posts = tmp_path / "posts.csv"
+    rows = [f"{i},post number {i} about the sea and the stars tonight" for i in range(200)]
+    posts.write_text("id,body\n" + "\n".join(rows) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "base_model: tiny\nmax_steps: 2\nevaluate: never\ncard: false\ntext_column: body\n"
+    )
+    run = tmp_path / "run"
+    run_cli("train", posts, "--handle", "me", "--out", run, "--config", config)
+    assert (run / "model" / "model.safetensors").is_file()
+    assert not (run / "evaluation.json").exists()
+    assert not (run / "model" / "README.md").exists()

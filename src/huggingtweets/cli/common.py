@@ -120,6 +120,11 @@ def source_options(command: Callable) -> Callable:
     @functools.wraps(command)
     def with_sources(*args, text_column, live_options, **kwargs):
         extra = {cls: kwargs.pop(f"extra_{cls.__name__}") for cls in extra_classes}
+        if text_column is None:  # not given: train's --config may hold it
+            config = click.get_current_context().meta.get("huggingtweets.config", {})
+            text_column = config.get("text_column")
+        if text_column is not None and not isinstance(text_column, str):
+            raise OptionError("text_column", f"must be text, a field's name (got {text_column!r})")
         if text_column is not None and not text_column.strip():
             raise OptionError("text_column", "is empty: name the field that holds the text")
         kwargs["source_options"] = SourceOptions(

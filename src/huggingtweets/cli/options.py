@@ -10,14 +10,15 @@ Ranges are not checked here: the dataclass checks them, once, for every caller.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from huggingtweets.core.options import OptionSpec, load_config_file, option_specs, split_known
+from huggingtweets.core.errors import HuggingtweetsError
+from huggingtweets.core.options import OptionSpec, load_config_file, option_specs
 
 _CLICK_TYPES: dict[type, Any] = {int: int, float: float, str: str, Path: click.Path()}
 # Field name → flag, for every option a command offers: errors that name a field are shown
@@ -135,13 +136,29 @@ def config_file_option(load: Callable[[click.Context, Path], None], help: str) -
     )
 
 
-def config_option(*classes: type) -> Callable:
-    """``--config FILE``: option values from YAML or JSON (flags given win over them)."""
+def config_option(
+    *classes: type, also: tuple[str, ...] = (), refused: Mapping[str, str] | None = None
+) -> Callable:
+    """``--config FILE``: option values from YAML or JSON (flags given win over them).
+
+    Its keys: the fields of ``classes`` and the names in ``also`` (options a command reads
+    itself, such as ``text_column``); a key in ``refused`` (an option of the command that a
+    file shared between runs must not hold) is refused with its reason, any other as unknown.
+    """
     names = ", ".join(cls.__name__ for cls in classes)
+    known = sorted({s.name for cls in classes for s in option_specs(cls)} | set(also))
 
     def load(ctx: click.Context, path: Path) -> None:
         data = load_config_file(path)
-        split_known(data, *classes)  # unknown keys fail now, naming the known ones
+        for key in data:  # unknown keys fail now, naming the known ones
+            if refused and key in refused:
+                raise HuggingtweetsError(
+                    f"{path}: {key!r} is not read from a config file: {refused[key]}"
+                )
+            if key not in known:
+                raise HuggingtweetsError(
+                    f"{path}: unknown option {key!r}; known: {', '.join(known)}"
+                )
         ctx.meta["huggingtweets.config"] = data
 
     return config_file_option(

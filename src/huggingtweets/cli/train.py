@@ -23,6 +23,20 @@ from huggingtweets.prepare.dataset import PrepareOptions
 from huggingtweets.publish.hub import PushOptions
 from huggingtweets.train.recipe import TrainOptions
 
+# The options of `train` a config file does not hold, and why: a config is a recipe, shared
+# between runs and trials (sweep-3.yaml); where a run writes and which accounts its SOURCEs
+# are belong to one command line. Every other option of `train` is read from it too.
+NOT_IN_CONFIG = {
+    "out": "it is where this one command prepares and trains, and a config is shared between "
+    "runs; give --out on the command line",
+    "output_dir": "it is where this one training writes, and every run given the config "
+    "would write into the same folder; give --output-dir on the command line",
+    "handle": "it names the SOURCEs on the command line, one per source in order; give "
+    "--handle there",
+    "keep_base_dropout": "in a config, write `dropout: null` (the base model's own dropout)",
+    "config": "a config cannot name another config; merge the two files into one",
+}
+
 
 @click.command("train")
 @click.argument("targets", nargs=-1, required=True, metavar="RUN_DIR | SOURCE...")
@@ -34,7 +48,16 @@ from huggingtweets.train.recipe import TrainOptions
 )
 @dataclass_options(BotOptions, "bot_options")  # --output-dir, --no-card, --evaluate
 @handle_option
-@config_option(TrainOptions, PrepareOptions, PushOptions, LiveOptions, *source_option_classes())
+@config_option(
+    BotOptions,
+    TrainOptions,
+    PrepareOptions,
+    PushOptions,
+    LiveOptions,
+    *source_option_classes(),
+    also=("text_column",),
+    refused=NOT_IN_CONFIG,
+)
 @dataclass_options(TrainOptions, "options")
 @dataclass_options(PrepareOptions, "prepare_options", exclude=("seed",))
 @source_options
@@ -55,7 +78,8 @@ def train_command(
     given here). The defaults are the original huggingtweets' recipe (gpt2, learning rate
     1.372e-4, 4 epochs, cosine, AdamW); the best epoch by validation loss is kept. Ctrl-C
     stops after a checkpoint: continue with --resume. --config FILE takes any of these
-    options from YAML or JSON (field names: num_train_epochs, lora, dedupe ...).
+    options from YAML or JSON (field names: num_train_epochs, lora, dedupe, evaluate ...;
+    not the places --out, --output-dir, nor --handle).
 
     \b
     Examples:

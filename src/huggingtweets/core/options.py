@@ -227,20 +227,6 @@ def options_from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = ""
     return cls(**data)
 
 
-def split_known(data: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
-    """``data``'s items shared out among ``classes`` by field name; unknown keys refused."""
-    parts: list[dict[str, Any]] = [{} for _ in classes]
-    for key, value in data.items():
-        for part, cls in zip(parts, classes, strict=True):
-            if any(spec.name == key for spec in option_specs(cls)):
-                part[key] = value
-                break
-        else:
-            known = sorted({s.name for cls in classes for s in option_specs(cls)})
-            raise HuggingtweetsError(f"unknown option {key!r}; known: {', '.join(known)}")
-    return parts
-
-
 def options_to_dict(obj: Any) -> dict[str, Any]:
     """The declared options of ``obj`` as plain data (for metrics.json, trackers, forms)."""
     out = {}
