@@ -4,7 +4,9 @@ batching, seeds, the bounded queue, the model cache, share links, on a tiny rand
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import threading
 
 import pytest
 import torch
@@ -15,8 +17,15 @@ from huggingtweets.core.options import OptionError
 from huggingtweets.generate.generator import GenerateOptions, Generator
 from huggingtweets.model.memorization import build_guard
 from huggingtweets.model.tiny import build_tiny_base
+from huggingtweets.serve import batching
 from huggingtweets.serve.batching import EncodedPrompt, PromptRows, sample_batch
-from huggingtweets.serve.models import GenerateRequest, ModelService, QueueFull, UnknownModel
+from huggingtweets.serve.models import (
+    GenerateRequest,
+    ModelBroken,
+    ModelService,
+    QueueFull,
+    UnknownModel,
+)
 from huggingtweets.train.recipe import save_model
 
 TEXTS = [
@@ -344,3 +353,118 @@ def test_requests_are_checked_with_the_api_limits(fields, name):
     with pytest.raises(OptionError) as raised:
         GenerateRequest(**{"model": "bot", **fields})
     assert raised.value.name == name
+
+
+class HeldLoads:
+    """``Generator.load`` as the service calls it, held for the folders given until the
+    test releases them (the load then goes on as it would: it loads, or it fails)."""
+
+    def __init__(self, monkeypatch, *held) -> None:
+        self.held = {str(folder) for folder in held}
+        self.started = threading.Event()  # a held load began
+        self.release = threading.Event()
+        self.calls: list[str] = []
+        real = Generator.load
+
+        def load(location, **kwargs):
+            self.calls.append(str(location))
+            if str(location) in self.held:
+                self.started.set()
+                assert self.release.wait(120), "the test never released the load"
+            return real(location, **kwargs)
+
+        monkeypatch.setattr(Generator, "load", staticmethod(load))
+
+
+def test_a_slow_load_holds_up_no_model_that_is_loaded(model_dir, tmp_path, monkeypatch):
+    """Issue 19 (hostile input 12): one model's load kept the one worker thread, so every
+    request of every model waited for it. Now a loaded model answers while another loads;
+    the loading model's requests wait in the queue and are answered once it is loaded."""
+    slow = shutil.copytree(model_dir, tmp_path / "slow")
+    loads = HeldLoads(monkeypatch, slow)
+    service = ModelService(_resolver({"bot": model_dir, "slow": slow}), max_models=2)
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))  # loaded
+        waiting = service.submit(GenerateRequest("slow", n=2))
+        assert loads.started.wait(60)
+        answer = service.generate_sync(GenerateRequest("bot", n=2), timeout=30)
+        assert len(answer["samples"]) == 2 and answer["model"] == "bot"
+        assert not waiting.done() and service.queued() == 1
+        loads.release.set()
+        assert len(waiting.result(60)["samples"]) == 2
+        assert service.loaded() == [str(model_dir), str(slow)]
+        assert service.counters["loads"] == 2 and loads.calls.count(str(slow)) == 1
+    finally:
+        loads.release.set()
+        service.close()
+
+
+def test_a_load_that_fails_answers_its_requests_and_no_others(model_dir, tmp_path, monkeypatch):
+    """A model whose config.json claims a billion layers (refused by its size), held while
+    a loaded model answers: each of its waiting requests gets the load's error, in one
+    line naming the model, never its folder; one load answers them all."""
+    broken = shutil.copytree(model_dir, tmp_path / "broken")
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "n_layer": 10**9}))
+    loads = HeldLoads(monkeypatch, broken)
+    service = ModelService(_resolver({"bot": model_dir, "broken": broken}))
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))
+        first = service.submit(GenerateRequest("broken", n=1))
+        assert loads.started.wait(60)
+        second = service.submit(GenerateRequest("broken", n=1, seed=5))  # another batch
+        assert len(service.generate_sync(GenerateRequest("bot", n=1), timeout=30)["samples"]) == 1
+        loads.release.set()
+        for job in (first, second):
+            with pytest.raises(ModelBroken) as raised:
+                job.result(60)
+            message = str(raised.value)
+            assert "model 'broken' cannot be loaded" in message
+            assert "config.json describes a model of" in message
+            assert str(tmp_path) not in message
+        assert loads.calls.count(str(broken)) == 1
+        assert len(service.generate_sync(GenerateRequest("bot", n=3), timeout=30)["samples"]) == 3
+        assert service.loaded() == [str(model_dir)] and service.queued() == 0
+    finally:
+        loads.release.set()
+        service.close()
+
+
+def test_requests_given_up_while_their_model_loads_leave_the_queue(
+    model_dir, tmp_path, monkeypatch
+):
+    """Clients that leave (a closed connection cancels the request) while their model
+    loads do not keep the queue full for the models that are loaded."""
+    slow = shutil.copytree(model_dir, tmp_path / "slow")
+    loads = HeldLoads(monkeypatch, slow)
+    service = ModelService(_resolver({"bot": model_dir, "slow": slow}), max_queue=2)
+    try:
+        service.generate_sync(GenerateRequest("bot", n=1))
+        gone = [service.submit(GenerateRequest("slow", n=1))]
+        assert loads.started.wait(60)
+        gone.append(service.submit(GenerateRequest("slow", n=1)))
+        assert all(job.cancel() for job in gone)  # still waiting, so cancelled
+        assert len(service.generate_sync(GenerateRequest("bot", n=1), timeout=30)["samples"]) == 1
+        assert service.queued() == 0
+    finally:
+        loads.release.set()
+        service.close()
+
+
+def test_sampling_noise_is_float32_whatever_torchs_default_dtype(model_dir):
+    """A load on the loader thread sets torch's default dtype (a global) for the moment
+    transformers builds a half-precision model: a sampling loop drawing meanwhile still
+    draws its noise in float32, as a request's seed draws it alone."""
+    generator = Generator.load(model_dir)
+    settings = {**generator.settings(GenerateOptions()), "allow_newlines": False}
+    prompt = EncodedPrompt.encode(generator, "My dream is", settings)
+    loop = batching._Loop(generator.model, settings, generator._line_break_ids())
+    rows = PromptRows(prompt.ids, 2, prompt.max_length, prompt.min_length, torch.Generator())
+    loop.admit([(0, [0, 1], rows)])
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # as transformers' local_torch_dtype does
+    try:
+        noise = loop._noise(5)
+    finally:
+        torch.set_default_dtype(previous)
+    assert noise.dtype == torch.float32 and noise.shape == (2, 5)

@@ -288,7 +288,9 @@ class _Loop:
         present, counts = torch.unique_consecutive(self.group, return_counts=True)
         return torch.cat(
             [
-                torch.empty((c, columns), device=self.device).exponential_(generator=self.rngs[g])
+                torch.empty((c, columns), dtype=torch.float32, device=self.device).exponential_(
+                    generator=self.rngs[g]
+                )
                 for g, c in zip(present.tolist(), counts.tolist(), strict=True)
             ]
         )

@@ -1,8 +1,18 @@
 """The models behind ``huggingtweets serve``: loaded once, batched, bounded.
 
 :class:`ModelService` keeps up to ``max_models`` generators loaded (least recently used
-evicted) and runs every load and every forward pass on ONE worker thread of its own, so
-torch is never called concurrently and the event loop never blocks.
+evicted) and runs every forward pass on ONE worker thread of its own, so no two sampling
+loops share torch at once and the event loop never blocks.
+
+Loads run on a loader thread of their own, one at a time (transformers' from_pretrained
+swaps globals while it builds a model: two at once in one process are not safe): a slow
+load (a big model, a slow disk) never holds up the models that are loaded. A request for a
+model that is not loaded (or whose files changed since: a run trained again) waits in the
+queue while the loader loads it, and is answered once it is loaded, or with the load's
+error (ModelBroken, naming the model) if it cannot be; a client that leaves meanwhile frees
+its place in the queue. At most ``max_models`` models stay loaded and one more is being
+loaded (a sampling loop still drawing from a model evicted meanwhile keeps it until the
+loop ends).
 
 Dynamic batching: requests wait in one queue; when the worker takes the first, it also
 takes every waiting request for the same model with the same temperature and top-p, up to
@@ -121,7 +131,9 @@ class ModelService:
         self._models: collections.OrderedDict[str, Generator] = collections.OrderedDict()
         self._versions: dict[str, tuple] = {}  # each cached model's files as loaded
         self._pending: collections.deque[PendingRequest] = collections.deque()
-        self._cond = threading.Condition()
+        self._loads: collections.deque[str] = collections.deque()  # locations to load, in turn
+        self._loading: set[str] = set()  # waiting to be loaded or being loaded
+        self._cond = threading.Condition()  # one lock for all of it; wait/notify_all
         self._closed = False
         self._stopping = False  # stop(): every request answered ShuttingDown
         self._serving: list[PendingRequest] = []  # the batch the worker is drawing
@@ -133,6 +145,10 @@ class ModelService:
         self.counters = {"batches": 0, "requests": 0, "rows": 0, "largest_batch": 0, "loads": 0}
         self._worker = threading.Thread(target=self._work, name="huggingtweets-models", daemon=True)
         self._worker.start()
+        self._loader = threading.Thread(
+            target=self._load_loop, name="huggingtweets-loads", daemon=True
+        )
+        self._loader.start()
 
     # -- the API --------------------------------------------------------------------
 
@@ -154,6 +170,7 @@ class ModelService:
         with self._cond:
             if self._closed or self._stopping:
                 raise ShuttingDown()
+            self._drop_cancelled()
             if len(self._pending) >= self.max_queue:
                 raise QueueFull(
                     f"{len(self._pending)} generate requests are waiting already: try again "
@@ -161,7 +178,7 @@ class ModelService:
                     retry_after=self._retry_after(),
                 )
             self._pending.append(job)
-            self._cond.notify()
+            self._cond.notify_all()
         return job.future
 
     def count_tokens(self, name: str, texts: list[str]) -> list[int]:
@@ -226,13 +243,17 @@ class ModelService:
             settle(job, error=ShuttingDown())
 
     def close(self) -> None:
-        """Stop the worker; requests still waiting get ShuttingDown."""
+        """Stop the worker and the loader; requests still waiting get ShuttingDown. A load
+        cannot be interrupted: close waits for one in progress (30 s at most, with the
+        worker's last step), and drops what it loads."""
         self.stop()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._worker is not threading.current_thread():
-            self._worker.join(timeout=30)
+        deadline = time.monotonic() + 30
+        for thread in (self._worker, self._loader):
+            if thread is not threading.current_thread():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- the worker thread --------------------------------------------------------------
 
@@ -243,29 +264,68 @@ class ModelService:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                if self.max_batch > 1 and self.batch_window_s > 0:
-                    deadline = time.monotonic() + self.batch_window_s
-                    while not self._closed and (left := deadline - time.monotonic()) > 0:
-                        if self._rows_ready() >= self.max_batch:
-                            break
-                        self._cond.wait(left)
-                batch = self._take()
+                taken = self._next_batch()
+            if taken is None:
+                return
             started = time.monotonic()
-            self._serve(batch)
+            self._serve(*taken)
             self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * (time.monotonic() - started)
 
-    def _rows_ready(self) -> int:
-        first = self._pending[0]
+    def _next_batch(self) -> tuple[list[PendingRequest], Generator] | None:
+        """(Under the lock.) The next batch of a loaded model and that model, once there
+        is one; the loads the waiting requests need are started meanwhile. None: closed."""
+        while not self._closed:
+            first = self._first_ready()
+            if first is None:
+                self._cond.wait()
+                continue
+            if self.max_batch > 1 and self.batch_window_s > 0:
+                deadline = time.monotonic() + self.batch_window_s
+                while not self._closed and (left := deadline - time.monotonic()) > 0:
+                    if self._rows_ready(first) >= self.max_batch:
+                        break
+                    self._cond.wait(left)
+            generator = self._models.get(first.location)
+            if self._closed or generator is None or first not in self._pending:
+                continue  # stopped, evicted by a load meanwhile, or given up: look again
+            self._models.move_to_end(first.location)
+            return self._take(first), generator
+        return None
+
+    def _first_ready(self) -> PendingRequest | None:
+        """(Under the lock.) The oldest waiting request whose model is loaded, as its files
+        are now; the load of each other waiting request's model is started (a model
+        trained again since it was loaded is loaded again)."""
+        self._drop_cancelled()
+        fresh: dict[str, bool] = {}
+        for job in self._pending:
+            location = job.location
+            if location in self._loading:
+                continue
+            if location not in fresh:
+                cached = location in self._models
+                fresh[location] = cached and self._versions[location] == model_version(location)
+                if not fresh[location]:
+                    self._start_load(location)
+            if fresh[location]:
+                return job
+        return None
+
+    def _drop_cancelled(self) -> None:
+        """(Under the lock.) Requests whose callers gave up (a closed connection) leave the
+        queue: waiting for a model's load, they would hold its places."""
+        if any(job.future.cancelled() for job in self._pending):
+            self._pending = collections.deque(j for j in self._pending if not j.future.cancelled())
+
+    def _rows_ready(self, first: PendingRequest) -> int:
+        if first.key is None:
+            return first.request.n
         return sum(j.request.n for j in self._pending if j.key == first.key)
 
-    def _take(self) -> list[PendingRequest]:
-        """The first waiting job and, when it can be batched, the jobs after it that
-        share its model and settings, up to max_batch rows (never a job split)."""
-        first = self._pending.popleft()
+    def _take(self, first: PendingRequest) -> list[PendingRequest]:
+        """``first`` and, when it can be batched, the jobs after it that share its model
+        and settings, up to max_batch rows (never a job split)."""
+        self._pending.remove(first)
         batch, rows = [first], first.request.n
         if first.key is not None and self.max_batch > 1:
             for job in list(self._pending):
@@ -275,24 +335,18 @@ class ModelService:
                     rows += job.request.n
         return [job for job in batch if job.future.set_running_or_notify_cancel()]
 
-    def _serve(self, batch: list[PendingRequest]) -> None:
+    def _serve(self, batch: list[PendingRequest], generator: Generator) -> None:
         if not batch:
             return
         with self._cond:
             self._serving = batch  # the loop extends it with the requests that join
         try:
-            self._draw(batch)
+            self._draw(batch, generator)
         finally:
             with self._cond:
                 self._serving = []
 
-    def _draw(self, batch: list[PendingRequest]) -> None:
-        try:
-            generator = self._generator(batch[0].location)
-        except Exception as exc:  # the server's model is at fault, not the request
-            for job in batch:
-                settle(job, error=load_error(exc, job.request.model, job.location))
-            return
+    def _draw(self, batch: list[PendingRequest], generator: Generator) -> None:
         try:
             if not fast_sampling_supported(generator.model):
                 for job in batch:  # generate() samples it: one request at a time
@@ -311,24 +365,52 @@ class ModelService:
             for job in batch:
                 settle(job, error=as_error(exc, job))
 
-    def _generator(self, location: str) -> Generator:
-        version = model_version(location)
+    # -- the loader thread --------------------------------------------------------------
+
+    def _start_load(self, location: str) -> None:
+        """(Under the lock.) Queue the model's load; a stale copy is dropped first."""
+        self._models.pop(location, None)
+        self._versions.pop(location, None)
+        self._loading.add(location)
+        self._loads.append(location)
+        self._cond.notify_all()
+
+    def _load_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._loads and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                location = self._loads.popleft()
+            try:
+                version = model_version(location)
+                generator = Generator.load(location)
+            except Exception as exc:  # the server's model is at fault: its requests told
+                with self._cond:
+                    failed = [job for job in self._pending if job.location == location]
+                    for job in failed:
+                        self._pending.remove(job)
+                for job in failed:
+                    if job.future.set_running_or_notify_cancel():
+                        settle(job, error=load_error(exc, job.request.model, location))
+            else:
+                self._loaded(location, version, generator)
+            finally:
+                with self._cond:
+                    self._loading.discard(location)
+                    self._cond.notify_all()
+
+    def _loaded(self, location: str, version: tuple, generator: Generator) -> None:
         with self._cond:
-            cached = self._models.get(location)
-            if cached is not None and self._versions.get(location) == version:
-                self._models.move_to_end(location)
-                return cached
-            if cached is not None:  # trained again since (the web app's step 2): reload
-                del self._models[location]
-        generator = Generator.load(location)
-        with self._cond:
+            if self._closed:
+                return
             self._models[location] = generator
             self._versions[location] = version
             self.counters["loads"] += 1
             while len(self._models) > self.max_models:
                 evicted, _ = self._models.popitem(last=False)  # least recently used
                 self._versions.pop(evicted, None)
-        return generator
 
     def _alone(self, generator: Generator, job: PendingRequest) -> dict:
         request = job.request
@@ -348,12 +430,13 @@ class ModelService:
             self.counters["largest_batch"] = max(self.counters["largest_batch"], batch_size)
 
     def _take_joining(self, key: tuple | None, free: int) -> list[PendingRequest]:
-        """Waiting jobs of ``key`` that fit in ``free`` rows. None while
-        the oldest waiting job is of another model or settings: the loop then drains and
-        that job goes next (a stream of joiners never starves it)."""
+        """Waiting jobs of ``key`` that fit in ``free`` rows. None while the oldest waiting
+        job (of a model not being loaded) is of another model or settings: the loop then
+        drains and that job goes next (a stream of joiners never starves it)."""
         joining, rows = [], 0
         with self._cond:
-            if self._stopping or (self._pending and self._pending[0].key != key):
+            oldest = next((j for j in self._pending if j.location not in self._loading), None)
+            if self._stopping or (oldest is not None and oldest.key != key):
                 return joining
             for job in list(self._pending):
                 if job.key == key and rows + job.request.n <= free:
