@@ -1,7 +1,8 @@
 """The Redis backend's faults, with a real redis-server and real ``huggingtweets worker``
 processes: Redis stopped (503 + Retry-After at once, served again once it is back), two
 servers accepting one run at once (one wins), a worker that does not see the run folder,
-a corrupt job, a wrong URL or password at start, and a worker killed with SIGKILL."""
+a corrupt job, a wrong URL or password at start, a worker killed with SIGKILL, a job's
+own process killed with SIGKILL, and a Hub id beside a folder of that name."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from test_serve_queue import (
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.api import create_app
 from huggingtweets.serve.config import ServeConfig
+from huggingtweets.train.options import MAX_STEPS
 
 
 @pytest.fixture
@@ -349,6 +351,76 @@ def _kill_horse(url: str, job_id: str) -> None:
     if pid:
         with contextlib.suppress(ProcessLookupError):  # already gone with its parent
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_killed_job_process_is_reported_by_its_signal_and_the_worker_goes_on(
+    redis_server, tmp_path
+):
+    """SIGKILL of the job's own process (RQ's work horse) alone, the worker alive: the job
+    fails at once (not once its heartbeat expires) saying what ended it, and the same
+    worker runs the next job."""
+    runs_dir = tmp_path / "runs"
+    log = tmp_path / "worker.log"
+    with client_for(redis_server, runs_dir) as client:
+        worker = start_worker(redis_server.url, runs_dir, log)
+        try:
+            get = lambda job_id: client.get(f"{API}/jobs/{job_id}").json()  # noqa: E731
+            job = client.post(f"{API}/runs", json={"sources": ["sample:romeo"]}).json()
+            prepared = wait_for(lambda: get(job["id"]), lambda j: j["state"] in ENDED, 90)
+            assert prepared["state"] == "succeeded", prepared
+            run_id = prepared["run_id"]
+            train = client.post(
+                f"{API}/runs/{run_id}/train", json={**TINY, "max_steps": MAX_STEPS}
+            ).json()
+            wait_for(
+                lambda: get(train["id"]),
+                lambda j: j["state"] in ENDED or (j["progress"] or {}).get("step"),
+                300,
+            )
+            _kill_horse(redis_server.url, train["id"])
+            killed = time.monotonic()
+            failed = wait_for(lambda: get(train["id"]), lambda j: j["state"] != "running", 60)
+            took = time.monotonic() - killed
+            assert failed["state"] == "failed", failed
+            assert failed["error"] == (
+                "the job's process ended unexpectedly: killed by SIGKILL (the system may have "
+                "run out of memory)"
+            )
+            assert took < 15, took  # the heartbeat's expiry (20 s) is not waited for
+            again = client.post(f"{API}/runs/{run_id}/train", json=TINY).json()
+            ended = wait_for(lambda: get(again["id"]), lambda j: j["state"] in ENDED, 300)
+            assert ended["state"] == "succeeded", ended
+            assert worker.poll() is None
+        finally:
+            stop_process(worker)
+
+
+def test_a_hub_id_is_never_a_folder_where_the_worker_runs(redis_server, tmp_path, monkeypatch):
+    """A model folder named like the client's Hub id where ``huggingtweets worker`` was
+    started is not trained from: offline, the id is looked for in the cache only."""
+    from huggingtweets.model.tiny import build_tiny_base
+
+    here = tmp_path / "worker-cwd"
+    build_tiny_base(["a few words to learn a tokenizer from, " * 50], here / "decoy-model",
+                    vocab_size=300, context=64, n_layer=1, n_head=2, n_embd=32)  # fmt: skip
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the worker started below inherits both
+    runs_dir = tmp_path / "runs"
+    with client_for(redis_server, runs_dir) as client:
+        worker = start_worker(redis_server.url, runs_dir, tmp_path / "worker.log")
+        try:
+            get = lambda job_id: client.get(f"{API}/jobs/{job_id}").json()  # noqa: E731
+            job = client.post(f"{API}/runs", json={"sources": ["sample:romeo"]}).json()
+            prepared = wait_for(lambda: get(job["id"]), lambda j: j["state"] in ENDED, 90)
+            assert prepared["state"] == "succeeded", prepared
+            body = {**TINY, "base_model": "decoy-model", "max_steps": 1}
+            train = client.post(f"{API}/runs/{prepared['run_id']}/train", json=body).json()
+            failed = wait_for(lambda: get(train["id"]), lambda j: j["state"] in ENDED, 300)
+        finally:
+            stop_process(worker)
+    assert failed["state"] == "failed", failed
+    assert "'decoy-model' is not in the Hugging Face cache" in failed["error"], failed
+    assert not (runs_dir / prepared["run_id"] / "model").exists()
 
 
 # -- limits and secrets: the same with Redis as without -------------------------------------

@@ -151,8 +151,9 @@ class Catalog:
         """A base model a training may start from: a served model (its path), else a Hub id.
         Decided by the name's form alone (a Hub id, OWNER/NAME or a bare name such as gpt2;
         anything path-like refused): the answer never says what exists on the server."""
-        if base in self.given:
-            return self.given[base]
+        if base in self.given:  # a folder as an absolute path: jobs run in a folder of
+            location = self.given[base]  # their own (serve.worker)
+            return str(Path(location).resolve()) if Path(location).is_dir() else location
         model_dir = self.run_model_dir(base)
         if model_dir is not None:
             return str(model_dir.resolve())

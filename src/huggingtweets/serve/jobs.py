@@ -33,6 +33,7 @@ from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Cancelled, Event, Reporter
 from huggingtweets.serve.errors import Busy, QueueFull, UnknownJob
 from huggingtweets.serve.messages import (
+    ended_text,
     error_text,
     one_line,
     server_words,
@@ -372,18 +373,15 @@ class EmbeddedJobQueue(JobQueue):
                     continue
                 job.state = "running"
                 self._changed(job, *self._waiting["train"])
-                # Under the lock: a cancel() from now on is not lost.
-                run_dir = str(self.runs_dir / job.work.run_id)
+                # Under the lock: a cancel() from now on is not lost. Absolute: the
+                # worker runs its jobs in a folder of their own (serve.worker).
+                run_dir = str((self.runs_dir / job.work.run_id).resolve())
                 self.worker.submit(job.id, run_dir, job.work.worker_options)
             outcome = self.worker.follow(job.id, lambda event, job=job: self._on_event(job, event))
             if outcome is None and self._closed:  # ended by close(), after its grace time
                 outcome = ("cancelled", None)
-            elif outcome is None:
-                outcome = (
-                    "failed",
-                    f"the training process ended unexpectedly (exit code {self.worker.exitcode}"
-                    "; out of memory?)",
-                )
+            elif outcome is None:  # killed (a signal) or crashed: said as it is known
+                outcome = ("failed", ended_text("the training process", self.worker.exitcode))
             self._finish(job, *outcome)
 
     # -- bookkeeping ----------------------------------------------------------------------

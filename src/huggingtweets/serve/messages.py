@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from pathlib import Path
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.secrets import redact
 
-# The command line's words in the readers' messages, as the server's clients say it.
+# The command line's words in the readers' messages, as the server's clients say it (the
+# longer phrases first: they hold the shorter ones). Advice a client cannot follow through
+# the API (a flag of `prepare`, a folder on the server) is said as what the API offers.
 SERVER_WORDS = {
+    # train.recipe: a dataset without validation posts (the server prepares with its
+    # default split: only more posts can mend it).
+    "prepare again with two posts or more per account and a --validation-split-percentage "
+    "above 0": "create the run again (POST /api/v1/runs or /api/v1/runs/upload) from two "
+    "posts or more per account",
+    # model.loading: a Hub id that cannot be had offline.
+    "use a local model folder (to train: --base-model tiny)": 'use base_model "tiny" or a '
+    "model this server serves",
     "pass --handle YOUR_HANDLE": "give the account's handle (the handle field)",
     "--base-model tiny": 'base_model "tiny"',
     "--handle": "handle",
@@ -78,6 +89,31 @@ def one_line(text: object, limit: int = 500) -> str:
     """A message as one line, secrets blanked (errors and events may quote a server)."""
     line = " ".join(redact(str(text)).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# Signals that stop a process on purpose (someone or something asked it to end); by name,
+# as not every system has all of them.
+STOP_SIGNALS = frozenset({"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"})
+
+
+def ended_text(what: str, exitcode: int | None) -> str:
+    """Why ``what`` (a process) ended before its job did, from its exit code (a negative
+    one is the signal that ended it, as multiprocessing says it): only what is known. Out
+    of memory is a possibility for SIGKILL alone (the kernel's OOM killer sends it)."""
+    text = f"{what} ended unexpectedly"
+    if exitcode is None:
+        return text
+    if exitcode >= 0:
+        return f"{text} (exit code {exitcode})"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        return f"{text}: killed by signal {-exitcode}"
+    if name == "SIGKILL":
+        return f"{text}: killed by SIGKILL (the system may have run out of memory)"
+    if name in STOP_SIGNALS:
+        return f"{text}: stopped by {name}"
+    return f"{text}: killed by {name}"
 
 
 def error_text(exc: BaseException) -> str:

@@ -6,7 +6,10 @@ runs it as the embedded backend does: a prepare through prepare(), a train throu
 make_bot(), their events onto the job in Redis, a cancel request (a key polled each
 second) onto the reporter, so training stops after its current step with its checkpoint.
 Each job runs in a fresh work-horse process (RQ forks it): a job that crashes or uses up
-the GPU's memory leaves the worker alive, and the memory is given back when it ends.
+the GPU's memory leaves the worker alive, and the memory is given back when it ends; a
+job whose process is killed fails at once, naming the signal (:func:`horse_ended`). A
+training runs in an empty folder of its own (serve.worker.in_empty_folder), so that a
+client's Hub id is never a folder that happens to be where the worker was started.
 
 A Redis that is down, restarting or loading its data is waited for, by the same process:
 at start, while idle and when RQ's loop gives up on a lost connection, with a back-off of
@@ -30,7 +33,7 @@ from typing import Any
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Cancelled, Event, Reporter
 from huggingtweets.serve.jobs import JobWork
-from huggingtweets.serve.messages import error_text
+from huggingtweets.serve.messages import ended_text, error_text
 from huggingtweets.serve.redis_queue import (
     ALIVE_TTL_S,
     FORMAT,
@@ -44,6 +47,7 @@ from huggingtweets.serve.redis_queue import (
     unavailable,
     work_from_json,
 )
+from huggingtweets.serve.worker import in_empty_folder
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ def run_job(job_id: str) -> str:
     from rq import get_current_job
 
     client = get_current_job().connection
-    store = JobStore(client, Path(os.environ.get(RUNS_DIR_ENV, "runs")))
+    store = JobStore(client, _runs_dir())
     raw = client.hmget(job_key(job_id), "format", "work")
     try:
         if raw[0] != FORMAT.encode():
@@ -126,7 +130,8 @@ def _run(runs_dir: Path, job_id: str, work: JobWork, reporter: Reporter) -> tupl
 
             if not run_dir.is_dir():
                 raise HuggingtweetsError(_unseen(work.run_id))
-            make_bot(run_dir, train=TrainOptions(**work.worker_options), reporter=reporter)
+            with in_empty_folder():  # a client's Hub id is never a folder found here
+                make_bot(run_dir, train=TrainOptions(**work.worker_options), reporter=reporter)
         else:
             from huggingtweets.prepare.dataset import prepare
 
@@ -140,6 +145,21 @@ def _run(runs_dir: Path, job_id: str, work: JobWork, reporter: Reporter) -> tupl
             log.warning("job %s failed: %s", job_id, error_text(exc))
         return ("failed", error_text(exc))
     return ("succeeded", None)
+
+
+def horse_ended(store: JobStore, job_id: str, status: int | None) -> None:
+    """The job's own process (RQ's work horse) ended before the job did, killed or crashed
+    (``status`` as waitpid gave it): the job fails now, saying how the process ended, not
+    once its heartbeat has expired ("the worker stopped")."""
+    exitcode = None if status is None else os.waitstatus_to_exitcode(status)
+    error = ended_text("the job's process", exitcode)
+    # Queued still when it died before run_job took the job: RQ will not run it again.
+    if not store.finish(job_id, "running", "failed", error):
+        store.finish(job_id, "queued", "failed", error)
+
+
+def _runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV, "runs"))
 
 
 def _unseen(run_id: str) -> str:
@@ -256,6 +276,10 @@ def _worker_class() -> type:
         def request_stop(self, signum: Any, frame: Any) -> None:
             self.stopping = True
             super().request_stop(signum, frame)
+
+        def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any):
+            super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+            horse_ended(JobStore(self.connection, _runs_dir()), job.id, ret_val)
 
     return ReconnectingWorker
 

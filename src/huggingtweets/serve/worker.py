@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from huggingtweets.core.errors import HuggingtweetsError
@@ -162,7 +164,8 @@ def train_job(
 
     reporter = Reporter(listener, cancel_event=cancel_event)
     try:
-        make_bot(run_dir, train=TrainOptions(**options), reporter=reporter)
+        with in_empty_folder():
+            make_bot(run_dir, train=TrainOptions(**options), reporter=reporter)
     except Cancelled:  # TrainingInterrupted too: stopped after a step, its checkpoint kept
         return ("cancelled", None)
     except Exception as exc:
@@ -174,3 +177,19 @@ def train_job(
             log.error("training job %s failed:\n%s", job_id, redact(traceback.format_exc()))
         return ("failed", error_text(exc))
     return ("succeeded", None)
+
+
+@contextlib.contextmanager
+def in_empty_folder() -> Iterator[None]:
+    """A job run in an empty working folder of its own: a client's base model, a Hub id
+    ("gpt2", "org/name"), is then never taken for a folder of that name where the worker
+    was started (the model's resolution and transformers' from_pretrained both look in the
+    working folder first). What a job is given is absolute: its run folder, a served
+    model's folder."""
+    before = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="huggingtweets-job-") as empty:
+        os.chdir(empty)
+        try:
+            yield
+        finally:
+            os.chdir(before)

@@ -160,8 +160,10 @@ def _inputs(run: RunDir, options: TrainOptions, reporter: Reporter) -> tuple:
         raise HuggingtweetsError(f"{run.train_path} holds no posts: nothing to train on")
     if not valid_texts:
         raise HuggingtweetsError(
-            f"{run.valid_path} holds no posts: prepare again with a "
-            "validation_split_percentage above 0"
+            # One post of an account is all trained on (none held out), and a split of 0
+            # holds none out: both mended by `prepare`. (serve.messages says it the API's way.)
+            f"{run.valid_path} holds no posts to measure the training on: prepare again "
+            "with two posts or more per account and a --validation-split-percentage above 0"
         )
     speaker_rows = _speaker_rows(run) if options.speaker_tokens else None  # checked early
     check_resume(run.checkpoints_dir, options)  # before anything is loaded or built
