@@ -202,7 +202,59 @@ def test_quoted_fields_may_hold_line_breaks(tmp_path):
     assert collected.posts[7].id == "8"
 
 
-# -- 3. zip bombs and files of blanks fail in seconds, in little memory --------------
+# -- 3. zip bombs and files of blanks: refused unread, skipped by chunks, little memory --
+
+
+_opened: list[list[str]] = []  # the paths opened, while files_opened() watches
+_audit_hook: list[bool] = []  # added yet (an audit hook cannot be removed)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _opened:
+        _opened[-1].append(str(args[0]))
+
+
+@contextlib.contextmanager
+def files_opened():
+    """The files this process opens inside the block: Python's "open" audit event, which
+    open(), Path.open and os.open raise (a stat does not)."""
+    if not _audit_hook:
+        sys.addaudithook(_audit)
+        _audit_hook.append(True)
+    _opened.append([])
+    try:
+        yield _opened[-1]
+    finally:
+        _opened.pop()
+
+
+def python_lines_run(work, budget: int):
+    """``work()``, run while counting the lines of Python it runs in this thread: the work
+    done, where a clock would also measure the machine's load (other test runs share its
+    two cores). Past ``budget`` lines it stops with an AssertionError."""
+    lines = 0
+
+    def count(frame, event, arg):
+        nonlocal lines
+        if event == "line":
+            lines += 1
+            if lines > budget:
+                raise AssertionError(f"more than {budget:,} lines of Python run: a byte loop?")
+        return count
+
+    previous = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: count)
+    try:
+        return work()
+    finally:
+        sys.settrace(previous)
+        assert lines <= budget, f"{lines:,} lines of Python run"  # had work() caught it
+
+
+# A Python loop over the bytes of 48 MiB of blanks runs ~50 million lines (3 s here when
+# idle, so no clock bound parts it from the right answer on a loaded machine); skipped by
+# chunks, reading the whole export runs ~4,000.
+BLANKS_BUDGET = 100_000
 
 
 # Runs the CLI and reports its exit code and peak memory. A launcher of its own, because a
@@ -217,13 +269,10 @@ print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))
 """
 
 
-def run_measured(
-    tmp_path: Path, *args: object, timeout: float = 60
-) -> tuple[int, str, float, float]:
-    """(exit code, stderr, seconds, peak memory in MiB) of the CLI in a subprocess."""
+def run_measured(tmp_path: Path, *args: object, timeout: float = 60) -> tuple[int, str, float]:
+    """(exit code, stderr, peak memory in MiB) of the CLI in a subprocess."""
     command = [sys.executable, "-m", "huggingtweets", *map(str, args)]
     log = tmp_path / "stderr.txt"
-    start = time.monotonic()
     try:
         measured = subprocess.run(
             [sys.executable, "-c", _MEASURE, str(log), *command],
@@ -236,7 +285,7 @@ def run_measured(
         pytest.fail(f"no answer in {timeout} s")
     code, peak_kib = json.loads(measured.stdout)
     stderr = log.read_text("utf-8", "replace")
-    return code, stderr, time.monotonic() - start, peak_kib / 1024
+    return code, stderr, peak_kib / 1024
 
 
 def test_a_zip_bomb_is_refused_at_once(tmp_path):
@@ -247,10 +296,13 @@ def test_a_zip_bomb_is_refused_at_once(tmp_path):
         [("data/account.js", *deflated(account)), ("data/tweets.js", *deflated_run(b" ", 1024))],
     )
     assert bomb.stat().st_size < 1_200_000
-    code, stderr, seconds, peak = run_measured(tmp_path, "prepare", bomb, "--out", tmp_path / "run")
+    code, stderr, peak = run_measured(tmp_path, "prepare", bomb, "--out", tmp_path / "run")
     assert code == 2, stderr
+    # "zip bomb" is said only by the check of the sizes the archive declares, made before
+    # anything is inflated; inflating the 1 GiB would also need more than 600 MiB. (The
+    # clock, which counted Python starting under whatever load, told nothing more.)
     assert "Traceback" not in stderr and "zip bomb" in stderr.strip().splitlines()[-1], stderr
-    assert seconds < 20 and peak < 600, (seconds, peak)
+    assert peak < 600, peak
 
 
 def test_an_entry_inflating_past_its_declared_size_stops_there(tmp_path):
@@ -264,13 +316,15 @@ def test_a_huge_account_file_is_refused_without_reading_it(tmp_path):
     export = write_x_export(tmp_path / "export", [tweet("1", "hello there my friends")])
     with (export / "data/account.js").open("wb") as handle:
         handle.write(b" " * (48 << 20))
-    start = time.monotonic()
-    with pytest.raises(HuggingtweetsError, match=r"account\.js is 48 MiB, more than"):
+    with (
+        files_opened() as opened,
+        pytest.raises(HuggingtweetsError, match=r"account\.js is 48 MiB, more than"),
+    ):
         read_source(str(export))
-    assert time.monotonic() - start < 3
+    assert not [path for path in opened if path.endswith("account.js")], opened  # its size only
 
 
-def test_trailing_blanks_are_skipped_in_seconds(tmp_path):
+def test_trailing_blanks_are_skipped_by_chunks(tmp_path):
     export = write_x_export(
         tmp_path / "export",
         [tweet(str(i), t) for i, t in enumerate(sentences(50))],
@@ -278,18 +332,15 @@ def test_trailing_blanks_are_skipped_in_seconds(tmp_path):
     )
     with (export / "data/tweets.js").open("ab") as handle:
         handle.write(b";" + b" \n" * (24 << 20))
-    start = time.monotonic()
-    assert len(read_source(str(export)).posts) == 50
-    assert time.monotonic() - start < 3
+    collected = python_lines_run(lambda: read_source(str(export)), BLANKS_BUDGET)
+    assert len(collected.posts) == 50
 
 
-def test_a_file_of_blanks_is_an_error_in_seconds(tmp_path):
+def test_a_file_of_blanks_is_an_error_skipped_by_chunks(tmp_path):
     export = write_x_export(tmp_path / "export", [], account={"username": "bob"})
     (export / "data/tweets.js").write_bytes(b" " * (48 << 20))
-    start = time.monotonic()
     with pytest.raises(HuggingtweetsError, match="invalid JSON"):
-        read_source(str(export))
-    assert time.monotonic() - start < 3
+        python_lines_run(lambda: read_source(str(export)), BLANKS_BUDGET)
 
 
 def test_a_real_export_as_a_zip_is_within_the_limits(smithjd, tmp_path):
@@ -483,10 +534,13 @@ def test_an_empty_text_column_is_refused(tmp_path, suffix):
 def test_html_full_of_unclosed_tags_is_read_in_linear_time():
     from huggingtweets.collect.htmltext import html_to_text
 
+    # 200 KB of "<a": 0.04 s here, and 44 s (when idle) where each "<" made the parser
+    # rescan the rest of the input. 10 s leaves the right answer 250 times its time on a
+    # loaded machine, and the quadratic one still 4 times over.
     start = time.monotonic()
-    assert html_to_text("<a" * 50_000) == "<a" * 50_000
+    assert html_to_text("<a" * 100_000) == "<a" * 100_000
     assert html_to_text("<p>" + "<" * 100_000 + "</p>") == "<" * 100_000
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 10
     # A "<" that no ">" closes is text; tags around it are still tags.
     assert html_to_text("<p>1 < 2 and 3 > 2 <3</p><p>x<br>y</p>") == "1 < 2 and 3 > 2 <3\n\nx\ny"
 

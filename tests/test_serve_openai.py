@@ -338,7 +338,9 @@ def _closed_at_the_end():
     max_examples=25,
     deadline=None,
     derandomize=True,
-    suppress_health_check=list(HealthCheck),
+    # Only too_slow, a check on the clock (a loaded machine draws examples slowly); the
+    # others look at what is drawn, the same on every run (test_serve_schema says more).
+    suppress_health_check=[HealthCheck.too_slow],
 )
 def test_the_new_routes_never_5xx_nor_answer_off_their_schema(case):
     # positive_data_acceptance left out: a schema-valid prompt may still be too many tokens
