@@ -222,12 +222,38 @@ def test_a_study_db_that_is_not_the_sweep_s_is_refused_in_one_line(run_dir, tmp_
     assert [p.name for p in (run / "trials").iterdir()] == ["0"]
 
 
-def test_an_empty_study_db_without_trials_starts_over(tmp_path):
+def test_a_study_copied_from_another_run_is_refused_a_moved_run_is_not(swept, tmp_path, config):
+    """The copied study's trials trained on another dataset: run on, its table would put
+    that run's losses beside this run's trial folders. A whole run moved keeps its study."""
+    other = tmp_path / "juliet"
+    prepare(other, ["sample:juliet"])
+    (other / "sweep").mkdir()
+    study = other / "sweep" / "study.db"
+    shutil.copyfile(swept.run / "sweep" / "study.db", study)
+    kept = study.read_bytes()
+    result = run_cli("sweep", other, "--trials", "5", "--config", config, expect=2)
+    assert result.stderr == (
+        f"Error: {study} is the study of a sweep over another dataset than {other / 'dataset'} "
+        f"(it was made in {swept.run.resolve()}; copied from another run, or this run was "
+        "prepared again since): put it back where it came from, or delete it and "
+        f"{other / 'trials'} to start the sweep over here\n"
+    )
+    assert study.read_bytes() == kept and not (other / "trials").exists()
+
+    moved = tmp_path / "moved"
+    shutil.copytree(swept.run, moved)
+    result = run_cli("sweep", moved, "--trials", "3", "--config", config, "--no-promote")
+    assert "evaluating the base model" not in result.stderr  # nothing trained again
+    assert len(_rows(moved)) == 4
+
+
+def test_an_empty_study_db_without_trials_starts_over(run_dir, tmp_path):
     """A sweep stopped while creating its study leaves an empty file and no trial."""
     import optuna
 
     from huggingtweets.sweep.study import open_study
 
+    shutil.copytree(run_dir / "dataset", tmp_path / "dataset")
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "study.db").write_bytes(b"")
     study = open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
@@ -288,7 +314,7 @@ def test_pruning_stops_training_after_a_bad_epoch(prune):
     assert control.should_training_stop is prune and callback.pruned is prune
 
 
-def test_the_study_s_own_median_pruner_prunes_a_bad_trial(tmp_path):
+def test_the_study_s_own_median_pruner_prunes_a_bad_trial(run_dir, tmp_path):
     """The sweep's real study and MedianPruner, fed real per-epoch losses through
     PruneOnEval (the Trainer stubbed: milliseconds): after the start-up trials, a trial
     worse than their median at an epoch is pruned there; one as good is not."""
@@ -296,6 +322,7 @@ def test_the_study_s_own_median_pruner_prunes_a_bad_trial(tmp_path):
 
     from huggingtweets.sweep.study import PRUNE_AFTER_TRIALS, open_study
 
+    shutil.copytree(run_dir / "dataset", tmp_path / "dataset")  # the study records it
     (tmp_path / "sweep").mkdir()
     study = open_study(optuna, tmp_path / "sweep", TrainOptions(base_model="tiny"))
     assert isinstance(study.pruner, optuna.pruners.MedianPruner)
@@ -332,7 +359,7 @@ def test_the_study_s_own_median_pruner_prunes_a_bad_trial(tmp_path):
     assert study.get_trials()[-1].intermediate_values == {1: 6.0}
 
 
-def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
+def test_a_trial_left_running_by_a_killed_sweep_runs_again(run_dir, tmp_path):
     """kill -9 leaves a trial "running" in the study: the next sweep fails it and queues
     its parameters again (its partial checkpoints are removed)."""
     import optuna
@@ -341,6 +368,7 @@ def test_a_trial_left_running_by_a_killed_sweep_runs_again(tmp_path):
     from huggingtweets.sweep.study import open_study, retry_interrupted
 
     run = RunDir(tmp_path / "run")
+    shutil.copytree(run_dir / "dataset", run.dataset_dir)  # the study records it
     folder = run.root / "sweep"
     folder.mkdir(parents=True)
     study = open_study(optuna, folder, TrainOptions(base_model="tiny"))

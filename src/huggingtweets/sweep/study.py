@@ -4,6 +4,7 @@ pruned at the median, resumed after an interruption."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import shutil
 from collections.abc import Iterator, Mapping
@@ -196,6 +197,42 @@ def _check_study_file(folder: Path) -> None:
     )
 
 
+def dataset_fingerprint(run: RunDir) -> str:
+    """What identifies the data a sweep's trials train and are validated on: a hash of
+    dataset/train.jsonl and valid.jsonl (a moved run keeps it; another run, or the same
+    one prepared again, has another)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in (run.train_path, run.valid_path):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _check_study_dataset(study, path: Path, run: RunDir) -> None:
+    """A study records the dataset (and the run) it was made for; one made for another
+    dataset (copied from another run, or the run prepared again since) is refused: its
+    trials, their losses and trials/ folders, are not this run's."""
+    fingerprint = dataset_fingerprint(run)
+    stored = study.user_attrs.get("dataset")
+    if stored is None:  # a new study (or one from before studies recorded it)
+        study.set_user_attr("dataset", fingerprint)
+        study.set_user_attr("run", str(run.root.resolve()))
+        return
+    if stored == fingerprint:
+        return
+    origin = study.user_attrs.get("run")
+    made = f"it was made in {origin}" if origin else "it was made elsewhere"
+    raise HuggingtweetsError(
+        f"{path} is the study of a sweep over another dataset than {run.root / 'dataset'} "
+        f"({made}; copied from another run, or this run was prepared again since): put it "
+        f"back where it came from, or delete it and {run.root / 'trials'} to start the "
+        "sweep over here"
+    )
+
+
 def open_study(optuna, folder: Path, base: TrainOptions):
     _check_study_file(folder)
     path = folder / "study.db"
@@ -216,6 +253,7 @@ def open_study(optuna, folder: Path, base: TrainOptions):
             f"{path} is not a sweep study (it is damaged: {str(exc).splitlines()[0]}): "
             f"restore it, or delete it and {folder.parent / 'trials'} to start the sweep over"
         ) from None
+    _check_study_dataset(study, path, RunDir(folder.parent))
     options = options_to_dict(base)
     stored = study.user_attrs.get("base_options")
     if stored is None:
