@@ -166,6 +166,81 @@ def test_a_run_from_a_file_needs_the_newer_export(file_run):
     assert "holds @juliet's posts" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_an_older_export_is_not_taken_for_the_run_s_newest_post(file_run):
+    """The run holds posts up to the newer export's last; an older export given names
+    the run's newest post, and says it ends before it."""
+    folder, _, _, _ = file_run
+    run = folder / "run"
+    snapshot = _snapshot(run)
+    result = run_cli("update", run, folder / "old.jsonl")
+    assert result.stdout == (
+        "No new posts since 2024-01-16 09:00 UTC, the run's newest post "
+        f"({folder / 'old.jsonl'} ends at 2024-01-13 09:00 UTC: an older export than the "
+        "run's? give one made after it): nothing changed\n"
+    )
+    assert _snapshot(run) == snapshot
+
+
+@pytest.mark.parametrize(
+    ("file", "setting", "value", "says"),
+    [
+        ("dataset/stats.json", "min_words", -2, "which must be >=0, <=10000 (got -2)"),
+        ("metrics.json", "block_size", "big", "which must be a whole number"),
+    ],
+)
+def test_a_run_s_refused_setting_is_named_as_the_run_s_not_as_a_flag(
+    file_run, tmp_path, file, setting, value, says
+):
+    """A value this version refuses in the run's own files (edited by hand): the file and
+    the run's setting are named, not --min-words, which the user of update never gave."""
+    _, pristine, _, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    saved = json.loads((run / file).read_text())
+    saved["options"][setting] = value
+    (run / file).write_text(json.dumps(saved))
+    snapshot = _snapshot(run)
+    result = run_cli("update", run, pristine.parent / "new.jsonl", expect=2)
+    assert result.stderr.startswith(
+        f"Error: {run / file} records the run's setting {setting}, {says}"
+    )
+    assert "--" not in result.stderr.split(";")[0] and len(result.stderr.splitlines()) == 1
+    assert _snapshot(run) == snapshot
+
+
+def test_a_sample_run_is_not_called_a_file(tmp_path):
+    run = tmp_path / "run"
+    run_cli("train", "sample:romeo", "--out", run, "--base-model", "tiny", "--max-steps", "1")
+    result = run_cli("update", run, expect=2)
+    assert result.stderr == (
+        f"Error: {run} was made from the bundled sample (sample:romeo), which never has new "
+        "posts: there is nothing to update it with (update is for a bot made from an "
+        "account's own posts: a live account, or a newer export of it)\n"
+    )
+
+
+def test_new_posts_all_dropped_name_the_run_s_own_setting(tmp_path):
+    """Dropped by the run's --min-words 6: said as the run's setting, with its value."""
+    run = tmp_path / "run"
+    export = _write_export(tmp_path / "posts.jsonl", OLD)
+    run_cli("train", export, "--handle", "romeo", "--out", run, *TINY, "--min-words", "6",
+            "--max-steps", "1")  # fmt: skip
+    short = [
+        {
+            "id": str(5000 + i),
+            "created_at": f"2024-02-01T0{i}:00:00Z",
+            "text": "four words post here",
+        }
+        for i in range(3)
+    ]
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text(export.read_text() + "".join(json.dumps(row) + "\n" for row in short))
+    result = run_cli("update", run, newer)
+    assert result.stdout == (
+        "No new posts since 2024-01-13 09:00 UTC (3 new ones were all dropped by the rules "
+        "the run was prepared with: 3 under the run's min_words of 6): nothing changed\n"
+    )
+
+
 @pytest.mark.parametrize("what", ["missing", "empty", "a file", "untrained"])
 def test_a_bad_run_dir_is_one_line(tmp_path, what):
     run = tmp_path / "run"

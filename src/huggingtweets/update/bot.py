@@ -61,11 +61,12 @@ from huggingtweets.update.data import (
     NewDataset,
     Previous,
     collect_new,
-    known_options,
+    live_spec,
     prepare_options_of,
     read_previous,
     rebuild_dataset,
     replayed_posts,
+    run_settings,
 )
 
 STAGE = "update"
@@ -156,10 +157,11 @@ def update_bot(
     sources = [sources] if isinstance(sources, str | Path) else [str(s) for s in sources]
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     previous = read_previous(run)
-    prepare_options = prepare_options_of(previous)
+    prepare_options = prepare_options_of(previous, run)
+    train_options = _train_options(previous, run, options)  # the run's own, checked now
     handles_in_run = [str(a.get("handle")) for a in previous.stats["accounts"]]
     known = {
-        (handle, post.id)
+        (handle, post.id): post.created_at
         for handle in handles_in_run
         if run.posts_path(handle).exists()
         for post in run.read_collected(handle).posts
@@ -177,11 +179,9 @@ def update_bot(
         new = len(data.new_train) + len(data.new_valid)
         if not data.new_train:
             if not asked:
-                raise HuggingtweetsError(
-                    f"{run.root} was made from a file: give the newer export: "
-                    f"huggingtweets update {run.root} NEW.zip"
-                )
-            message = _nothing_new(data, new, run)
+                raise _no_newer_source(run, previous)
+            older = _older_export(accounts, fresh, sources, run, data.since)
+            message = _nothing_new(data, new, run, prepare_options, older)
             reporter.end(STAGE, message, updated=False)
             return UpdateResult(run, False, message, new, 0, new, since=data.since)
         # From here on the run changes: new posts first (so that they are not fetched
@@ -201,13 +201,50 @@ def update_bot(
             staging.commit()
         finally:
             staging.discard()
-    return _train_and_swap(run, previous, data, options, reporter)
+    return _train_and_swap(run, previous, data, options, train_options, reporter)
 
 
-def _nothing_new(data: NewDataset, new: int, run: RunDir) -> str:
-    """What an update with nothing to train on says (it changes nothing)."""
+def _no_newer_source(run: RunDir, previous: Previous) -> HuggingtweetsError:
+    """Why an update of a run made from files (or the bundled sample) needs a SOURCE."""
+    accounts = previous.stats["accounts"]
+    if all(a.get("platform") == "sample" for a in accounts):
+        samples = ", ".join(f"sample:{a.get('handle')}" for a in accounts)
+        return HuggingtweetsError(
+            f"{run.root} was made from the bundled sample ({samples}), which never has new "
+            "posts: there is nothing to update it with (update is for a bot made from an "
+            "account's own posts: a live account, or a newer export of it)"
+        )
+    return HuggingtweetsError(
+        f"{run.root} was made from a file: give the newer export: "
+        f"huggingtweets update {run.root} NEW.zip"
+    )
+
+
+def _older_export(
+    accounts: list, fresh: set[str], sources: Sequence[str], run: RunDir, since: str | None
+) -> str:
+    """What to add when the exports given end before the run's newest post: an older
+    export than the one the run was made from."""
+    given = [
+        a
+        for a in accounts
+        if a.account.handle in fresh and live_spec(run, a.account.handle) is None
+    ]
+    newest = max((p.created_at for a in given for p in a.posts if p.created_at), default=None)
+    if not sources or since is None or newest is None or newest >= since:
+        return ""
+    which = sources[0] if len(sources) == 1 else "the exports given"
+    return (
+        f", the run's newest post ({which} ends at {newest[:10]} {newest[11:16]} UTC: an "
+        "older export than the run's? give one made after it)"
+    )
+
+
+def _nothing_new(data: NewDataset, new: int, run: RunDir, prepare_options, older: str = "") -> str:
+    """What an update with nothing to train on says (it changes nothing); ``older``: what
+    an export older than the run's adds (see _older_export)."""
     if data.since:
-        since = f"since {data.since[:10]} {data.since[11:16]} UTC"
+        since = f"since {data.since[:10]} {data.since[11:16]} UTC{older}"
     else:  # undated posts (plain text files): the last training
         when = datetime.fromtimestamp(run.metrics_path.stat().st_mtime, timezone.utc)
         since = f"since the last training ({when:%Y-%m-%d %H:%M} UTC)"
@@ -219,9 +256,33 @@ def _nothing_new(data: NewDataset, new: int, run: RunDir) -> str:
     if data.dropped_new:
         return (
             f"no new posts {since} ({data.dropped_new} new ones were all dropped by the "
-            "rules: reposts, short posts ...): nothing changed"
+            f"rules the run was prepared with: {_drops(data, prepare_options)}): nothing changed"
         )
     return f"no new posts {since}: nothing changed"
+
+
+# What each drop category of prepare says, with the run's setting that made it drop posts.
+_DROP_WORDS = {
+    "retweets": "reposts",
+    "short": "too short",
+    "private": "private",
+    "replies": "replies (the run drops replies)",
+    "too_long": "too long",
+    "duplicates": "repeats (the run drops duplicates)",
+}
+
+
+def _drops(data: NewDataset, prepare_options) -> str:
+    """The new posts dropped, by rule, the run's settings named: "2 reposts, 3 under the
+    run's min_words of 6" (not a flag the user of update never gave)."""
+    parts = []
+    for category, count in data.dropped_by.items():
+        if category == "below_min_words":
+            words = f"under the run's min_words of {prepare_options.min_words}"
+        else:
+            words = _DROP_WORDS.get(category, category.replace("_", " "))
+        parts.append(f"{count} {words}")
+    return ", ".join(parts) or "reposts, short posts ..."
 
 
 @contextlib.contextmanager
@@ -237,12 +298,14 @@ def _stage_folder(run: RunDir) -> Iterator[Path]:
 
 def _train_options(previous: Previous, run: RunDir, options: UpdateOptions):
     """The options the model was trained with, on the current model as the base."""
-    given = known_options(TrainOptions, previous.metrics.get("options"))
     learning_rate = options.learning_rate
     if learning_rate is None:
         used = (previous.metrics.get("hyperparameters") or {}).get("learning_rate")
         learning_rate = used if isinstance(used, int | float) and 0 < used <= 1 else None
-    given.update(
+    return run_settings(
+        TrainOptions,
+        previous.metrics.get("options"),
+        run.metrics_path,
         base_model=str(run.model_dir.resolve()),
         num_train_epochs=options.num_train_epochs,
         max_steps=-1,
@@ -254,11 +317,15 @@ def _train_options(previous: Previous, run: RunDir, options: UpdateOptions):
         trust_pickle=False,  # the run's model is safetensors, as train saved it
         early_stopping_patience=None,
     )
-    return TrainOptions(**given)
 
 
 def _train_and_swap(
-    run: RunDir, previous: Previous, data: NewDataset, options: UpdateOptions, reporter: Reporter
+    run: RunDir,
+    previous: Previous,
+    data: NewDataset,
+    options: UpdateOptions,
+    train_options: TrainOptions,
+    reporter: Reporter,
 ) -> UpdateResult:
     from huggingtweets.core.records import dump_jsonl
     from huggingtweets.model.memorization import build_guard
@@ -288,7 +355,7 @@ def _train_and_swap(
             f"training the current model on {len(data.new_train)} new posts and "
             f"{len(replayed)} older ones",
         )
-        trained = train(fit_run, _train_options(previous, run, options), reporter=reporter)
+        trained = train(fit_run, train_options, reporter=reporter)
         # The guard knows every post the model has ever trained on, not this round's only.
         build_guard(list(dict.fromkeys(r["text"] for r in data.train_rows)), new_run.model_dir)
         now = datetime.now(timezone.utc)

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter
-from huggingtweets.core.options import option_specs
+from huggingtweets.core.options import OptionError, option_specs
 from huggingtweets.core.records import AccountPosts, iter_jsonl
 from huggingtweets.core.runs import RunDir
 
+T = TypeVar("T")
 Key = tuple[str, str, str]  # (handle, post id, cleaned text): one post of a dataset
 
 
@@ -90,11 +91,27 @@ def known_options(cls: type, saved: object) -> dict[str, Any]:
     return {k: v for k, v in (saved if isinstance(saved, dict) else {}).items() if k in known}
 
 
-def prepare_options_of(previous: Previous):
+def run_settings(cls: type[T], saved: object, path: Path, **changes: Any) -> T:
+    """``cls`` with the options the run was made with, as ``path`` saved them (those this
+    version knows), and ``changes``. A saved value refused is the run's setting, named with
+    its file: not a flag (``--min-words``) the user never gave."""
+    try:
+        return cls(**{**known_options(cls, saved), **changes})
+    except OptionError as exc:
+        if exc.name in changes:  # a value of this update's, not the run's
+            raise
+        raise HuggingtweetsError(
+            f"{path} records the run's setting {exc.name}, which {exc.problem}; was the file "
+            "edited? Make the run again (`huggingtweets train SOURCE... --out` a new folder) "
+            "to update it"
+        ) from None
+
+
+def prepare_options_of(previous: Previous, run: RunDir):
     """The prepare options the dataset was made with (those this version knows)."""
     from huggingtweets.prepare.dataset import PrepareOptions
 
-    return PrepareOptions(**known_options(PrepareOptions, previous.stats.get("options")))
+    return run_settings(PrepareOptions, previous.stats.get("options"), run.stats_path)
 
 
 def live_spec(run: RunDir, handle: str) -> str | None:
@@ -230,15 +247,46 @@ class NewDataset:
     since: str | None  # the newest post of the previous dataset (UTC ISO), when dated
     dates: dict | None  # {"first", "last"} of the dataset's posts now
     dropped_new: int  # new posts the rules dropped (reposts, short ...)
+    dropped_by: dict[str, int] = field(default_factory=dict)  # of them, by category
+
+
+# What prepare counts as dropped, each a category of stats.json.
+DROP_CATEGORIES = (
+    "retweets",
+    "short",
+    "private",
+    "replies",
+    "too_long",
+    "below_min_words",
+    "duplicates",
+)
+
+
+def _dropped_by(stats: dict, before: dict) -> dict[str, int]:
+    """How many more posts each rule dropped than it did when the run was prepared."""
+    counts = {}
+    olds = {a.get("handle"): a for a in before.get("accounts", []) if isinstance(a, dict)}
+    for category in DROP_CATEGORIES:
+        more = 0
+        for account in stats["accounts"]:
+            old = olds.get(account["handle"], {}).get(category, 0)
+            more += max(0, account.get(category, 0) - (old if isinstance(old, int) else 0))
+        if more:
+            counts[category] = more
+    return counts
 
 
 def rebuild_dataset(
-    accounts: list[AccountPosts], previous: Previous, known: set[tuple[str, str]], options
+    accounts: list[AccountPosts],
+    previous: Previous,
+    known: Mapping[tuple[str, str], str | None],
+    options,
 ) -> NewDataset:
     """prepare's rules on every post, then the split kept stable: a post seen before stays
     where it was; a new one whose text the model trained on (or held out) goes there too;
     any other new one where prepare's own split puts it. ``known``: (handle, id) of the
-    posts collected before, to count the new ones that the rules drop."""
+    posts collected before, with their times (UTC ISO, or None), to count the new ones that
+    the rules drop and to date the run's newest post (not an older export's)."""
     from huggingtweets.prepare.dataset import balance, build_dataset, permutation
 
     stats, train_rows, valid_rows, _, _ = build_dataset(accounts, options)
@@ -291,9 +339,11 @@ def rebuild_dataset(
             mine = date_range(times.get(k) for k in kept if k[0] == handle)
             if mine is not None:
                 account["dates"] = mine
-    before = date_range(times.get(k[:2]) for k in previous.train | previous.valid)
+    before = date_range(
+        known.get(k[:2]) or times.get(k[:2]) for k in previous.train | previous.valid
+    )
     ids = {(h, p.id) for a in accounts for h in [a.account.handle] for p in a.posts}
-    dropped_new = len(ids - known - {k[:2] for k in seen})
+    dropped_new = len(ids - known.keys() - {k[:2] for k in seen})
     return NewDataset(
         stats,
         rows,
@@ -304,6 +354,7 @@ def rebuild_dataset(
         before["last"] if before else None,
         dates,
         dropped_new,
+        _dropped_by(stats, previous.stats),
     )
 
 
