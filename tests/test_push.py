@@ -9,6 +9,7 @@ What was pushed is downloaded into a fresh cache and loaded with transformers'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -400,6 +402,73 @@ def test_an_unreachable_hub(pushed, tmp_path):
         started = time.perf_counter()
         message = _fails(_cli("push", run, env=_env(url, tmp_path / "hf")), "cannot reach")
         assert "timed out" in message and time.perf_counter() - started < 40
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """``folder`` cannot be written: chmod a-w; as root, who ignores that, also chattr +i
+    (the immutable flag, which binds root too); skipped where neither holds."""
+    mode = folder.stat().st_mode
+    folder.chmod(mode & ~0o222)
+    immutable = False
+    try:
+        if _writable(folder) and shutil.which("chattr"):
+            immutable = (
+                subprocess.run(["chattr", "+i", folder], capture_output=True).returncode == 0
+            )
+        if _writable(folder):
+            pytest.skip(f"cannot make a folder read-only here (user {os.getuid()}, no chattr +i)")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", folder], check=True)
+        folder.chmod(mode)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except PermissionError:
+        return False
+    (folder / ".probe").unlink()
+    return True
+
+
+def test_a_read_only_run_folder_is_not_an_unreachable_hub(hub, pushed, tmp_path):
+    """The card a push rewrites cannot be written: said as the folder, named, not as the
+    Hub; a card that names the repository already needs no writing, and pushes."""
+    run = tmp_path / "rj"
+    shutil.copytree(pushed[0], run)
+    before = _model_files(run)
+    env = _env(hub, tmp_path / "hf")
+    with _read_only(run / "model"):
+        proc = _cli("push", run, "--repo-id", "alice/readonly", env=env)
+        message = _fails(proc, f"cannot write the model card in {run / 'model'} (")
+        assert "cannot reach" not in proc.stderr and "could not undo" not in proc.stderr
+        assert message.endswith(
+            f"): the push writes it there to name alice/readonly; make the folder writable "
+            f"(chmod u+w {run / 'model'}) and push again; the repository was not changed"
+        )
+        assert "alice/readonly" not in hub.repos and _model_files(run) == before
+        assert _cli("push", run, "--repo-id", "alice/rj", env=env).returncode == 0
+
+
+def test_an_os_error_naming_a_path_is_this_machine_s_not_the_network_s():
+    """A file that cannot be read or a folder that cannot be written, wherever in a push
+    it happens, is not said as "cannot reach the Hub"; a refused connection is."""
+    import errno
+
+    from huggingtweets.publish.hub_client import is_transport_error
+
+    for local in (
+        PermissionError(errno.EACCES, "Permission denied", "/runs/me/model/model.safetensors"),
+        OSError(errno.EROFS, "Read-only file system", "/runs/me/model/.README.md.tmp"),
+    ):
+        wrapped = RuntimeError("upload failed")
+        wrapped.__cause__ = local
+        assert not is_transport_error(local) and not is_transport_error(wrapped)
+    assert is_transport_error(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    assert is_transport_error(TimeoutError("timed out"))
 
 
 def test_a_password_in_hf_endpoint_is_never_shown(hub, pushed, tmp_path):

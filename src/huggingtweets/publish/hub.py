@@ -46,6 +46,7 @@ from huggingtweets.publish.hub_client import (
     first_line_of,
     hub_token,
     is_transport_error,
+    local_file_error,
     quiet_hub,
     repo_info,
     shown_endpoint,
@@ -408,8 +409,16 @@ class Pusher:
         from huggingtweets.card.model_card import write_card
 
         self.reporter.info("push", f"writing the model card for {repo_id}")
-        undo.restore_files(run.model_dir, CARD_FILES)
-        write_card(run, repo_id=repo_id)
+        folder = run.model_dir
+        try:
+            undo.restore_files(folder, CARD_FILES)
+            write_card(run, repo_id=repo_id)
+        except OSError as exc:  # a read-only folder, a full disk: this machine, not the Hub
+            raise HuggingtweetsError(
+                f"cannot write the model card in {folder} ({exc.strerror or exc}): the push "
+                f"writes it there to name {repo_id}; make the folder writable (chmod u+w "
+                f"{folder}) and push again; the repository was not changed"
+            ) from None
 
     def _create_repo(self, api, repo_id: str, token: str, undo: Undo) -> None:
         """Create the repository; one made by this push is deleted should the push fail."""
@@ -499,6 +508,11 @@ class Pusher:
                 server = first_line_of(getattr(exc, "server_message", "") or exc)
                 message = f"the Hub refused the push ({status}): {server}"
             return HuggingtweetsError(redact(f"{message}; {kept}"))
+        local = local_file_error(exc)
+        if local is not None:  # a model file that cannot be read: this machine, not the Hub
+            return HuggingtweetsError(
+                redact(f"cannot use {local.filename}: {local.strerror or local}; {kept}")
+            )
         if is_transport_error(exc):
             cause = exc
             while cause.__cause__ is not None:

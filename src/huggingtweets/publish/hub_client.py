@@ -112,22 +112,34 @@ def token_role(user: dict) -> str | None:
     return role if isinstance(role, str) else None
 
 
-def is_transport_error(exc: BaseException) -> bool:
-    """A lost connection or a time-out, whichever HTTP library huggingface_hub uses."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, once each."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        root = type(current).__module__.split(".")[0]
-        if isinstance(current, OSError) or root in (
-            "httpx",
-            "httpx2",
-            "httpcore",
-            "requests",
-            "urllib3",
-        ):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
+
+
+def local_file_error(exc: BaseException) -> OSError | None:
+    """The first OSError in ``exc``'s chain when it names a path (a folder that cannot be
+    written, a file that cannot be read): this machine's, not the network's."""
+    for current in _chain(exc):
+        if isinstance(current, OSError):
+            return current if current.filename is not None else None
+    return None
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """A lost connection or a time-out, whichever HTTP library huggingface_hub uses (not
+    an error of a local file, which an OSError naming a path is)."""
+    for current in _chain(exc):
+        root = type(current).__module__.split(".")[0]
+        if root in ("httpx", "httpx2", "httpcore", "requests", "urllib3"):
+            return True
+        if isinstance(current, OSError):
+            return current.filename is None
     return False
 
 
@@ -203,8 +215,10 @@ class Undo:
             for path in _matching(folder, patterns):
                 if path.name not in before:
                     path.unlink()
-            for name, content in before.items():
-                atomic_write(folder / name, content)
+            for name, content in before.items():  # only what changed: nothing else written
+                path = folder / name
+                if not path.is_file() or path.read_bytes() != content:
+                    atomic_write(path, content)
 
         self.add(f"the card in {folder}", restore)
 
