@@ -62,25 +62,43 @@ def wait_for(get, until, timeout: float) -> dict:
         time.sleep(0.2)
 
 
+DOWN_REQUESTS = (
+    ("GET", f"{API}/jobs", None),
+    ("POST", f"{API}/runs", {"sources": ["sample:romeo"]}),
+    ("GET", f"{API}/jobs/0123456789abcdef", None),
+)
+
+
 def test_redis_down_is_503_at_once_and_served_again_when_back(redis_server, tmp_path):
+    """At once by events, not the clock: with Redis stopped a connect is refused on the
+    spot, so a request can only be slow by waiting for a timeout or by trying again. The
+    message says it was refused ("not reachable"; a timeout says "did not answer in
+    time"), and, with a listener on Redis's port that counts connections and closes each
+    at once, every request makes one connection: no retry, no reconnect loop."""
+
+    def answered_503(answer) -> str:
+        assert answer.status_code == 503, answer.text
+        assert int(answer.headers["Retry-After"]) >= 1
+        detail = answer.json()["detail"][0]
+        assert detail["type"] == "queue_unavailable"
+        assert "Redis" in detail["msg"] and "\n" not in detail["msg"]
+        assert str(redis_server.port) not in detail["msg"]
+        return detail["msg"]
+
     with client_for(redis_server, tmp_path / "runs") as client:
         assert client.get(f"{API}/jobs").status_code == 200
         redis_server.stop()
-        for method, path, body in (
-            ("GET", f"{API}/jobs", None),
-            ("POST", f"{API}/runs", {"sources": ["sample:romeo"]}),
-            ("GET", f"{API}/jobs/0123456789abcdef", None),
-        ):
-            started = time.monotonic()
-            answer = client.request(method, path, json=body)
-            took = time.monotonic() - started
-            assert answer.status_code == 503, answer.text
-            assert took < 5, f"{method} {path} took {took:.1f} s"
-            assert int(answer.headers["Retry-After"]) >= 1
-            detail = answer.json()["detail"][0]
-            assert detail["type"] == "queue_unavailable"
-            assert "Redis" in detail["msg"] and "\n" not in detail["msg"]
-            assert str(redis_server.port) not in detail["msg"]
+        for method, path, body in DOWN_REQUESTS:
+            msg = answered_503(client.request(method, path, json=body))
+            assert "not reachable" in msg, (method, path, msg)
+        listener = NotRedis(b"", port=redis_server.port)
+        try:
+            for method, path, body in DOWN_REQUESTS:
+                before = listener.connections
+                answered_503(client.request(method, path, json=body))
+                assert listener.connections - before == 1, (method, path, listener.connections)
+        finally:
+            listener.close()
         redis_server.start()  # the same port: the server reconnects by itself
         answer = client.get(f"{API}/jobs")
         assert answer.status_code == 200 and answer.json() == []
@@ -179,12 +197,14 @@ def test_serve_and_worker_refuse_a_bad_queue_in_one_line(tmp_path):
 
 class NotRedis:
     """A loopback TCP server that is not Redis: it answers ``banner`` (another protocol's
-    greeting) and closes the connection."""
+    greeting; nothing: a server that closes at once) and closes the connection. It counts
+    the connections it accepted (``connections``)."""
 
-    def __init__(self, banner: bytes) -> None:
-        self.banner = banner
+    def __init__(self, banner: bytes, port: int = 0) -> None:
+        self.banner, self.connections = banner, 0
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a stopped Redis's port
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(8)
         self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -193,6 +213,7 @@ class NotRedis:
         with contextlib.suppress(OSError):  # closed: the test is over
             while True:
                 conn, _ = self.sock.accept()
+                self.connections += 1  # before the close the client waits for
                 with conn:
                     conn.settimeout(2)
                     with contextlib.suppress(OSError):
@@ -213,31 +234,44 @@ REFUSES_WRITES = {
 def test_serve_and_worker_refuse_what_is_not_redis_or_refuses_writes(tmp_path):
     """At start: one line, exit 2, for a server that speaks another protocol (SSH, HTTP)
     and for a Redis that refuses writes (a read-only replica, out of memory, too few
-    replicas)."""
+    replicas). At once, by events: the words come from the server's answer (no timeout
+    was waited for: that says "did not answer in time"), and each start opens one
+    connection and, on a Redis, tries one write: no retry, no reconnect loop."""
+    import redis
+
     need_redis()
     cases, stop = [], []
     try:
         for banner in (b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"):
             fake = NotRedis(banner)
             stop.append(fake.close)
-            cases.append((fake.url, "is it a Redis server?"))
+            cases.append((fake.url, "is it a Redis server?", lambda fake=fake: (fake.connections,)))
         for name, (args, words) in REFUSES_WRITES.items():
             server = RedisServer(tmp_path / name.replace(" ", "-"))
             server.start_args = [arg.format(dead=free_port()) for arg in args]
             server.start()
             stop.append(server.stop)
-            cases.append((server.url, words))
-        for url, words in cases:
+            admin = redis.Redis.from_url(server.url)  # one connection, opened before counting
+            stop.append(admin.close)
+            cases.append((server.url, words, lambda admin=admin: _connections_and_refusals(admin)))
+        for url, words, counts in cases:
             for command in ("worker", "serve"):
-                started = time.monotonic()
+                before = counts()
                 result = run_cli(command, "--queue", url, "--runs-dir", tmp_path / "r", expect=2)
-                took = time.monotonic() - started
+                grew = [now - was for now, was in zip(counts(), before, strict=True)]
                 assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
                 assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-                assert took < 20, (command, url, took)
+                assert set(grew) == {1}, (command, url, grew)  # one connection (one write)
     finally:
-        for close in stop:
+        for close in reversed(stop):
             close()
+
+
+def _connections_and_refusals(admin) -> tuple[int, int]:
+    """Redis's own counts: connections accepted, commands refused (READONLY, OOM,
+    NOREPLICAS: each refused command adds one to its rejected_calls)."""
+    refused = sum(stats.get("rejected_calls", 0) for stats in admin.info("commandstats").values())
+    return admin.info("stats")["total_connections_received"], refused
 
 
 def test_a_redis_that_stops_accepting_writes_is_503_with_the_reason(redis_server, tmp_path):
@@ -332,7 +366,6 @@ def test_a_killed_worker_is_reported_its_checkpoint_kept_and_resumed(redis_serve
             resumed = wait_for(lambda: get(again.json()["id"]), lambda j: j["state"] in ENDED, 300)
         finally:
             stop_process(worker)
-    assert took < 60, took
     assert resumed["state"] == "succeeded", resumed
     metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
     assert metrics["resumed_from"] == kept.name
@@ -378,15 +411,14 @@ def test_a_killed_job_process_is_reported_by_its_signal_and_the_worker_goes_on(
                 300,
             )
             _kill_horse(redis_server.url, train["id"])
-            killed = time.monotonic()
             failed = wait_for(lambda: get(train["id"]), lambda j: j["state"] != "running", 60)
-            took = time.monotonic() - killed
             assert failed["state"] == "failed", failed
+            # Said by its signal, so not by the heartbeat's expiry ("the worker stopped"):
+            # the job failed when its process died, not once the heartbeat ran out.
             assert failed["error"] == (
                 "the job's process ended unexpectedly: killed by SIGKILL (the system may have "
                 "run out of memory)"
             )
-            assert took < 15, took  # the heartbeat's expiry (20 s) is not waited for
             again = client.post(f"{API}/runs/{run_id}/train", json=TINY).json()
             ended = wait_for(lambda: get(again["id"]), lambda j: j["state"] in ENDED, 300)
             assert ended["state"] == "succeeded", ended
