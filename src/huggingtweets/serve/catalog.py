@@ -99,11 +99,46 @@ def run_name_words(sources: list[str]) -> list[str]:
 
 
 class Catalog:
-    """The runs under ``runs_dir`` and the models given at start."""
+    """The runs under ``runs_dir`` and the models given at start. A model given at start
+    and a run are never of one name (one would hide the other): refused at start, and a
+    new run's name is never a given model's."""
 
     def __init__(self, runs_dir: Path, models: list[str]) -> None:
         self.runs_dir = Path(runs_dir)
         self.given = given_models(models)
+        self._refuse_runs_behind_given_models()
+
+    def _refuse_runs_behind_given_models(self) -> None:
+        """A model given at start and a run in runs_dir of one name: clients name a model
+        by that name, so one of them would be hidden. Refused, in one line naming both,
+        unless the model given is that run's own (``serve runs/demo``)."""
+        for name, location in self.given.items():
+            run = self.runs_dir / name
+            if not is_run_id(name) or not is_run_folder(run):
+                continue
+            model = Path(location)
+            if model.is_dir() and model.resolve() == (run / "model").resolve():
+                continue
+            given = f"the model folder {model}" if model.is_dir() else f"the Hub model {location}"
+            raise HuggingtweetsError(
+                f"{name!r} names both {given} and the run {run} in --runs-dir, and clients "
+                "name a model by that name: rename the model folder (a folder is served by "
+                "its name) or the run's folder, or give another --runs-dir"
+            )
+
+    def is_given_model(self, name: str) -> bool:
+        """Whether ``name`` is a model given at start (not a run of runs_dir)."""
+        return name in self.given
+
+    def check_not_given_model(self, run_id: str, field: str = "run_id") -> None:
+        """Refuse (OptionError on ``field``) a new run named as a model given at start:
+        the model would hide the run's (no server path in the words: a client reads them)."""
+        if self.is_given_model(run_id):
+            raise OptionError(
+                field,
+                f"{run_id!r} is the name of a model this server was given at start: a run "
+                "of that name would be hidden behind it; choose another run_id",
+            )
 
     # -- models -------------------------------------------------------------------------
 
@@ -181,9 +216,7 @@ class Catalog:
             return []
         found = []
         for path in self.runs_dir.iterdir():
-            if not is_run_id(path.name) or path.is_symlink() or not path.is_dir():
-                continue
-            if not any((path / part).is_dir() for part in ("posts", "dataset", "model")):
+            if not is_run_id(path.name) or not is_run_folder(path):
                 continue
             with contextlib.suppress(OSError):  # removed while being listed
                 found.append(run_summary(path))
@@ -220,6 +253,7 @@ class Catalog:
         for n in range(1, 10_000):
             candidate = base if n == 1 else f"{base}-{n}"
             free = candidate not in taken and candidate not in RESERVED_RUN_IDS
+            free = free and not self.is_given_model(candidate)  # it would hide the run
             if free and not (self.runs_dir / candidate).exists():
                 return candidate
         raise HuggingtweetsError(f"too many runs named {base}-N; choose a run_id")
@@ -232,6 +266,14 @@ class Catalog:
         uploads = self.runs_dir / UPLOADS_DIR
         uploads.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
+
+
+def is_run_folder(path: Path) -> bool:
+    """A run: a real folder (no symlink, it could lead anywhere) holding posts/, dataset/
+    or model/."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return any((path / part).is_dir() for part in ("posts", "dataset", "model"))
 
 
 def read_stats(run: RunDir) -> dict | None:
