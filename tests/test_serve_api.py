@@ -145,10 +145,21 @@ def test_a_run_from_an_account_has_the_cards_statistics_and_examples(api, romeo)
         json.loads(line)["text"]
         for line in (api.runs_dir / romeo / "dataset" / "train.jsonl").read_text().splitlines()
     }
-    assert run["examples"]["romeo"] and set(run["examples"]["romeo"]) <= trained
+    examples = run["examples"]["romeo"]
+    assert examples and all(_kept_post(text, trained) for text in examples), examples
     listed = {r["id"]: r for r in api.get(f"{API}/runs").json()}
     assert listed[romeo]["posts"] == account["kept"] and listed[romeo]["has_model"] is False
     assert any(job["kind"] == "prepare" for job in run["jobs"])
+
+
+def _kept_post(example: str, kept: set[str]) -> bool:
+    """An example is a kept post, or its first 500 characters saying how long it is."""
+    if example in kept:
+        return True
+    start, _, marker = example.partition("… [shortened: ")
+    return len(start) == 500 and any(
+        text.startswith(start) and marker == f"{len(text):,} characters in all]" for text in kept
+    )
 
 
 def test_a_run_from_an_uploaded_file(api, bard, speeches):
@@ -478,6 +489,42 @@ def test_the_trained_run_generates(api, trainings, romeo):
             assert set(sample["share"]) == {"x", "bluesky", "mastodon"}
     again = api.post(f"{API}/generate", json={"model": romeo, "n": 3, "max_length": 24, "seed": 7})
     assert again.json()["samples"] == result["samples"]  # the seed reproduces them
+
+
+def test_a_trained_runs_dataset_is_replaced_only_when_overwrite_is_asked(api, trainings, romeo):
+    """POST /runs naming a trained run: 409 without overwrite (nothing changed); with
+    overwrite (in the OpenAPI schema), the new accounts' dataset, and nothing trained on
+    the old one left to describe it: no model, card, metrics or checkpoints, no model to
+    generate from until it is trained again."""
+    import shutil
+
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["CreateRun"]
+    field = schema["properties"]["overwrite"]
+    assert field["type"] == "boolean" and field["default"] is False
+    assert "409" in field["description"] and "removed" in field["description"]
+    run_dir = shutil.copytree(api.runs_dir / romeo, api.runs_dir / "romeo-replaced")
+    (run_dir / "checkpoints" / "checkpoint-2").mkdir(parents=True, exist_ok=True)
+    stats = (run_dir / "dataset" / "stats.json").read_bytes()
+    body = {"sources": ["sample:juliet"], "run_id": run_dir.name}
+
+    refused = _error(api.post(f"{API}/runs", json=body), 409)
+    assert refused["loc"] == ["body", "run_id"] and "overwrite" in refused["msg"], refused
+    assert (run_dir / "dataset" / "stats.json").read_bytes() == stats
+    assert (run_dir / "model" / "config.json").is_file()
+    no_run = _error(api.post(f"{API}/runs", json={**body, "run_id": None, "overwrite": True}), 422)
+    assert no_run["loc"] == ["body", "overwrite"], no_run
+
+    answer = api.post(f"{API}/runs", json={**body, "overwrite": True})
+    assert answer.status_code == 202, answer.text
+    assert api.wait(answer.json()["id"])["state"] == "succeeded"
+    run = api.get(f"{API}/runs/{run_dir.name}").json()
+    assert run["handles"] == ["juliet"] and run["has_model"] is False, run
+    left = {"model", "metrics.json", "evaluation.json", "checkpoints"} & {
+        p.name for p in run_dir.iterdir()
+    }
+    assert left == set(), left
+    generate = api.post(f"{API}/generate", json={"model": run_dir.name, "n": 1})
+    assert generate.status_code == 404, generate.text
 
 
 def test_a_training_whose_process_dies_fails_in_one_line(api, trainings, bard):

@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 import pytest
 
@@ -150,6 +150,7 @@ def _serve(root: Path, hub, queue: str | None):
         HF_HUB_DISABLE_XET="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         GRADIO_ANALYTICS_ENABLED="False",
+        GRADIO_TEMP_DIR=str(root / "gradio"),  # the page's files: in the test's own space
     )
     log = root / "server.log"
     command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
@@ -175,6 +176,9 @@ def _serve(root: Path, hub, queue: str | None):
         left = stop_group(process.pid)
     assert process.returncode in (0, 130), log.read_text()[-3000:]  # stopped, not killed
     assert not left, "the server left its worker process running"
+    # The page's copies of the files uploaded (GRADIO_TEMP_DIR/<hash>/<name>).
+    kept = [path for path in (root / "gradio").glob("*/*") if path.suffix in (".txt", ".zip")]
+    assert not kept, f"uploads outlived the server in the page's folder: {kept}"
 
 
 def stop_group(group: int, grace: float = 10.0) -> bool:
@@ -223,15 +227,30 @@ def open_tab(page, number: int) -> None:
 
 
 def upload(page, path: Path, handle: str) -> None:
-    """Step 1 with a file: choose it, name its account, collect; the statistics show."""
+    """Step 1 with a file: choose it, name its account, collect; the statistics show. The
+    page framework's copy of the file (downloadable from the page while it is there) is
+    gone once collected: the job reads its own copy, removed when it ends."""
     open_tab(page, 1)
     page.locator("#upload input[type=file]").set_input_files(str(path))
     # The download link appears once the file is on the server.
-    page.locator(f'#upload [data-testid=download-link][download="{path.name}"]').wait_for()
+    link = page.locator(f'#upload [data-testid=download-link][download="{path.name}"]')
+    link.wait_for()
+    url = urljoin(page.url, link.get_attribute("href"))
+    copy = Path(unquote(url.split("/file=", 1)[1]))
+    assert copy.is_file() and download_status(url) == 200, url
     page.locator("#upload-handle input, #upload-handle textarea").first.fill(handle)
     page.locator("#collect").click()
     page.locator("#collect-status [data-state=succeeded]").wait_for(timeout=60_000)
     page.locator("#statistics").get_by_text(handle).first.wait_for()
+    assert not copy.exists() and download_status(url) == 403, url
+
+
+def download_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_three_steps_in_chromium(server, hub, uploads, tmp_path):
@@ -254,6 +273,11 @@ def test_three_steps_in_chromium(server, hub, uploads, tmp_path):
         assert errors == []
         shots = {"step1-accounts", "step2-train", "step3-generate", "step3-generate-phone"}
         assert {path.stem for path in screens.glob("*.png")} == shots
+        # A file chosen and never collected: the page framework's copy stays until the
+        # server stops (the server fixture checks that nothing of the page's is left).
+        open_tab(page, 1)
+        page.locator("#upload input[type=file]").set_input_files(str(uploads["markup"]))
+        page.locator("#upload [data-testid=download-link]").wait_for()
         browser.close()
 
 

@@ -8,6 +8,7 @@ a traceback, a path on the server or a secret, and the server must go on serving
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import socket
@@ -312,6 +313,139 @@ def test_waiting_jobs_are_bounded_and_their_uploads_removed_at_close(tmp_path, m
         assert len(local.get(f"{API}/jobs").json()) == 2
     assert manager.job(queued[0].json()["id"])["state"] == "cancelled"
     assert not list(uploads.iterdir())  # closing removed the file no job will read
+
+
+# -- uploads left on disk (item 9) ------------------------------------------------------------
+
+POSTS = b"to be or not to be that is the question\n" * 200
+# `huggingtweets serve` whose prepare jobs start and never end (a collection that hangs).
+HELD_SERVE = """
+import importlib, threading
+dataset = importlib.import_module("huggingtweets.prepare.dataset")
+dataset.prepare = lambda *args, **kwargs: threading.Event().wait()
+from huggingtweets.cli.main import main
+main()
+"""
+
+
+@pytest.fixture
+def held_prepare(monkeypatch):
+    """This process's prepare jobs start, then hold (a collection still reading) until the
+    test ends: the event they set once started."""
+    started, release = threading.Event(), threading.Event()
+
+    def held(*args, **kwargs) -> None:
+        started.set()
+        release.wait(300)
+
+    monkeypatch.setattr(importlib.import_module("huggingtweets.prepare.dataset"), "prepare", held)
+    yield started
+    release.set()
+
+
+def _upload_folders(runs_dir: Path) -> list[Path]:
+    uploads = runs_dir / ".uploads"
+    return sorted(uploads.iterdir()) if uploads.is_dir() else []
+
+
+def _running(api: Api, answer) -> dict:
+    assert answer.status_code == 202, answer.text
+    job = api.wait(answer.json()["id"], lambda job: job["state"] == "running", timeout=60)
+    assert job["state"] == "running", job
+    return job
+
+
+def test_an_upload_is_removed_when_its_server_stops_mid_prepare(tmp_path, held_prepare):
+    runs_dir = tmp_path / "runs"
+    with TestClient(create_app(ServeConfig(runs_dir=runs_dir), ui=False)) as client:
+        local = Api(client, runs_dir)
+        _running(local, _upload(local, "bard.txt", POSTS))
+        assert held_prepare.is_set() and len(_upload_folders(runs_dir)) == 1
+    assert _upload_folders(runs_dir) == []  # stopped mid-prepare: its upload went with it
+
+
+def _serve_process(runs_dir: Path, *, held: bool = False):
+    """``huggingtweets serve`` on a free port (its prepare jobs held, or not): (process, URL)."""
+    import os
+    import subprocess
+    import sys
+
+    command = (
+        [sys.executable, "-c", HELD_SERVE] if held else [sys.executable, "-m", "huggingtweets"]
+    )
+    server = subprocess.Popen(
+        [*command, "serve", "--port", "0", "--runs-dir", str(runs_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    first = server.stdout.readline()  # printed once the app is made: its start is done
+    if not first.startswith("Serving huggingtweets on "):
+        server.kill()
+        server.wait()
+        pytest.fail(f"the server did not start: {first!r}")
+    return server, first.split(" on ", 1)[1].split()[0]
+
+
+def test_uploads_a_killed_server_left_are_removed_at_the_next_start(tmp_path, held_prepare):
+    """A real server killed (-9) mid-prepare leaves its upload on disk; the next real
+    start removes it, and only it: the upload of a server still running beside them (this
+    process's, mid-prepare too) is held by that server."""
+    import signal
+
+    import httpx
+
+    runs_dir = tmp_path / "runs"
+    with TestClient(create_app(ServeConfig(runs_dir=runs_dir), ui=False)) as client:
+        live = Api(client, runs_dir)
+        _running(live, _upload(live, "live.txt", POSTS))
+        [live_folder] = _upload_folders(runs_dir)
+        killed, url = _serve_process(runs_dir, held=True)
+        try:
+            with httpx.Client(base_url=url, timeout=30) as http:
+                remote = Api(http, runs_dir)
+                _running(remote, _upload(remote, "bard.txt", POSTS))
+        finally:
+            killed.kill()
+            killed.wait()
+        assert len(_upload_folders(runs_dir)) == 2  # the killed server's is left
+        restarted, _ = _serve_process(runs_dir)
+        try:
+            assert _upload_folders(runs_dir) == [live_folder]
+        finally:
+            restarted.send_signal(signal.SIGINT)  # Ctrl-C (130: before it began serving)
+            assert restarted.wait(60) in (0, 130)
+
+
+def test_with_redis_a_queued_jobs_upload_outlives_a_restart_and_a_stale_one_does_not(tmp_path):
+    """Jobs in Redis outlive the server: a queued upload stays over a stop and a start (a
+    worker will read it), while one that no job names (a server killed as it wrote it)
+    is removed at the start; cancelled, the queued one goes too."""
+    import tempfile
+
+    from test_serve_queue import RedisServer, need_redis
+
+    need_redis()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    runs_dir = tmp_path / "runs"
+    config = ServeConfig(runs_dir=runs_dir, queue=redis.url)
+    try:
+        with TestClient(create_app(config, ui=False)) as client:  # no worker: it waits
+            job = _upload(Api(client, runs_dir), "bard.txt", POSTS).json()
+            assert job["state"] == "queued", job
+        queued = _upload_folders(runs_dir)
+        assert len(queued) == 1
+        stale = Path(tempfile.mkdtemp(prefix="upload-", dir=runs_dir / ".uploads"))
+        (stale / "half.txt").write_bytes(POSTS[:100])
+        with TestClient(create_app(config, ui=False)) as client:
+            assert _upload_folders(runs_dir) == queued
+            cancelled = client.post(f"{API}/jobs/{job['id']}/cancel").json()
+            assert cancelled["state"] == "cancelled"
+            assert _upload_folders(runs_dir) == []
+    finally:
+        redis.stop()
 
 
 # -- headers, token, methods --------------------------------------------------------------------
@@ -675,6 +809,33 @@ def test_a_runs_dataset_rows_of_the_wrong_kind_are_skipped(api, romeo):
     examples = answer.json()["examples"][handle]
     assert examples and all(isinstance(text, str) for text in examples), examples
     assert examples == api.get(f"{API}/runs/{romeo}").json()["examples"][handle]
+
+
+def test_a_huge_post_in_a_runs_dataset_is_shortened_in_the_runs_answer(api, romeo):
+    """Item 19: one 20 MB post (a dataset of an older version, or written by hand) in the
+    run's training rows: GET /runs/{id} answers a few posts per account, each cut and
+    saying how long it was, not 20 MB."""
+    import shutil
+
+    from huggingtweets.core.runs import RunDir
+
+    copy = shutil.copytree(api.runs_dir / romeo, api.runs_dir / "huge-post")
+    train = RunDir(copy).train_path
+    huge = "wherefore art thou " * 1_100_000  # 20,900,000 characters
+    rows = [{"handle": "romeo", "id": "1", "text": huge}]
+    rows += [{"handle": "romeo", "id": str(n), "text": f"post {n} " * 200} for n in range(2, 12)]
+    lines = [json.dumps(row) for row in rows]
+    train.write_text("\n".join(lines) + "\n" + train.read_text(encoding="utf-8"))
+    answer = api.get(f"{API}/runs/huge-post")
+    assert answer.status_code == 200, answer.text[:300]
+    assert len(answer.content) < 20_000, len(answer.content)
+    examples = answer.json()["examples"]["romeo"]
+    assert len(examples) == 4, len(examples)  # as many as of a run of short posts
+    assert examples[0] == huge[:500] + "… [shortened: 20,900,000 characters in all]"
+    assert examples[1].startswith("post 2 post 2") and examples[1].endswith(
+        f"… [shortened: {len('post 2 ' * 200):,} characters in all]"
+    )
+    assert all(len(text) < 560 for text in examples), [len(text) for text in examples]
 
 
 # -- the server's words (round 3) ----------------------------------------------------------------

@@ -1,21 +1,26 @@
 """The one object the API and the UI call: :class:`JobManager`, over the catalog of runs
 and models (serve.catalog) and a job queue (serve.jobs). Every request is checked here,
 before a job is queued, so that a client's error is answered at once and names its field.
+The uploads' folders are kept here too (:class:`Uploads`): none outlives its job, its
+server's shutdown, or (after a kill) the next start.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import shutil
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError
-from huggingtweets.core.runs import RunDir
+from huggingtweets.core.runs import TRAINED_OUTPUTS, RunDir
 from huggingtweets.serve.catalog import (
+    UPLOADS_DIR,
     Catalog,
     check_run_id,
     check_upload_name,
@@ -23,15 +28,142 @@ from huggingtweets.serve.catalog import (
     save_bounded,
 )
 from huggingtweets.serve.config import ServeConfig
-from huggingtweets.serve.errors import Busy
-from huggingtweets.serve.jobs import EmbeddedJobQueue, JobQueue, JobWork
+from huggingtweets.serve.errors import Busy, QueueFull
+from huggingtweets.serve.jobs import ENDED, EmbeddedJobQueue, JobQueue, JobWork
 from huggingtweets.serve.messages import server_words, without_upload_folder
 from huggingtweets.serve.requests import check_sources, client_train_options
+
+log = logging.getLogger(__name__)
+# A run's outputs trained on its dataset, beside TRAINED_OUTPUTS (model/, metrics.json,
+# evaluation.json): what a resume would continue, a sweep's trials and its study.
+TRAINED_FOLDERS = ("checkpoints", "trials", "sweep")
+# The kept posts a run's view shows (GET /runs/{id}, the page's table): at most this many
+# per account, each cut to this many characters (one 20 MB row is not a 20 MB answer;
+# prepare keeps posts of up to 100,000 characters, older datasets any).
+MAX_EXAMPLES = 4
+MAX_EXAMPLE_CHARS = 500
 
 
 class TrainedRun(Busy):
     """A run_id naming a run that has a trained model (409, as a busy run): other
     accounts' posts in its dataset would leave its model and card describing the old."""
+
+
+class Uploads:
+    """The uploads' folders (runs_dir/.uploads/upload-*), each locked by the server that
+    made it (an flock on the folder, released by the OS when that process dies) for as
+    long as that server may still use it. A folder's job removes it when it ends; the
+    server removes those of its jobs that will not run at shutdown; and a server that
+    starts (a restart, a replica) removes the folders that no process holds and no job
+    still to run names: those of a server that stopped mid-job (Ctrl-C, kill -9)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.folder = catalog.runs_dir / UPLOADS_DIR
+        self._held: dict[Path, int] = {}  # folder -> the open descriptor holding its lock
+        self._lock = threading.Lock()
+
+    def new(self) -> Path:
+        """A new folder, locked: a starting server never removes it under us."""
+        self._let_go_of_removed()
+        for _ in range(10):
+            folder = self.catalog.new_upload_folder()
+            fd = _locked(folder)
+            if fd is not None:
+                with self._lock:
+                    self._held[folder] = fd
+                return folder
+            # A starting server took it between its creation and the lock (and removes it).
+        raise HuggingtweetsError("no folder for the upload could be made: try again")
+
+    def remove(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        self._let_go(folder)
+
+    def remove_stale(self, in_use: Callable[[], set[str]]) -> list[str]:
+        """Remove the folders nobody holds and ``in_use()`` (the names of the folders that
+        queued or running jobs will read) does not name. Each folder is locked before the
+        jobs are read: one made meanwhile is held by its server until its job is queued."""
+        taken: dict[Path, int] = {}
+        try:
+            for entry in self._candidates():
+                fd = _locked(entry)
+                if fd is not None:
+                    taken[entry] = fd
+            if not taken:
+                return []
+            used = in_use()
+            stale = [folder for folder in taken if folder.name not in used]
+            for folder in stale:
+                shutil.rmtree(folder, ignore_errors=True)
+            return [folder.name for folder in stale]
+        finally:
+            for fd in taken.values():
+                os.close(fd)
+
+    def close(self, in_use: set[str] | None) -> None:
+        """At shutdown: the folders this server holds are removed unless a job still to
+        run names them (``in_use``; None: unknown, all kept for the next start); every
+        lock is released."""
+        with self._lock:
+            held, self._held = self._held, {}
+        for folder, fd in held.items():
+            try:
+                if in_use is not None and folder.name not in in_use:
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                os.close(fd)
+
+    def _candidates(self) -> Iterator[Path]:
+        with self._lock:
+            mine = set(self._held)
+        if not self.folder.is_dir():
+            return
+        for entry in self.folder.iterdir():
+            ours = entry.name.startswith("upload-") and entry not in mine
+            if ours and entry.is_dir() and not entry.is_symlink():
+                yield entry
+
+    def _let_go(self, folder: Path) -> None:
+        with self._lock:
+            fd = self._held.pop(folder, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _let_go_of_removed(self) -> None:
+        """The locks of the folders that their jobs have removed meanwhile."""
+        with self._lock:
+            gone = [folder for folder, fd in self._held.items() if not _same_folder(fd, folder)]
+        for folder in gone:
+            self._let_go(folder)
+
+
+def _same_folder(fd: int, folder: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(folder, follow_symlinks=False))
+    except FileNotFoundError:
+        return False
+
+
+def _locked(folder: Path) -> int | None:
+    """An open descriptor of ``folder`` holding its exclusive flock; None when another
+    descriptor holds it (another server, or a starting one about to remove it) or the
+    folder is gone."""
+    import fcntl
+
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if not _same_folder(fd, folder):  # removed by whoever held it before us
+        os.close(fd)
+        return None
+    return fd
 
 
 class JobManager:
@@ -45,6 +177,8 @@ class JobManager:
         # A new run's name is chosen and its job queued in one step: two requests at once
         # never pick the same name.
         self._naming = threading.Lock()
+        self.uploads = Uploads(self.catalog)
+        self._remove_stale_uploads()
 
     # -- what the server lists --------------------------------------------------------------
 
@@ -58,9 +192,15 @@ class JobManager:
         return self.catalog.runs()
 
     def run(self, run_id: str) -> dict:
-        """A run's summary, statistics, a few kept posts per account, and its jobs."""
+        """A run's summary, statistics, a few kept posts per account (bounded: see
+        shortened_examples), and its jobs."""
         run = self.catalog.run(run_id)
-        return {**run, "jobs": [j for j in self.jobs() if j["run_id"] == run_id]}
+        examples = shortened_examples(run.get("examples") or {})
+        return {
+            **run,
+            "examples": examples,
+            "jobs": [j for j in self.jobs() if j["run_id"] == run_id],
+        }
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -77,7 +217,42 @@ class JobManager:
         return self.queue.events(job_id, heartbeat=heartbeat)
 
     def close(self, timeout: float = 30.0) -> None:
+        """Stop the jobs (see JobQueue.close), then remove the uploads no job will read."""
+        in_use = self._uploads_in_use_or_none()  # before the queue closes its connection
         self.queue.close(timeout)
+        self.uploads.close(in_use)
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def _uploads_in_use(self) -> set[str]:
+        """The upload folders' names that jobs still to run will read. The embedded
+        queue's jobs end with this server; the Redis queue's outlive it (workers run them),
+        and so do their uploads."""
+        if isinstance(self.queue, EmbeddedJobQueue):
+            return set()
+        from huggingtweets.serve.redis_queue import RedisJobQueue
+
+        if isinstance(self.queue, RedisJobQueue):
+            return self.queue.uploads_in_use()
+        # Another backend: which folders its jobs hold is unknown, so all are.
+        return {entry.name for entry in self.uploads.folder.glob("upload-*")}
+
+    def _uploads_in_use_or_none(self) -> set[str] | None:
+        try:
+            return self._uploads_in_use()
+        except QueueFull as exc:  # Redis away: which uploads its jobs need is unknown
+            log.warning("uploads kept for now (%s)", exc)
+            return None
+
+    def _remove_stale_uploads(self) -> None:
+        """At start: the uploads that a server stopped mid-job left behind."""
+        try:
+            removed = self.uploads.remove_stale(self._uploads_in_use)
+        except QueueFull as exc:  # Redis away: left for the next start
+            log.warning("stale uploads not looked for (%s)", exc)
+            return
+        if removed:
+            log.info("removed %d upload(s) left by a stopped server", len(removed))
 
     def _create_named(self, work: JobWork, words: list[str]) -> dict:
         """Queue ``work`` in a new run named after ``words``."""
@@ -96,10 +271,16 @@ class JobManager:
     ) -> dict:
         """A job that collects ``sources`` (accounts) and prepares them into a run:
         ``run_id``, or a new one named after the accounts. A ``run_id`` with a trained
-        model is refused (TrainedRun) unless ``overwrite``."""
+        model is refused (TrainedRun) unless ``overwrite``: then what was trained on its
+        old dataset (model, card, metrics, checkpoints, trials) is removed first, so that
+        nothing describes posts the run no longer holds."""
         sources, handles = list(sources), list(handles)
         check_sources(sources, handles)
         if run_id is None:
+            if overwrite:
+                raise OptionError(
+                    "overwrite", "applies to a run_id: a new run has nothing to replace"
+                )
             work = JobWork("prepare", "", sources=tuple(sources), handles=tuple(handles))
             return self._create_named(work, handles or run_name_words(sources))
         check_run_id(run_id)
@@ -107,11 +288,15 @@ class JobManager:
             raise OptionError("run_id", "names a link, not a run folder")
         from huggingtweets.prepare.dataset import trained_models
 
-        if not overwrite and trained_models(RunDir(self.runs_dir / run_id)):
+        run = RunDir(self.runs_dir / run_id)
+        if overwrite:
+            self._remove_trained(run)
+        elif trained_models(run):
             raise TrainedRun(
                 f"run {run_id!r} already has a trained model: other accounts' posts in its "
                 "dataset would leave its model and card describing the old ones; leave "
-                "run_id out for a new run"
+                "run_id out for a new run, or send overwrite: true to replace its dataset "
+                "and remove what was trained on it"
             )
         work = JobWork(
             "prepare",
@@ -121,6 +306,34 @@ class JobManager:
             overwrite=overwrite,
         )
         return self.queue.create(work)
+
+    def _remove_trained(self, run: RunDir) -> None:
+        """Remove what was trained on ``run``'s dataset (an overwrite asked for), unless a
+        job of the run is queued or running (Busy) or a process trains it now."""
+        from huggingtweets.core.runs import training_lock
+
+        run_id = run.root.name
+        for job in self.queue.list():
+            if job["run_id"] == run_id and job["state"] not in ENDED:
+                raise Busy(
+                    f"run {run_id!r} already has a {job['kind']} job {job['state']} ({job['id']})"
+                )
+        names = [*TRAINED_OUTPUTS, *TRAINED_FOLDERS]
+        present = [run.root / name for name in names if os.path.lexists(run.root / name)]
+        if not present:
+            return
+        try:
+            with training_lock(run.root):
+                for path in present:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
+        except HuggingtweetsError:  # training_lock: another process trains or prepares it
+            raise Busy(
+                f"run {run_id!r} is being trained or prepared by another process: try again "
+                "once it ends"
+            ) from None
 
     def create_run_from_upload(
         self, filename: str, data: bytes | Path | IO[bytes], handles: list[str] = ()
@@ -133,7 +346,7 @@ class JobManager:
         name = check_upload_name(filename)
         handles = _upload_handles(handles)
         self.queue.check_room("prepare")  # before the file is written, and again when queued
-        folder = self.catalog.new_upload_folder()
+        folder = self.uploads.new()
         try:
             path = folder / name
             save_bounded(data, path, self.config.max_upload_bytes)
@@ -149,7 +362,7 @@ class JobManager:
             )
             return self._create_named(work, handles or [Path(name).stem])
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.uploads.remove(folder)
             raise
 
     def check_train_options(self, options: dict) -> tuple[dict, dict]:
@@ -184,6 +397,24 @@ class JobManager:
         check_resume(RunDir(path).checkpoints_dir, TrainOptions(**for_worker))
         work = JobWork("train", run_id, options=options, worker_options=for_worker)
         return self.queue.create(work)
+
+
+def shortened_examples(examples: dict[str, list[str]]) -> dict[str, list[str]]:
+    """At most MAX_EXAMPLES posts per account (of the accounts a run has: 1 to 3), each
+    of at most MAX_EXAMPLE_CHARS characters: a longer one is cut and ends with a marker
+    saying how long it was."""
+    from huggingtweets.collect.collection import MAX_ACCOUNTS
+
+    shown = {}
+    for handle, texts in list(examples.items())[:MAX_ACCOUNTS]:
+        shown[handle] = [shortened(text) for text in texts[:MAX_EXAMPLES]]
+    return shown
+
+
+def shortened(text: str) -> str:
+    if len(text) <= MAX_EXAMPLE_CHARS:
+        return text
+    return f"{text[:MAX_EXAMPLE_CHARS]}… [shortened: {len(text):,} characters in all]"
 
 
 def _queue_for(config: ServeConfig, runs_dir: Path) -> JobQueue:

@@ -196,6 +196,7 @@ def work_from_json(text: str | bytes) -> JobWork:
         sources=tuple(data.get("sources") or ()),
         handles=tuple(data.get("handles") or ()),
         upload=Path(upload) if upload else None,
+        overwrite=data.get("overwrite") is True,
     )
 
 
@@ -502,6 +503,25 @@ class RedisJobQueue(JobQueue):
             if work.upload is not None:
                 shutil.rmtree(work.upload, ignore_errors=True)
 
+    def uploads_in_use(self) -> set[str]:
+        """The names of the upload folders that queued or running jobs will read (a
+        worker, on this machine or another, may still take them)."""
+        with redis_errors():
+            ids = [_text(raw) for raw in self.client.zrange(JOBS_KEY, 0, -1)]
+            pipe = self.client.pipeline()
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), "state", "work")
+            records = pipe.execute()
+        names = set()
+        for state, raw in records:
+            if raw is None or _text(state) in ENDED:
+                continue
+            with contextlib.suppress(ValueError, TypeError, KeyError):  # a job nobody can run
+                work = work_from_json(raw)
+                if work.upload is not None:
+                    names.add(work.upload.name)
+        return names
+
     def close(self, timeout: float = 30.0) -> None:
         # The jobs live on in Redis and in the workers: a restarted server finds them.
         with contextlib.suppress(Exception):  # a Redis gone already: nothing to close
@@ -525,7 +545,8 @@ class RedisJobQueue(JobQueue):
         kill -9, a machine gone) is failed, and its run released."""
         state = _text(data.get(b"state"))
         if state == "running" and not self.client.exists(alive_key(job_id)):
-            self.store.finish(job_id, "running", "failed", "the worker stopped")
+            if self.store.finish(job_id, "running", "failed", "the worker stopped"):
+                self._remove_upload(job_id)  # its worker, which would have, is gone
             data = self.client.hgetall(job_key(job_id))
         position = None
         if _text(data.get(b"state")) == "queued":

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from huggingtweets.core.options import OptionSpec, option_specs
 from huggingtweets.serve.catalog import RUN_ID_RE
+from huggingtweets.serve.manager import MAX_EXAMPLE_CHARS, MAX_EXAMPLES
 from huggingtweets.serve.requests import (
     SERVER_ONLY_OPTIONS,
     TRAIN_ALIASES,
@@ -91,7 +92,11 @@ class Job(BaseModel):
 class RunDetail(RunSummary):
     accounts: list[AccountInfo]
     statistics: list[StatisticsRow] = Field(description="The model card's data table.")
-    examples: dict[str, list[str]] = Field(description="A few kept posts per account.")
+    examples: dict[str, list[str]] = Field(
+        description=f"A few kept posts per account (at most {MAX_EXAMPLES}), each of at most "
+        f"{MAX_EXAMPLE_CHARS:,} characters: a longer one is cut and ends with "
+        "'… [shortened: N characters in all]'."
+    )
     jobs: list[Job]
 
 
@@ -113,6 +118,13 @@ class CreateRun(Strict):
         None,
         pattern=f"^{RUN_ID_RE.pattern}$",
         description="Collect into this run (default: a new one named after the accounts).",
+    )
+    overwrite: bool = Field(
+        False,
+        description="With run_id: replace the dataset of a run that has a trained model. "
+        "What was trained on its old dataset (model and card, metrics, evaluation, "
+        "checkpoints, trials) is removed when the job is queued: train it again. Without "
+        "it, such a run_id is refused (409).",
     )
 
 

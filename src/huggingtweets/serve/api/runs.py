@@ -65,8 +65,11 @@ def show_run(run_id: RunId, manager: Manager) -> dict:
     responses=error_responses(409, 413, 422),
 )
 def create_run(body: CreateRun, manager: Manager) -> dict:
-    """Collect 1 to 3 accounts and prepare them into a run (a job)."""
-    return manager.create_run(body.sources, body.handles, run_id=body.run_id)
+    """Collect 1 to 3 accounts and prepare them into a run (a job): a new one, or the
+    run_id given (one with a trained model only with overwrite)."""
+    return manager.create_run(
+        body.sources, body.handles, run_id=body.run_id, overwrite=body.overwrite
+    )
 
 
 @router.post(

@@ -3,6 +3,8 @@ job); the run's statistics table (the card's) and a few kept posts per account."
 
 from __future__ import annotations
 
+import errno
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +24,8 @@ from huggingtweets.serve.ui.views import (
     statistics_table,
     status_html,
 )
+
+log = logging.getLogger(__name__)
 
 
 class AccountsStep:
@@ -86,22 +90,33 @@ class AccountsStep:
             )
         elif len(sources) > MAX_ACCOUNTS:
             problem = f"At most {MAX_ACCOUNTS} accounts (got {len(sources)})."
+        elif upload and not Path(upload).is_file():  # the page's cache let it go (an hour)
+            problem = "The uploaded file is no longer on the server: choose it again."
         if problem:
             return gr.skip(), status_html(problem, "error"), gr.skip()
         try:
             if upload:
-                path = Path(upload)
-                job = self.manager.create_run_from_upload(path.name, path, handles)
+                job = self._create_from_upload(Path(upload), handles)
             else:
                 job = self.manager.create_run(sources)
         except HuggingtweetsError as exc:
-            return gr.skip(), status_html(error_text(exc), "error"), gr.skip()
+            # An upload is read once: its field is cleared with its copy on the server.
+            return gr.skip(), status_html(error_text(exc), "error"), None if upload else gr.skip()
         choices = run_choices(self.manager.runs(), self.manager.jobs())
         return (
             gr.update(choices=choices, value=job["run_id"]),
             progress_html(job),
             None,  # the upload is the server's now: the field is free for the next one
         )
+
+    def _create_from_upload(self, path: Path, handles: list[str]) -> dict:
+        """The job for an uploaded file: the manager copies it into a folder of the job's
+        own (removed when the job ends); the page framework's copy is removed now, whatever
+        the answer, so that it is not left on disk nor downloadable from the page."""
+        try:
+            return self.manager.create_run_from_upload(path.name, path, handles)
+        finally:
+            remove_page_copy(path)
 
     def run_view(self, run_id: str | None) -> tuple[dict, dict, bool]:
         """(statistics, kept posts, whether it has a model) of a run."""
@@ -114,3 +129,23 @@ class AccountsStep:
         handles = [str(h) for h in run.get("handles") or []]
         statistics = statistics_table(run.get("statistics") or [], handles)
         return statistics, examples_table(run.get("examples")), bool(run.get("has_model"))
+
+
+def remove_page_copy(path: Path) -> None:
+    """Remove Gradio's copy of an uploaded file (``<its cache>/<hash>/<name>``, served at
+    /gradio_api/file=... while it exists), and its folder once empty. Only a file inside
+    Gradio's cache folder is touched: the path is the page's, checked by Gradio to be there."""
+    from gradio.utils import get_upload_folder
+
+    cache = Path(get_upload_folder()).resolve()
+    path = Path(path).absolute()
+    if path.is_symlink() or not path.parent.resolve().is_relative_to(cache):
+        return
+    path.unlink(missing_ok=True)
+    if path.parent.resolve() == cache:
+        return
+    try:
+        path.parent.rmdir()
+    except OSError as exc:  # not empty: the same bytes uploaded under another name
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            log.warning("the page's upload folder stays: %s", exc.strerror)
