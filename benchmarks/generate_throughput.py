@@ -25,6 +25,14 @@ Models, built offline once under ``--work`` (no download):
 - ``gpt2-posts``: the same model trained ``--posts-steps`` steps on the smithjd export
   (64-token blocks, learning rate 2e-3): it has learned how often posts end, little else.
 - ``tiny-demo``: the tiny model ``huggingtweets demo`` trains on the ROMEO & JULIET sample.
+- ``tiny-random`` (not in the default set): the tiny base (4 layers, 4.3M) at random init,
+  built in a second: a quick check that both sides run (gpu_check.sh on a CPU); like
+  gpt2-random, every sample runs to 160 tokens.
+
+The shared data (``../shared/data``, or the folder ``HUGGINGTWEETS_BENCH_DATA`` names)
+gives the smithjd posts; without it (a GPU machine gets the checkout alone) gpt2-posts
+trains on three speakers of the bundled sample instead, and the tokenizers are learned
+on the bundled tiny Shakespeare (the same text as the shared copy); the JSON says which.
 
     python benchmarks/generate_throughput.py [--seeds 3] [--threads 1] [--json PATH]
 
@@ -46,10 +54,13 @@ from pathlib import Path
 
 PROMPT = "My dream is"
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("HUGGINGTWEETS_BENCH_DATA") or ROOT.parent / "shared" / "data")
 SMITHJD = SHARED / "x-archive-smithjd"
-SHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
+# Without the shared data: three speakers of the bundled sample (561 speeches, ~24k tokens
+# with the GPT-2 tokenizer below, against the smithjd export's 1,428 posts and 34.5k).
+FALLBACK_SOURCES = ("sample:gloucester", "sample:duke_vincentio", "sample:menenius")
 MODELS = ("gpt2-random", "gpt2-posts", "tiny-demo")
+BUILDABLE = (*MODELS, "tiny-random")
 
 
 def cpu_model() -> str:
@@ -75,15 +86,35 @@ def device_name() -> str:
 # -- models ---------------------------------------------------------------------
 
 
+def posts_data() -> tuple[list[str], list[str], str]:
+    """What to prepare a run of posts from: (sources, handles, what it is): the smithjd
+    export where the shared data is, else three speakers of the bundled sample."""
+    if (SMITHJD / "data" / "tweets.js").exists():
+        return [str(SMITHJD)], ["smithjd"], f"X export {SMITHJD}"
+    return list(FALLBACK_SOURCES), [], "bundled sample: " + ", ".join(FALLBACK_SOURCES)
+
+
+def tokenizer_texts() -> list[str]:
+    """Tiny Shakespeare (bundled: the same text as ../shared/data/tinyshakespeare) and the
+    smithjd posts where the shared data is."""
+    import gzip
+    from importlib.resources import files
+
+    raw = files("huggingtweets.collect").joinpath("samples", "tinyshakespeare.txt.gz")
+    texts = gzip.decompress(raw.read_bytes()).decode("utf-8").split("\n\n")
+    tweets = SMITHJD / "data" / "tweets.js"
+    if tweets.exists():
+        raw_tweets = tweets.read_text("utf-8")
+        texts += re.findall(r'"full_text" : "((?:[^"\\]|\\.)*)"', raw_tweets)
+    return texts
+
+
 def _gpt2_tokenizer():
     """A GPT-2 byte-level BPE learned on the shared data (as many merges as it allows,
     ~16,600 tokens; GPT2Config's 50,257 rows stay, the rest decode to nothing)."""
     from huggingtweets.model.tiny import train_byte_bpe
 
-    texts = SHAKESPEARE.read_text("utf-8").split("\n\n")
-    raw = (SMITHJD / "data" / "tweets.js").read_text("utf-8")
-    texts += re.findall(r'"full_text" : "((?:[^"\\]|\\.)*)"', raw)
-    return train_byte_bpe(texts, 50257)
+    return train_byte_bpe(tokenizer_texts(), 50257)
 
 
 def build_gpt2_random(folder: Path) -> Path:
@@ -107,7 +138,8 @@ def build_gpt2_posts(work: Path, steps: int) -> Path:
 
     run = work / "smithjd"
     if not (run / "dataset" / "valid.jsonl").exists():
-        prepare(run, [str(SMITHJD)], ["smithjd"])
+        sources, handles, _ = posts_data()
+        prepare(run, sources, handles)
     options = TrainOptions(
         base_model=str(model_folder(work, "gpt2-random")),
         max_steps=steps,
@@ -131,6 +163,18 @@ def build_tiny_demo(work: Path) -> Path:
     return bot.trained.model_dir
 
 
+def build_tiny_random(folder: Path) -> Path:
+    """The tiny base (4 layers, 256 wide, 4.3M) at random init, saved with the
+    original's sampling settings as build_gpt2_random's model is."""
+    from huggingtweets.model.loading import load_causal_lm, load_tokenizer
+    from huggingtweets.model.tiny import build_tiny_base
+    from huggingtweets.train.recipe import save_model
+
+    build_tiny_base(tokenizer_texts(), folder)
+    save_model(load_causal_lm(folder), load_tokenizer(folder), folder)
+    return folder
+
+
 def model_folder(work: Path, name: str, posts_steps: int = 40) -> Path:
     """The model's folder, built on first use."""
     done = work / f"{name}.path"
@@ -142,6 +186,8 @@ def model_folder(work: Path, name: str, posts_steps: int = 40) -> Path:
         folder = build_gpt2_random(work / name)
     elif name == "gpt2-posts":
         folder = build_gpt2_posts(work, posts_steps)
+    elif name == "tiny-random":
+        folder = build_tiny_random(work / name)
     else:
         folder = build_tiny_demo(work)
     done.write_text(str(folder))
@@ -222,8 +268,13 @@ def measure(folder: Path, seeds: int, samples: int) -> dict:
             results[name]["tokens"].append(
                 sum(len(tokenizer(t)["input_ids"]) for t in texts) / len(texts)
             )
+    # Compared without U+FFFD: the pipeline decodes a token that ends inside a character
+    # (a byte-level BPE's piece) to it, ours leaves it out; the tokens are the same.
     first_lines = {
-        name: [[t.split("\n", 1)[0].rstrip() for t in texts] for texts in r["texts"]]
+        name: [
+            [t.split("\n", 1)[0].replace("\ufffd", "").rstrip() for t in texts]
+            for texts in r["texts"]
+        ]
         for name, r in results.items()
     }
     equal = sum(
@@ -286,18 +337,25 @@ def main() -> None:
         help="torch threads (0: torch's choice); a model under 50M parameters runs on one, "
         "both sides",
     )
-    parser.add_argument("--models", default=",".join(MODELS), help="which, comma-separated")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"which, comma-separated, of {', '.join(BUILDABLE)}",
+    )
     parser.add_argument("--posts-steps", type=int, default=40, help="training steps of gpt2-posts")
     parser.add_argument("--work", type=Path, default=ROOT / "runs/benchmarks/generate")
     parser.add_argument(
         "--json", type=Path, default=ROOT / "runs/benchmarks/generate_throughput.json"
     )
-    parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=BUILDABLE, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
+    unknown = set(args.models.split(",")) - set(BUILDABLE)
+    if unknown:
+        parser.error(f"--models: no {', '.join(sorted(unknown))}; one of {', '.join(BUILDABLE)}")
 
     import torch
 
@@ -341,6 +399,7 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "models": results,
+        "data": posts_data()[2] if "gpt2-posts" in results else None,
         "target_speedup": 2.0,
     }
     print(

@@ -17,8 +17,9 @@ one-at-a-time answered requests/s (target, issue 9: >= 2x).
 
 Models, built offline once under ``--work`` (generate_throughput.py's builders):
 ``tiny-demo`` (default: the tiny model ``huggingtweets demo`` trains, whose samples end
-at a line as a bot's do) or ``gpt2-random`` (GPT-2 small at random init, 124M: every
-sample runs to 160 tokens).
+at a line as a bot's do), ``gpt2-random`` (GPT-2 small at random init, 124M: every
+sample runs to 160 tokens) or ``gpt2-posts`` (that model trained a few steps on posts: it
+ends them, as a bot does; gpu_check.sh's choice on a GPU).
 
     python benchmarks/serve_throughput.py [--model tiny-demo] [--requests 200] [--n 1]
         [--clients 20] [--repeat 1] [--json runs/benchmarks/serve_throughput.json]
@@ -164,7 +165,9 @@ def measure(model: Path, name: str, max_batch: int, args, log: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("tiny-demo", "gpt2-random"), default="tiny-demo")
+    parser.add_argument(
+        "--model", choices=("tiny-demo", "gpt2-random", "gpt2-posts"), default="tiny-demo"
+    )
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--n", type=int, default=1, help="samples per request")

@@ -30,6 +30,13 @@ The ways run one after another, ``--repeat`` times, the order reversed every oth
 (a cold file cache) or last (a machine warmed up, or loaded by other work); each figure
 is the median over the repeats, with the lowest and highest.
 
+Without the shared data (``../shared/data``, or the folder ``HUGGINGTWEETS_BENCH_DATA``
+names; a GPU machine gets the checkout alone) the posts are three speakers of the bundled
+sample instead (generate_throughput.FALLBACK_SOURCES: 561 speeches, ~24k tokens) and the
+tokenizer is learned on the bundled tiny Shakespeare; the JSON's ``data`` says which.
+Each way's training tokens/s (tokens a step over the median step) and parameters (all,
+and trained) are in the JSON too, for gpu_check.sh's MFU.
+
     python benchmarks/time_to_bot.py [--steps 10 | --full] [--repeat 2] [--json PATH]
 """
 
@@ -39,7 +46,6 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -47,9 +53,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-SMITHJD = SHARED / "x-archive-smithjd"
-SHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
+sys.path.insert(0, str(Path(__file__).parent))
+from generate_throughput import posts_data  # noqa: E402 - beside this file
+
 WAYS = ("original", "ours", "lora")
 EPOCHS = 4
 ORIGINAL_BLOCK = 1024
@@ -60,16 +66,14 @@ ORIGINAL_CARD_SAMPLES = 5
 def build_base(folder: Path) -> Path:
     """GPT2Config() at random init with a byte-level BPE learned on the shared data."""
     import torch
+    from generate_throughput import tokenizer_texts
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from huggingtweets.model.tiny import EOS, train_byte_bpe
 
     if (folder / "config.json").exists():
         return folder
-    texts = SHAKESPEARE.read_text("utf-8").split("\n\n")
-    raw = (SMITHJD / "data" / "tweets.js").read_text("utf-8")
-    texts += re.findall(r'"full_text" : "((?:[^"\\]|\\.)*)"', raw)
-    tokenizer = train_byte_bpe(texts, 50257)
+    tokenizer = train_byte_bpe(tokenizer_texts(), 50257)
     eos = tokenizer.convert_tokens_to_ids(EOS)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(
@@ -92,6 +96,12 @@ class Clock:
                 self.steps: list[tuple[float, float]] = []
                 self.began = self.ended = 0.0
                 self.tokens = 0
+                self.parameters = self.trained = 0
+
+            def on_train_begin(self, args, state, control, model=None, **kwargs):
+                if model is not None:
+                    self.parameters = sum(p.numel() for p in model.parameters())
+                    self.trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
             def on_step_begin(self, args, state, control, **kwargs):
                 self.began = _now()
@@ -105,12 +115,17 @@ class Clock:
 
             def summary(self) -> dict:
                 seconds = [b - a for a, b in self.steps]
+                median = statistics.median(seconds)
                 return {
                     "steps": len(seconds),
                     "step_seconds": seconds,
-                    "median_step_seconds": statistics.median(seconds),
+                    "median_step_seconds": median,
                     "epoch_end_seconds": self.ended - self.steps[-1][1],
                     "tokens_trained": self.tokens,
+                    # Tokens a step over the median step: the training speed alone.
+                    "train_tokens_per_second": self.tokens / len(seconds) / median,
+                    "parameters": self.parameters,  # all, LoRA's adapters included
+                    "parameters_trained": self.trained,
                 }
 
         return _Clock()
@@ -154,7 +169,7 @@ def worker_original(run: Path, base: Path, steps: int) -> dict:
     from huggingtweets.train.packing import Blocks, collate_blocks, pack_blocks
 
     started = _now()
-    prepare(run, [str(SMITHJD)], ["smithjd"])
+    prepare(run, *posts_data()[:2])
     prepared = _now()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="eager")
@@ -216,7 +231,7 @@ def worker_ours(run: Path, base: Path, steps: int, lora: bool) -> dict:
     from huggingtweets.card.model_card import write_card
 
     started = _now()
-    prepare(run, [str(SMITHJD)], ["smithjd"])
+    prepare(run, *posts_data()[:2])
     prepared = _now()
     clock = Clock()
     options = TrainOptions(base_model=str(base), max_steps=steps, lora=lora)
@@ -311,7 +326,12 @@ def median_result(runs: list[dict]) -> dict:
     """One way's repeats: the first repeat's details, its times the medians (with the
     spread) over the repeats."""
     result = dict(runs[0])
-    for key in ("process_seconds", "median_step_seconds", "validation_loss"):
+    for key in (
+        "process_seconds",
+        "median_step_seconds",
+        "validation_loss",
+        "train_tokens_per_second",
+    ):
         result[f"{key}_spread"] = spread([r[key] for r in runs])
         result[key] = result[f"{key}_spread"]["median"]
     full = [r["full_run"]["seconds"] for r in runs]
@@ -349,7 +369,6 @@ def main() -> None:
         args.worker_out.write_text(json.dumps(result))
         return
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from generate_throughput import device_name
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -362,6 +381,11 @@ def main() -> None:
         print(f"repeat {repeat + 1}: {', '.join(order)}", file=sys.stderr)
         for way in order:
             runs[way].append(run_way(way, args))
+            # What is done so far, should the rest not finish (gpu_check.sh's time cap).
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            done = {w: median_result(r) for w, r in runs.items() if r}
+            partial = {"device": device_name(), "data": posts_data()[2], "partial": True}
+            args.json.write_text(json.dumps(partial | {"ways": done, "runs": runs}, indent=2))
     results = {way: median_result(runs[way]) for way in ways}
     load_after = os.getloadavg()
     reference = results.get("original")
@@ -395,6 +419,8 @@ def main() -> None:
         )
     summary = {
         "device": device_name(),
+        "data": posts_data()[2],
+        "partial": False,
         "steps_cap": None if args.full else args.steps,
         "full_run": how,
         "epochs_full_run": EPOCHS,

@@ -27,6 +27,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,78 @@ import time
 from pathlib import Path
 
 ORIGINAL_BLOCK = 1024
+
+# Peak dense bf16 tensor-core FLOP/s (no 2:4 sparsity) by GPU, in TFLOP/s: NVIDIA's
+# datasheets give the sparse figure with an asterisk, these are half of it. H100 SXM5 and
+# PCIe and NVL (nvidia.com/en-us/data-center/h100, "BF16 Tensor Core 1,979* / 1,513* /
+# 1,671*"), H200 and H200 NVL (nvidia.com/en-us/data-center/h200, "1,979* / 1,671*"),
+# GH200 (its H100 SXM-class GPU: 989), A100 (nvidia.com/en-us/data-center/a100, "BF16
+# Tensor Core 312 | 624*"), A10 (nvidia.com/en-us/data-center/products/a10-gpu, "125 |
+# 250*"), L4 (nvidia.com/en-us/data-center/l4, "242.5*"), L40S (nvidia.com/en-us/
+# data-center/l40s, "733*"). The first pattern found in torch.cuda.get_device_name()
+# wins, so the more specific come first ("NVIDIA H100 80GB HBM3" is the SXM5 part).
+PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
+    (r"\bH100 NVL\b", 835.5),
+    (r"\bH100 PCIe\b", 756.5),
+    (r"\bH100\b", 989.5),
+    (r"\bGH200\b", 989.5),
+    (r"\bH200 NVL\b", 835.5),
+    (r"\bH200\b", 989.5),
+    (r"\bA100\b", 312.0),
+    (r"\bA10\b", 125.0),
+    (r"\bL40S\b", 366.5),
+    (r"\bL4\b", 121.0),
+)
+
+
+def peak_bf16_tflops(device: str) -> tuple[float | None, str]:
+    """The GPU's peak dense bf16 TFLOP/s from :data:`PEAK_BF16_TFLOPS`, and which entry
+    matched it (or why none did)."""
+    for pattern, tflops in PEAK_BF16_TFLOPS:
+        if re.search(pattern, device, re.IGNORECASE):
+            return tflops, pattern.replace("\\b", "")
+    return None, f"no peak bf16 figure for {device!r} in the table (PEAK_BF16_TFLOPS)"
+
+
+def mfu(
+    tokens_per_second: float,
+    parameters: int,
+    device: str,
+    *,
+    layers: int | None = None,
+    hidden: int | None = None,
+    sequence: int | None = None,
+    flops_per_parameter: int = 6,
+) -> dict:
+    """Model FLOPs utilisation: the training FLOP/s the model's arithmetic needs at this
+    speed over the GPU's peak dense bf16 FLOP/s (unknown GPU: ``mfu`` None, and why).
+
+    FLOPs per token: ``flops_per_parameter`` × N (6: forward 2N, backward 4N; 4 for LoRA,
+    whose frozen weights get no gradient), N all parameters (GPT-2's tied embedding counted
+    once: it is the output layer's matmul). With ``layers``, ``hidden`` and ``sequence``
+    also the figure with attention's own FLOPs, 12 × layers × hidden × sequence per token
+    (PaLM's count, Chowdhery et al. 2022, appendix B; it ignores the causal mask's half)."""
+    peak, matched = peak_bf16_tflops(device)
+    per_token = flops_per_parameter * parameters
+    achieved = per_token * tokens_per_second / 1e12
+    out: dict = {
+        "device": device,
+        "tokens_per_second": tokens_per_second,
+        "parameters": parameters,
+        "flops_per_token": per_token,
+        "formula": f"{flops_per_parameter}·N·tokens/s",
+        "achieved_tflops": achieved,
+        "peak_bf16_tflops": peak,
+        "peak_matched": matched if peak is not None else None,
+        "mfu": achieved / peak if peak else None,
+        "reason": None if peak is not None else matched,
+    }
+    if layers and hidden and sequence:
+        with_attention = (per_token + 12 * layers * hidden * sequence) * tokens_per_second
+        out["formula_with_attention"] = out["formula"] + " + 12·layers·hidden·sequence·tokens/s"
+        out["achieved_tflops_with_attention"] = with_attention / 1e12
+        out["mfu_with_attention"] = with_attention / 1e12 / peak if peak else None
+    return out
 
 
 def _device() -> str:
@@ -118,6 +191,7 @@ def worker_original(steps: int, warmup: int) -> dict:
     return {
         **timer.result(),
         "parameters": _parameters(model),
+        "block_size": ORIGINAL_BLOCK,
         "config": "Trainer, batch 1 × 1,024 tokens, fp32, dropout 0.1, eager attention, AdamW",
     }
 
@@ -153,6 +227,7 @@ def worker_ours(steps: int, warmup: int) -> dict:
     return {
         **timer.result(),
         "parameters": parameters,
+        "block_size": hp["block_size"],
         "config": (
             f"huggingtweets.train.recipe defaults: batch {hp['per_device_train_batch_size']} × "
             f"{hp['block_size']} tokens, {hp['precision']}, dropout {hp['dropout']}, "
@@ -250,6 +325,18 @@ def main() -> None:
         part["model_gflops"] = 6 * part["parameters"] * part["tokens_per_second"] / 1e9
         part["roofline_fraction"] = part["model_gflops"] / roof
         part["bf16_roofline_fraction"] = part["model_gflops"] / roofline["bf16"]["gflops"]
+        part["mfu"] = (
+            mfu(
+                part["tokens_per_second"],
+                part["parameters"],
+                torch.cuda.get_device_name(0),
+                layers=12,  # GPT2Config()'s
+                hidden=768,
+                sequence=part["block_size"],
+            )
+            if torch.cuda.is_available()
+            else None  # a CPU has no peak in the table: the roofline fraction is its measure
+        )
     ratio = ours["tokens_per_second"] / original["tokens_per_second"]
     results = {
         "roofline": {**roofline, "best": best_dtype, "gflops": roof},
@@ -269,6 +356,17 @@ def main() -> None:
             f"{part['model_gflops']:6,.1f} GFLOP/s = {part['roofline_fraction']:5.1%} of the "
             f"roofline   [{part['config']}]"
         )
+        if part["mfu"] is not None:
+            m = part["mfu"]
+            print(
+                f"{'':9}  MFU "
+                + (
+                    f"{m['mfu']:.1%} ({m['achieved_tflops']:.1f} of {m['peak_bf16_tflops']} "
+                    f"TFLOP/s, {m['formula']}; with attention {m['mfu_with_attention']:.1%})"
+                    if m["mfu"] is not None
+                    else f"unknown: {m['reason']}"
+                )
+            )
     print(
         f"speed-up : {ratio:.2f}× the original (target ≥ 5×: {'met' if ratio >= 5 else 'NOT met'})"
         f"; {ours['roofline_fraction']:.0%} of the roofline (target ≥ 60%: "
