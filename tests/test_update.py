@@ -181,6 +181,35 @@ def test_an_older_export_is_not_taken_for_the_run_s_newest_post(file_run):
     assert _snapshot(run) == snapshot
 
 
+def test_an_older_export_with_a_post_the_run_lacks_loses_none_of_the_run_s_posts(
+    file_run, tmp_path
+):
+    """An export older than the run's data, with one post the run lacks: that post is
+    added, and every post the run had stays in posts/ and in the dataset, on its side of
+    the split (the export is not taken for all the account's posts)."""
+    folder, _, _, _ = file_run
+    run = shutil.copytree(folder / "run", tmp_path / "run")
+    had = {json.loads(line)["id"] for line in (run / "posts" / "romeo.jsonl").open()}
+    train, valid = _ids(run, "train"), _ids(run, "valid")
+    extra = {
+        "id": "999",
+        "created_at": "2024-01-05T12:30:00Z",
+        "text": "A post the run never saw, found again in an older export of the account.",
+    }
+    older = tmp_path / "older.jsonl"
+    older.write_text((folder / "old.jsonl").read_text() + json.dumps(extra) + "\n")
+    result = run_cli("update", run, older, "--epochs", "1", "--evaluate", "never")
+    assert "1 new post (" in result.stdout
+    posts = {json.loads(line)["id"] for line in (run / "posts" / "romeo.jsonl").open()}
+    assert len(had) == NEW and posts == had | {"999"}
+    assert train <= _ids(run, "train") and valid <= _ids(run, "valid")
+    assert _ids(run, "train") | _ids(run, "valid") == train | valid | {"999"}
+    stats = json.loads((run / "dataset" / "stats.json").read_text())
+    assert stats["accounts"][0]["downloaded"] == NEW + 1
+    assert stats["dates"]["last"] == "2024-01-16T09:00:00Z"
+    assert f"@romeo: {NEW - OLD} of the run's posts" in result.stderr  # kept, and said
+
+
 @pytest.mark.parametrize(
     ("file", "setting", "value", "says"),
     [

@@ -5,7 +5,9 @@
 
 1. **collect** only what is new: a live account (posts/<handle>.state.json names where it
    was collected from) fetches the posts newer than those it holds (``collect --update``);
-   an account read from a file takes a newer export of the same account, given again.
+   an account read from a file takes a newer export of the same account, given again,
+   whose posts are added to those the run holds: an update never drops a post (an older
+   export, or one made after posts were deleted, leaves the run's other posts as they are).
 2. **prepare** again with the run's own prepare options (kept in dataset/stats.json), each
    post held on the side of the split it was on before: a post the model trained on never
    becomes a held-out one, nor a held-out post a training one.
@@ -61,7 +63,6 @@ from huggingtweets.update.data import (
     NewDataset,
     Previous,
     collect_new,
-    live_spec,
     prepare_options_of,
     read_previous,
     rebuild_dataset,
@@ -170,7 +171,7 @@ def update_bot(
     with tempfile.TemporaryDirectory(prefix="huggingtweets-update-") as tmp:
         scratch = RunDir(Path(tmp))
         scratch.posts_dir.mkdir()
-        accounts, fresh, asked = collect_new(
+        accounts, fresh, asked, export_end = collect_new(
             run, scratch, handles_in_run, sources, handles, source_options, reporter
         )
         reporter.start("prepare", "cleaning, splitting (as before), balancing")
@@ -180,7 +181,7 @@ def update_bot(
         if not data.new_train:
             if not asked:
                 raise _no_newer_source(run, previous)
-            older = _older_export(accounts, fresh, sources, run, data.since)
+            older = _older_export(export_end, sources, data.since)
             message = _nothing_new(data, new, run, prepare_options, older)
             reporter.end(STAGE, message, updated=False)
             return UpdateResult(run, False, message, new, 0, new, since=data.since)
@@ -220,17 +221,9 @@ def _no_newer_source(run: RunDir, previous: Previous) -> HuggingtweetsError:
     )
 
 
-def _older_export(
-    accounts: list, fresh: set[str], sources: Sequence[str], run: RunDir, since: str | None
-) -> str:
-    """What to add when the exports given end before the run's newest post: an older
-    export than the one the run was made from."""
-    given = [
-        a
-        for a in accounts
-        if a.account.handle in fresh and live_spec(run, a.account.handle) is None
-    ]
-    newest = max((p.created_at for a in given for p in a.posts if p.created_at), default=None)
+def _older_export(newest: str | None, sources: Sequence[str], since: str | None) -> str:
+    """What to add when the exports given end (``newest``, their newest post) before the
+    run's newest post: an older export than the one the run was made from."""
     if not sources or since is None or newest is None or newest >= since:
         return ""
     which = sources[0] if len(sources) == 1 else "the exports given"

@@ -143,26 +143,32 @@ def collect_new(
     source_handles: Sequence[str],
     source_options,
     reporter: Reporter,
-) -> tuple[list[AccountPosts], set[str], bool]:
+) -> tuple[list[AccountPosts], set[str], bool, str | None]:
     """Every account of the run, with its newest posts: (accounts in the run's order, the
-    handles whose posts/ files ``scratch`` holds anew, whether anything was asked for).
+    handles whose posts/ files ``scratch`` holds anew, whether anything was asked for, the
+    newest post of the exports given (UTC ISO), when dated).
 
     Live accounts are collected with ``--update`` into copies of their files in
     ``scratch`` (a folder outside the run), so that nothing of the run changes unless
-    something new is found; files given as SOURCEs are read whole.
+    something new is found; files given as SOURCEs are read whole and added to the
+    account's posts the run holds (see with_the_run_s_posts).
     """
     from huggingtweets.collect.live.base import LiveOptions
     from huggingtweets.collect.registry import SourceOptions, resolve
 
     source_options = source_options or SourceOptions()
     given = read_exports(run, handles, sources, source_handles, source_options, reporter)
+    export_end = max(
+        (p.created_at for a in given.values() for p in a.posts if p.created_at), default=None
+    )
     live = replace(source_options.live or LiveOptions(), update=True)
     accounts, fresh, asked = [], set(), bool(given)
     for handle in handles:
         if handle in given:
-            accounts.append(given[handle])
+            account_posts = with_the_run_s_posts(run, given[handle], reporter)
+            accounts.append(account_posts)
             fresh.add(handle)
-            scratch.write_collected(given[handle])
+            scratch.write_collected(account_posts)
             continue
         spec = live_spec(run, handle)
         if spec is None:  # an account read from a file, no newer one given
@@ -176,7 +182,33 @@ def collect_new(
         reporter.raise_if_cancelled()
         accounts.append(resolve(spec, options).collect(scratch, reporter))
         fresh.add(handle)
-    return accounts, fresh, asked
+    return accounts, fresh, asked, export_end
+
+
+def with_the_run_s_posts(run: RunDir, export: AccountPosts, reporter: Reporter) -> AccountPosts:
+    """The account's posts the run holds, each as it holds it, then the export's posts it
+    lacks (by post id): an export adds posts, never takes any away, as a live account's
+    update does. An export older than the run's data, or made after posts were deleted,
+    leaves the run's other posts in posts/ and in the dataset. The profile is the
+    export's, what it lacks taken from the run's."""
+    handle = export.account.handle
+    if not run.posts_path(handle).exists():
+        return export
+    held = run.read_collected(handle)
+    ids = {post.id for post in held.posts}
+    lacking = len(ids - {post.id for post in export.posts})
+    if lacking:
+        reporter.info(
+            "update",
+            f"@{handle}: {lacking} of the run's posts ({run.posts_path(handle)}) are not in "
+            "the export given: kept (an update adds posts, never removes any)",
+        )
+    ours = held.account.to_dict()
+    account = msgspec.structs.replace(
+        export.account,
+        **{k: ours[k] for k, v in export.account.to_dict().items() if v is None and ours[k]},
+    )
+    return AccountPosts(account, held.posts + [p for p in export.posts if p.id not in ids])
 
 
 def read_exports(
