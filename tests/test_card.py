@@ -137,6 +137,26 @@ def test_card_table_equals_stats_json(demo):
         assert values[label] == [a[key] for a in stats["accounts"]]
 
 
+def test_the_min_words_row_names_the_run_s_setting_not_a_flag(demo, tmp_path):
+    """Posts dropped by min_words: the row says the run's setting and its value (a card
+    is read by people who never ran the command, and an update gives no such flag)."""
+    run = tmp_path / "run"
+    run_cli("prepare", "sample:romeo", "--out", run, "--min-words", "6")
+    copy_model(demo, run)
+    run_cli("card", run, "--samples", "0")
+    stats = json.loads((run / "dataset/stats.json").read_text())
+    _, *rows = table(read_card(run), "| Data |")
+    values = {label: [int(v) for v in cells] for label, *cells in rows}
+    below = [a["below_min_words"] for a in stats["accounts"]]
+    assert below[0] > 0 and values["Posts under 6 words (min\\_words)"] == below  # Markdown
+    assert "--min-words" not in read_card(run)
+    del stats["options"]  # a stats.json without the setting: named, no value made up
+    (run / "dataset/stats.json").write_text(json.dumps(stats))
+    run_cli("card", run, "--samples", "0")
+    _, *rows = table(read_card(run), "| Data |")
+    assert ["Posts under min\\_words", *map(str, below)] in rows
+
+
 def test_card_reports_training_and_samples_from_metrics(demo):
     card = read_card(demo.run_dir)
     metrics = json.loads((demo.run_dir / "metrics.json").read_text())
