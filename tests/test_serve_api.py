@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.serve.api import create_app
 from huggingtweets.serve.config import ServeConfig
+from huggingtweets.train.options import MAX_STEPS
 
 API = "/api/v1"
 # Configured secrets: none may ever come back in an answer (checked on every answer).
@@ -221,19 +222,21 @@ def test_an_upload_over_the_limit_is_413(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "status", "loc"),
     [
-        f"{API}/runs/%2e%2e",
-        f"{API}/runs/..%2f..%2fetc",
-        f"{API}/runs/.hidden",
-        f"{API}/runs/a%2Fb",
-        f"{API}/runs/%2e%2e/train",
+        # Not a run id (the path's own check, before the runs folder is looked at): 422.
+        (f"{API}/runs/%2e%2e", 422, ["path", "run_id"]),
+        (f"{API}/runs/.hidden", 422, ["path", "run_id"]),
+        (f"{API}/runs/%2e%2e/train", 422, ["path", "run_id"]),
+        # An encoded slash: more than one segment, so no route at all (no run looked up).
+        (f"{API}/runs/..%2f..%2fetc", 404, []),
+        (f"{API}/runs/a%2Fb", 404, []),
     ],
 )
-def test_run_ids_cannot_leave_the_runs_folder(api, path):
+def test_run_ids_cannot_leave_the_runs_folder(api, path, status, loc):
     method = "POST" if path.endswith("/train") else "GET"
     answer = api.call(method, path, json={"base_model": "tiny"} if method == "POST" else None)
-    assert 400 <= answer.status_code < 500, answer.text
+    assert _error(answer, status)["loc"] == loc, answer.text
 
 
 def test_paths_on_the_server_are_not_sources(api, tmp_path):
@@ -376,62 +379,63 @@ def _events(stream_text: str) -> list[tuple[str, dict]]:
 
 @dataclass
 class Trainings:
+    blocker: dict
+    blocker_running: dict
     first: dict
     busy: object
-    queued: dict
     third: dict
     third_cancelled: dict
-    queued_after_cancel: dict
-    seen_by_get: dict
+    first_after_cancel: dict
+    blocker_cancelled: dict
     stream: object
     events: list
-    second_cancelled: dict
     final: dict
 
 
 @pytest.fixture(scope="module")
 def trainings(api, romeo, bard) -> Trainings:
-    """Three trainings: the first runs to its end (followed over GET and the event
-    stream); the third, queued, is cancelled there; the second, once running, is
-    cancelled after a step."""
+    """A blocker (as many steps as a training may have) holds the worker until it is
+    cancelled: seen running over GET once it reports a step, so the positions taken behind
+    it are 1 and 2 whatever the machine's speed. The third, queued, is cancelled there;
+    then the blocker, after its step; the first then runs to its end, followed over the
+    event stream."""
     juliet = _prepared(api, {"sources": ["sample:juliet"]})["run_id"]
+    blocker = api.post(f"{API}/runs/{juliet}/train", json={**TINY, "max_steps": MAX_STEPS})
+    assert blocker.status_code == 202, blocker.text
+    blocker = blocker.json()
+    blocker_running = api.wait(blocker["id"], lambda job: (job["progress"] or {}).get("step"))
     first = api.post(f"{API}/runs/{romeo}/train", json={**TINY, "epochs": 1})
     assert first.status_code == 202, first.text
     first = first.json()
-    busy = api.post(f"{API}/runs/{romeo}/train", json=TINY)
-    # Enough steps that the cancel below surely lands while it trains.
-    queued = api.post(f"{API}/runs/{juliet}/train", json={**TINY, "max_steps": 500}).json()
+    busy = api.post(f"{API}/runs/{romeo}/train", json=TINY)  # romeo: held by the first
     third = api.post(f"{API}/runs/{bard}/train", json=TINY).json()
     third_cancelled = api.post(f"{API}/jobs/{third['id']}/cancel").json()
-    queued_after_cancel = api.get(f"{API}/jobs/{queued['id']}").json()
-    seen_by_get = api.wait(first["id"], lambda job: (job["progress"] or {}).get("step"))
+    first_after_cancel = api.get(f"{API}/jobs/{first['id']}").json()
+    api.post(f"{API}/jobs/{blocker['id']}/cancel")
+    blocker_cancelled = api.wait(blocker["id"])
     # TestClient answers once the stream has ended: with the job.
     stream = api.get(f"{API}/jobs/{first['id']}/events")
-    running = api.wait(queued["id"], lambda job: (job["progress"] or {}).get("step"))
-    assert running["state"] == "running", running
-    api.post(f"{API}/jobs/{queued['id']}/cancel")
-    second_cancelled = api.wait(queued["id"])
     final = api.get(f"{API}/jobs/{first['id']}").json()
     return Trainings(
+        blocker,
+        blocker_running,
         first,
         busy,
-        queued,
         third,
         third_cancelled,
-        queued_after_cancel,
-        seen_by_get,
+        first_after_cancel,
+        blocker_cancelled,
         stream,
         _events(stream.text),
-        second_cancelled,
         final,
     )
 
 
 def test_a_training_is_seen_through_get_and_the_event_stream(api, trainings, romeo):
     assert trainings.first["kind"] == "train" and trainings.first["run_id"] == romeo
-    seen = trainings.seen_by_get
-    assert seen["state"] == "running" and seen["progress"]["stage"] == "train"
-    assert seen["progress"]["total"] == TINY["max_steps"] and seen["progress"]["step"] >= 1
+    seen = trainings.blocker_running  # GET while it trains (it runs until cancelled)
+    assert seen["state"] == "running" and seen["progress"]["stage"] == "train", seen
+    assert seen["progress"]["total"] == MAX_STEPS and seen["progress"]["step"] >= 1, seen
     stream = trainings.stream
     assert stream.status_code == 200
     assert stream.headers["content-type"].startswith("text/event-stream")
@@ -457,24 +461,27 @@ def test_a_second_training_of_a_run_is_409(trainings):
 
 
 def test_trainings_queue_with_their_position_and_cancel(api, trainings):
-    queued, third = trainings.queued, trainings.third
-    assert queued["state"] == "queued" and queued["position"] == 1
-    assert third["state"] == "queued" and third["position"] == 2
+    first, third = trainings.first, trainings.third
+    assert trainings.blocker_running["position"] is None  # running: not waiting
+    assert first["state"] == "queued" and first["position"] == 1, first
+    assert third["state"] == "queued" and third["position"] == 2, third
     assert trainings.third_cancelled["state"] == "cancelled"
     assert trainings.third_cancelled["position"] is None
-    assert trainings.queued_after_cancel["position"] == 1
+    assert trainings.first_after_cancel["state"] == "queued", trainings.first_after_cancel
+    assert trainings.first_after_cancel["position"] == 1
     # Never started: no progress, no model.
     third_now = api.get(f"{API}/jobs/{third['id']}").json()
     assert third_now["state"] == "cancelled" and third_now["progress"] is None
     # The running one stopped after a step, keeping its checkpoint, not a model.
-    second = trainings.second_cancelled
-    assert second["state"] == "cancelled" and second["error"] is None
-    assert second["progress"]["step"] < 500
-    run_dir = api.runs_dir / second["run_id"]
+    blocker = trainings.blocker_cancelled
+    assert blocker["state"] == "cancelled" and blocker["error"] is None, blocker
+    assert 1 <= blocker["progress"]["step"] < MAX_STEPS
+    run_dir = api.runs_dir / blocker["run_id"]
     assert list((run_dir / "checkpoints").glob("checkpoint-*"))
     assert not (run_dir / "model").exists()
     listed = {job["id"]: job["state"] for job in api.get(f"{API}/jobs").json()}
-    assert listed[third["id"]] == "cancelled" and listed[trainings.first["id"]] == "succeeded"
+    assert listed[third["id"]] == "cancelled" and listed[first["id"]] == "succeeded"
+    assert listed[trainings.blocker["id"]] == "cancelled"
 
 
 def test_the_trained_run_generates(api, trainings, romeo):
@@ -530,8 +537,10 @@ def test_a_trained_runs_dataset_is_replaced_only_when_overwrite_is_asked(api, tr
 def test_a_training_whose_process_dies_fails_in_one_line(api, trainings, bard):
     """Killed from outside (out of memory, say): the job fails with one line, and the
     server stays up."""
-    job = api.post(f"{API}/runs/{bard}/train", json={**TINY, "max_steps": 500}).json()
-    api.wait(job["id"], lambda job: job["state"] == "running")
+    # As many steps as a training may have: still running when it is killed.
+    job = api.post(f"{API}/runs/{bard}/train", json={**TINY, "max_steps": MAX_STEPS}).json()
+    running = api.wait(job["id"], lambda job: job["state"] == "running")
+    assert running["state"] == "running", running
     worker = api.client.app.state.manager.queue.worker.process
     worker.kill()
     failed = api.wait(job["id"])
