@@ -35,7 +35,8 @@ def update_command(
     """Bring a bot up to date with its accounts' new posts.
 
     Live accounts fetch only their posts newer than those collected; an account read
-    from a file takes a newer export of it, given as SOURCE. The dataset is rebuilt with
+    from a file takes a newer export of it, given as SOURCE: the export's posts the run
+    lacks are added, and none of the run's are removed. The dataset is rebuilt with
     the run's own prepare options (posts keep their side of the split), the current
     model trains on the new posts plus --replay older ones, then it is evaluated (when
     the run was) and its card rewritten. The previous model/, card, metrics.json and
