@@ -275,3 +275,73 @@ def test_a_restarted_server_finds_every_job(api, runs):
         # A job created on the new server is seen on the first (another replica).
         job = client.post(f"{API}/runs/{runs[2]}/train", json=TINY).json()
     assert api.wait(job["id"])["state"] == "succeeded"
+
+
+# -- overwrite: a trained run's dataset replaced ---------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (its path in the folder -> its bytes)."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def trained_copy(api, runs, request) -> Path:
+    """A run with a trained model (a copy of runs[0], trained when no test has yet), its
+    own per test: a model, its card, metrics and a checkpoint of the old dataset."""
+    model = api.runs_dir / runs[0] / "model"
+    if not (model / "config.json").is_file():
+        job = api.post(f"{API}/runs/{runs[0]}/train", json=TINY).json()
+        assert api.wait(job["id"])["state"] == "succeeded"
+    name = request.node.name.split("[")[0].removeprefix("test_")[:60].replace("_", "-")
+    copy = shutil.copytree(api.runs_dir / runs[0], api.runs_dir / name)
+    (copy / "checkpoints" / "checkpoint-2").mkdir(parents=True, exist_ok=True)
+    assert (copy / "model" / "README.md").is_file() and (copy / "metrics.json").is_file()
+    return copy
+
+
+def test_an_overwrite_whose_prepare_fails_loses_nothing(api, trained_copy):
+    """overwrite: true, but the new accounts cannot make a dataset (too little text): the
+    job fails, and the run is as it was, model, card and dataset included."""
+    before = _files(trained_copy)
+    body = {"sources": ["sample:titus"], "run_id": trained_copy.name, "overwrite": True}
+    answer = api.post(f"{API}/runs", json=body)
+    assert answer.status_code == 202, answer.text
+    failed = api.wait(answer.json()["id"])
+    assert failed["state"] == "failed" and "6,000 characters" in failed["error"], failed
+    assert _files(trained_copy) == before
+    run = api.get(f"{API}/runs/{trained_copy.name}").json()
+    assert run["has_model"] is True and run["handles"] == ["romeo"], run
+
+
+def test_an_overwrite_replaces_the_dataset_then_removes_the_old_model(api, trained_copy):
+    """While the run has a job running, a second request is refused (409) and nothing
+    changes; once free, the new accounts' dataset, and nothing trained on the old one."""
+    run_id = trained_copy.name
+    long = api.post(f"{API}/runs/{run_id}/train", json={**TINY, "max_steps": MAX_STEPS}).json()
+    api.wait(long["id"], lambda job: job["state"] == "running")
+    before = _files(trained_copy / "model")
+    body = {"sources": ["sample:juliet"], "run_id": run_id, "overwrite": True}
+    busy = api.post(f"{API}/runs", json=body)
+    assert busy.status_code == 409 and busy.json()["detail"][0]["loc"] == ["body", "run_id"]
+    api.post(f"{API}/jobs/{long['id']}/cancel")
+    assert api.wait(long["id"])["state"] == "cancelled"
+    assert _files(trained_copy / "model") == before
+
+    answer = api.post(f"{API}/runs", json=body)
+    assert answer.status_code == 202, answer.text
+    queued = api.post(f"{API}/runs", json=body)  # the first one queued or running: 409
+    job = api.wait(answer.json()["id"])
+    assert job["state"] == "succeeded", job
+    if queued.status_code != 409:  # only once the first had ended (a fast machine)
+        assert queued.status_code == 202, queued.text
+        assert api.wait(queued.json()["id"])["state"] == "succeeded"
+    run = api.get(f"{API}/runs/{run_id}").json()
+    assert run["handles"] == ["juliet"] and run["has_model"] is False, run
+    left = {"model", "metrics.json", "evaluation.json", "checkpoints", "trials", "sweep"}
+    assert left & {path.name for path in trained_copy.iterdir()} == set()
+    assert not [path.name for path in trained_copy.iterdir() if path.name.startswith(".")]

@@ -20,9 +20,11 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,10 @@ KEPT_JOBS = 200  # finished jobs remembered (the oldest are forgotten first)
 MAX_WAITING_JOBS = 32
 PREPARE_THREADS = 2
 TRAIN_THREADS = 1  # one training at a time: the worker process has the machine
+# What a run holds trained on its dataset, beside TRAINED_OUTPUTS (model/, metrics.json,
+# evaluation.json): what a resume would continue, a sweep's trials and its study, the tiny
+# base built from its training posts. Removed when an overwrite replaces the dataset.
+TRAINED_FOLDERS = ("checkpoints", "trials", "sweep", "tiny-base")
 
 
 def utc_now() -> str:
@@ -337,17 +343,8 @@ class EmbeddedJobQueue(JobQueue):
             self._run_prepare(job)
 
     def _run_prepare(self, job: JobRecord) -> None:
-        from huggingtweets.prepare.dataset import prepare
-
-        work = job.work
         try:
-            prepare(
-                self.runs_dir / work.run_id,
-                list(work.sources),
-                list(work.handles),
-                reporter=job.reporter,
-                overwrite=work.overwrite,
-            )
+            prepare_job(self.runs_dir / job.work.run_id, job.work, job.reporter)
         except Cancelled:
             self._finish(job, "cancelled")
         except Exception as exc:  # a job's failure is its state, not the server's
@@ -455,6 +452,50 @@ class EmbeddedJobQueue(JobQueue):
             "created": job.created,
             "finished": job.finished,
         }
+
+
+def prepare_job(run_dir: Path, work: JobWork, reporter: Reporter | None) -> None:
+    """A prepare job's work, whatever backend runs it: ``work.sources`` collected and
+    prepared into ``run_dir``. With ``work.overwrite`` (a run with a trained model), what
+    was trained on the old dataset is removed only once the new one is written (prepare
+    swaps dataset/ in whole), under the same lock: a prepare that fails (a bad upload, no
+    posts, cancelled) leaves the run as it was, model and card included; one that succeeds
+    leaves nothing describing posts the run no longer holds."""
+    from huggingtweets.core.runs import training_lock
+    from huggingtweets.prepare.dataset import prepare
+
+    sources, handles = list(work.sources), list(work.handles)
+    if not work.overwrite:
+        prepare(run_dir, sources, handles, reporter=reporter)
+        return
+    with training_lock(run_dir):  # no training starts between the two
+        prepare(run_dir, sources, handles, reporter=reporter, overwrite=True)
+        remove_trained(run_dir)
+
+
+def remove_trained(run_dir: Path) -> None:
+    """Remove what was trained on ``run_dir``'s dataset: each moved at once into a
+    temporary folder (the model first: the run has none from then on), then deleted (a
+    killed process's is removed by the run's next stage)."""
+    from huggingtweets.core.runs import TRAINED_OUTPUTS, temporary_prefix
+
+    names = [*TRAINED_OUTPUTS, *TRAINED_FOLDERS]
+    present = [name for name in names if os.path.lexists(run_dir / name)]
+    trash, name = None, None
+    try:
+        if present:
+            trash = Path(tempfile.mkdtemp(prefix=temporary_prefix("trained.old"), dir=run_dir))
+        for name in present:
+            os.replace(run_dir / name, trash / name)
+    except OSError as exc:
+        what = f"{name!r}, trained on the old one," if name else "what was trained on the old one"
+        raise HuggingtweetsError(
+            f"the new dataset is written, but {what} cannot be removed "
+            f"({exc.strerror or exc}): remove it, or train the run again"
+        ) from None
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _remove_upload(job: JobRecord) -> None:

@@ -2,9 +2,9 @@
 :func:`run_worker` (``huggingtweets worker``).
 
 A job carries only its id; the worker reads the job's record (serve.redis_queue) and
-runs it as the embedded backend does: a prepare through prepare(), a train through
-make_bot(), their events onto the job in Redis, a cancel request (a key polled each
-second) onto the reporter, so training stops after its current step with its checkpoint.
+runs it as the embedded backend does: a prepare through jobs.prepare_job(), a train
+through make_bot(), their events onto the job in Redis, a cancel request (a key polled
+each second) onto the reporter, so training stops after its current step with its checkpoint.
 Each job runs in a fresh work-horse process (RQ forks it): a job that crashes or uses up
 the GPU's memory leaves the worker alive, and the memory is given back when it ends; a
 job whose process is killed fails at once, naming the signal (:func:`horse_ended`). A
@@ -32,7 +32,7 @@ from typing import Any
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Cancelled, Event, Reporter
-from huggingtweets.serve.jobs import JobWork
+from huggingtweets.serve.jobs import JobWork, prepare_job
 from huggingtweets.serve.messages import ended_text, error_text
 from huggingtweets.serve.redis_queue import (
     ALIVE_TTL_S,
@@ -133,11 +133,9 @@ def _run(runs_dir: Path, job_id: str, work: JobWork, reporter: Reporter) -> tupl
             with in_empty_folder():  # a client's Hub id is never a folder found here
                 make_bot(run_dir, train=TrainOptions(**work.worker_options), reporter=reporter)
         else:
-            from huggingtweets.prepare.dataset import prepare
-
             if not runs_dir.is_dir() or (work.upload is not None and not work.upload.is_dir()):
                 raise HuggingtweetsError(_unseen(work.run_id))
-            prepare(run_dir, list(work.sources), list(work.handles), reporter=reporter)
+            prepare_job(run_dir, work, reporter)  # an overwrite's old model removed after
     except Cancelled:  # TrainingInterrupted too: stopped after a step, its checkpoint kept
         return ("cancelled", None)
     except Exception as exc:  # a job's failure is its state, not the worker's
