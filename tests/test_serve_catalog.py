@@ -97,3 +97,76 @@ def test_a_new_run_is_never_named_as_a_given_model(tmp_path):
     assert refused.value.name == "run_id" and "choose another run_id" in refused.value.problem
     assert str(tmp_path) not in str(refused.value)
     catalog.check_not_given_model("juliet")
+
+
+def test_the_api_refuses_a_run_id_that_names_a_given_model(tmp_path):
+    """POST /api/v1/runs with run_id a given model's name: 422 on body.run_id, no server
+    path in the words, no job queued, no run folder made."""
+    from fastapi.testclient import TestClient
+
+    from huggingtweets.serve.api import create_app
+    from huggingtweets.serve.config import ServeConfig
+
+    model = _tiny_model(tmp_path / "models" / "romeo")
+    runs_dir = tmp_path / "runs"
+    app = create_app(ServeConfig(runs_dir=runs_dir, models=[str(model)]), ui=False)
+    with TestClient(app) as client:
+        body = {"sources": ["sample:romeo"], "run_id": "romeo"}
+        answer = client.post("/api/v1/runs", json=body)
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"][0]
+        assert detail["loc"] == ["body", "run_id"], detail
+        assert "choose another run_id" in detail["msg"], detail
+        assert str(tmp_path) not in answer.text and "/models/" not in answer.text
+        assert client.get("/api/v1/jobs").json() == []
+        assert [model["id"] for model in client.get("/api/v1/models").json()] == ["romeo"]
+    assert not (runs_dir / "romeo").exists()
+
+
+def test_a_runs_huge_rows_are_measured_not_held(tmp_path):
+    """Rows of several MB in a run's dataset (an older version's, or written by hand): the
+    run's view shows each post cut to 500 characters with its exact length, whatever the
+    row's escapes (\\n, \\", \\u00e9, surrogate pairs cut between two pieces) or order of
+    fields; a row whose text does not start in its first 64 KiB is skipped; no row is
+    held whole. Bound: the reader holds a piece of 64 KiB at a time and orjson's parse of
+    it (1.5 MB at the peak here); 4 MB leaves a margin of 2.5, where reading each row
+    whole peaked at 215 MB."""
+    import json
+    import tracemalloc
+
+    import orjson
+
+    run_dir = tmp_path / "runs" / "huge"
+    (run_dir / "dataset").mkdir(parents=True)
+    accounts = [{"handle": h, "kept": 3} for h in ("romeo", "juliet", "mercutio")]
+    (run_dir / "dataset" / "stats.json").write_text(json.dumps({"accounts": accounts}))
+    escaped = 'wherefore "art" \\ thou\n é😀 ' * 300_000  # JSON-escaped by json.dumps
+    plain = "O happy dagger! é😀 " * 400_000  # UTF-8 as it is (orjson), text first
+    lines = [
+        json.dumps({"handle": "romeo", "id": "1", "text": escaped}).encode(),
+        orjson.dumps({"text": plain, "id": "2", "handle": "juliet"}),
+        json.dumps({"id": "x" * 8_000_000, "handle": "mercutio", "text": "hidden"}).encode(),
+        json.dumps({"handle": "mercutio", "id": "4", "text": "A plague o' both houses!"}).encode(),
+        json.dumps({"handle": "romeo", "id": "5", "text": "short"}).encode(),
+    ]
+    for line in lines:
+        assert len(line) > 8_000_000 or len(line) < 100
+    (run_dir / "dataset" / "train.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+    catalog = Catalog(tmp_path / "runs", [])
+    catalog.run("huge")  # what it imports, loaded once
+    tracemalloc.start()
+    try:
+        examples = catalog.run("huge")["examples"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, f"{peak:,} bytes at the peak"
+    assert examples == {
+        "romeo": [
+            f"{escaped[:500]}… [shortened: {len(escaped):,} characters in all]",
+            "short",
+        ],
+        "juliet": [f"{plain[:500]}… [shortened: {len(plain):,} characters in all]"],
+        "mercutio": ["A plague o' both houses!"],
+    }

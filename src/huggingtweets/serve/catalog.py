@@ -37,7 +37,16 @@ UPLOAD_SUFFIXES = (".zip", ".csv", ".jsonl", ".ndjson", ".json", ".txt", ".js")
 UPLOADS_DIR = ".uploads"  # under runs_dir; a dot name, so never a run
 # Hub ids as the Hub spells them (owner/name or a bare name such as gpt2).
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
-EXAMPLES_PER_ACCOUNT = 4
+# The kept posts a run's view shows (GET /runs/{id}, the page's table): at most this many
+# per account, each cut to this many characters, ending with a marker saying how long it
+# was (one 20 MB row is not a 20 MB answer; prepare keeps posts of up to 100,000
+# characters, older datasets or hand-written ones any). A row is read at most
+# ROW_PIECE_BYTES at a time: a longer one is measured piece by piece, never held whole.
+MAX_EXAMPLES = 4
+MAX_EXAMPLE_CHARS = 500
+ROW_PIECE_BYTES = 1 << 16
+_TEXT_KEY = re.compile(rb'"text"\s*:\s*"')
+_LONGEST_ESCAPE = 12  # a surrogate pair, \uD83D\uDE00: one character
 
 
 def check_run_id(run_id: object, name: str = "run_id") -> str:
@@ -327,27 +336,135 @@ def statistics(stats: dict | None, handles: list[str]) -> list[dict]:
     return rows
 
 
+def shortened(text: str, length: int | None = None) -> str:
+    """``text`` cut to MAX_EXAMPLE_CHARS characters, ending with a marker saying how long
+    it was: ``length`` characters in all (``text`` may then be its start only)."""
+    length = len(text) if length is None else length
+    if length <= MAX_EXAMPLE_CHARS:
+        return text
+    return f"{text[:MAX_EXAMPLE_CHARS]}… [shortened: {length:,} characters in all]"
+
+
 def examples(run: RunDir, handles: list[str]) -> dict[str, list[str]]:
     """The first few kept posts of each account (the training rows are shuffled once,
-    deterministically, by prepare): read line by line, stopping when there are enough."""
-    found: dict[str, list[str]] = {h: [] for h in handles}
+    deterministically, by prepare), each shortened: read a row at a time, a piece at a
+    time, stopping when there are enough. A row that is not a post is skipped."""
+    from huggingtweets.collect.collection import MAX_ACCOUNTS
+
+    found: dict[str, list[str]] = {h: [] for h in handles[:MAX_ACCOUNTS]}
     if not run.train_path.is_file():
         return found
     with contextlib.suppress(OSError), run.train_path.open("rb") as rows:
-        for line in rows:
-            try:
-                row = orjson.loads(line)
-                handle, text = row["handle"], row["text"]
-            except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
-                continue
-            if not isinstance(handle, str) or not isinstance(text, str):
-                continue  # a row of another kind: skipped, as a line that is not JSON
-            texts = found.get(handle)
-            if texts is not None and len(texts) < EXAMPLES_PER_ACCOUNT and text not in texts:
-                texts.append(text)
-            if all(len(t) >= EXAMPLES_PER_ACCOUNT for t in found.values()):
+        while not all(len(texts) >= MAX_EXAMPLES for texts in found.values()):
+            line = _Line(rows)
+            head = line.piece()
+            if not head:
                 break
+            post = _post(head) if line.ended else _long_post(head, line)
+            line.skip()
+            texts = found.get(post[0]) if post is not None else None
+            if texts is not None and len(texts) < MAX_EXAMPLES and post[1] not in texts:
+                texts.append(post[1])
     return found
+
+
+class _Line:
+    """One row of a dataset, read a piece (at most ROW_PIECE_BYTES) at a time."""
+
+    def __init__(self, rows: IO[bytes]) -> None:
+        self.rows, self.ended = rows, False
+
+    def piece(self) -> bytes:
+        """The row's next piece; b"" once it has ended."""
+        if self.ended:
+            return b""
+        piece = self.rows.readline(ROW_PIECE_BYTES)
+        self.ended = len(piece) < ROW_PIECE_BYTES or piece.endswith(b"\n")
+        return piece
+
+    def skip(self) -> None:
+        while self.piece():
+            pass
+
+
+def _post(line: bytes) -> tuple[str, str] | None:
+    """(handle, its text shortened) of a whole row; None for a row of another kind."""
+    try:
+        row = orjson.loads(line)
+        handle, text = row["handle"], row["text"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        return None
+    if not isinstance(handle, str) or not isinstance(text, str):
+        return None
+    return handle, shortened(text)
+
+
+def _long_post(head: bytes, line: _Line) -> tuple[str, str] | None:
+    """(handle, its text shortened) of a row longer than a piece, its text measured piece
+    by piece (the marker's length is exact) and its other fields read before and after it
+    (each within a piece); None for a row this cannot read."""
+    key = _TEXT_KEY.search(head)
+    if key is None:
+        return None
+    try:
+        fields = orjson.loads(head[: key.start()].rstrip().rstrip(b",") + b"}")
+        start, length, after = _measure_string(head[key.end() :], line)
+        after += line.piece()
+        if not line.ended or not isinstance(fields, dict):
+            return None
+        fields.update(orjson.loads(b"{" + after.lstrip().lstrip(b",")))
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+    handle = fields.get("handle")
+    return (handle, shortened(start, length)) if isinstance(handle, str) else None
+
+
+def _measure_string(buffer: bytes, line: _Line) -> tuple[str, int, bytes]:
+    """A JSON string's start (MAX_EXAMPLE_CHARS characters at most), its length in
+    characters and what follows it in its last piece; ``buffer``, the string's first
+    bytes after its opening quote, then the line's pieces. ValueError when it does not end
+    (or is no JSON string)."""
+    start, length = "", 0
+    while True:
+        end = _string_end(buffer)
+        if end >= 0:
+            text, rest = orjson.loads(b'"' + buffer[: end + 1]), b""
+        else:
+            text, rest = _decoded_start(buffer)
+        start += text[: MAX_EXAMPLE_CHARS - len(start)]
+        length += len(text)
+        if end >= 0:
+            return start, length, buffer[end + 1 :]
+        piece = line.piece()
+        if not piece:
+            raise ValueError("the row ends inside its text")
+        buffer = rest + piece
+
+
+def _string_end(body: bytes) -> int:
+    """Where the JSON string whose body starts ``body`` ends: its first quote after an
+    even number of backslashes (``body`` starts at a character, never inside an escape);
+    -1 when not in ``body``."""
+    quote = body.find(b'"')
+    while quote >= 0:
+        run = quote
+        while run > 0 and body[run - 1] == 0x5C:  # the backslashes before it
+            run -= 1
+        if (quote - run) % 2 == 0:
+            return quote
+        quote = body.find(b'"', quote + 1)
+    return -1
+
+
+def _decoded_start(body: bytes) -> tuple[str, bytes]:
+    """The characters of a JSON string's body cut anywhere (inside an escape or a UTF-8
+    character), and the bytes left over to read with the next piece."""
+    for cut in range(len(body), max(len(body) - _LONGEST_ESCAPE, 0) - 1, -1):
+        try:
+            return orjson.loads(b'"' + body[:cut] + b'"'), body[cut:]
+        except orjson.JSONDecodeError:
+            continue
+    raise ValueError("not a JSON string")
 
 
 def check_upload_name(filename: object) -> str:

@@ -18,7 +18,9 @@ from typing import IO
 
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError
-from huggingtweets.core.runs import TRAINED_OUTPUTS, RunDir
+from huggingtweets.core.runs import RunDir
+from huggingtweets.serve.catalog import MAX_EXAMPLE_CHARS as MAX_EXAMPLE_CHARS  # for the API
+from huggingtweets.serve.catalog import MAX_EXAMPLES as MAX_EXAMPLES  # schema (api.bodies)
 from huggingtweets.serve.catalog import (
     UPLOADS_DIR,
     Catalog,
@@ -34,14 +36,6 @@ from huggingtweets.serve.messages import server_words, without_upload_folder
 from huggingtweets.serve.requests import check_sources, client_train_options
 
 log = logging.getLogger(__name__)
-# A run's outputs trained on its dataset, beside TRAINED_OUTPUTS (model/, metrics.json,
-# evaluation.json): what a resume would continue, a sweep's trials and its study.
-TRAINED_FOLDERS = ("checkpoints", "trials", "sweep")
-# The kept posts a run's view shows (GET /runs/{id}, the page's table): at most this many
-# per account, each cut to this many characters (one 20 MB row is not a 20 MB answer;
-# prepare keeps posts of up to 100,000 characters, older datasets any).
-MAX_EXAMPLES = 4
-MAX_EXAMPLE_CHARS = 500
 
 
 class TrainedRun(Busy):
@@ -192,15 +186,11 @@ class JobManager:
         return self.catalog.runs()
 
     def run(self, run_id: str) -> dict:
-        """A run's summary, statistics, a few kept posts per account (bounded: see
-        shortened_examples), and its jobs."""
+        """A run's summary, statistics, a few kept posts per account (at most
+        MAX_EXAMPLES, each of at most MAX_EXAMPLE_CHARS characters and a marker: see
+        catalog.examples), and its jobs."""
         run = self.catalog.run(run_id)
-        examples = shortened_examples(run.get("examples") or {})
-        return {
-            **run,
-            "examples": examples,
-            "jobs": [j for j in self.jobs() if j["run_id"] == run_id],
-        }
+        return {**run, "jobs": [j for j in self.jobs() if j["run_id"] == run_id]}
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -271,9 +261,10 @@ class JobManager:
     ) -> dict:
         """A job that collects ``sources`` (accounts) and prepares them into a run:
         ``run_id``, or a new one named after the accounts. A ``run_id`` with a trained
-        model is refused (TrainedRun) unless ``overwrite``: then what was trained on its
-        old dataset (model, card, metrics, checkpoints, trials) is removed first, so that
-        nothing describes posts the run no longer holds."""
+        model is refused (TrainedRun) unless ``overwrite``: then the job removes what was
+        trained on its old dataset (model, card, metrics, checkpoints, trials) once the new
+        one is written (jobs.prepare_job), so that nothing describes posts the run no longer
+        holds, and a prepare that fails loses nothing."""
         sources, handles = list(sources), list(handles)
         check_sources(sources, handles)
         if run_id is None:
@@ -284,13 +275,14 @@ class JobManager:
             work = JobWork("prepare", "", sources=tuple(sources), handles=tuple(handles))
             return self._create_named(work, handles or run_name_words(sources))
         check_run_id(run_id)
+        self.catalog.check_not_given_model(run_id)
         if (self.runs_dir / run_id).is_symlink():
             raise OptionError("run_id", "names a link, not a run folder")
         from huggingtweets.prepare.dataset import trained_models
 
         run = RunDir(self.runs_dir / run_id)
         if overwrite:
-            self._remove_trained(run)
+            self._check_free(run)  # answered now; the job removes the model, once it may
         elif trained_models(run):
             raise TrainedRun(
                 f"run {run_id!r} already has a trained model: other accounts' posts in its "
@@ -307,9 +299,9 @@ class JobManager:
         )
         return self.queue.create(work)
 
-    def _remove_trained(self, run: RunDir) -> None:
-        """Remove what was trained on ``run``'s dataset (an overwrite asked for), unless a
-        job of the run is queued or running (Busy) or a process trains it now."""
+    def _check_free(self, run: RunDir) -> None:
+        """Busy when a job of ``run`` is queued or running or a process trains it now (an
+        overwrite is refused at once, not as a job that fails)."""
         from huggingtweets.core.runs import training_lock
 
         run_id = run.root.name
@@ -318,17 +310,9 @@ class JobManager:
                 raise Busy(
                     f"run {run_id!r} already has a {job['kind']} job {job['state']} ({job['id']})"
                 )
-        names = [*TRAINED_OUTPUTS, *TRAINED_FOLDERS]
-        present = [run.root / name for name in names if os.path.lexists(run.root / name)]
-        if not present:
-            return
         try:
             with training_lock(run.root):
-                for path in present:
-                    if path.is_dir() and not path.is_symlink():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink(missing_ok=True)
+                pass
         except HuggingtweetsError:  # training_lock: another process trains or prepares it
             raise Busy(
                 f"run {run_id!r} is being trained or prepared by another process: try again "
@@ -397,24 +381,6 @@ class JobManager:
         check_resume(RunDir(path).checkpoints_dir, TrainOptions(**for_worker))
         work = JobWork("train", run_id, options=options, worker_options=for_worker)
         return self.queue.create(work)
-
-
-def shortened_examples(examples: dict[str, list[str]]) -> dict[str, list[str]]:
-    """At most MAX_EXAMPLES posts per account (of the accounts a run has: 1 to 3), each
-    of at most MAX_EXAMPLE_CHARS characters: a longer one is cut and ends with a marker
-    saying how long it was."""
-    from huggingtweets.collect.collection import MAX_ACCOUNTS
-
-    shown = {}
-    for handle, texts in list(examples.items())[:MAX_ACCOUNTS]:
-        shown[handle] = [shortened(text) for text in texts[:MAX_EXAMPLES]]
-    return shown
-
-
-def shortened(text: str) -> str:
-    if len(text) <= MAX_EXAMPLE_CHARS:
-        return text
-    return f"{text[:MAX_EXAMPLE_CHARS]}… [shortened: {len(text):,} characters in all]"
 
 
 def _queue_for(config: ServeConfig, runs_dir: Path) -> JobQueue:
