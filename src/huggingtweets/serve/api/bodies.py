@@ -123,8 +123,9 @@ class CreateRun(Strict):
         False,
         description="With run_id: replace the dataset of a run that has a trained model. "
         "What was trained on its old dataset (model and card, metrics, evaluation, "
-        "checkpoints, trials) is removed when the job is queued: train it again. Without "
-        "it, such a run_id is refused (409).",
+        "checkpoints, trials) is removed once the job has written the new dataset (a job "
+        "that fails leaves the run as it was): train it again. Without it, such a run_id "
+        "is refused (409).",
     )
 
 
