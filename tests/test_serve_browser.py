@@ -141,7 +141,8 @@ def _serve(root: Path, hub, queue: str | None):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("HF_", "HUGGING_FACE")) and k != "HUGGINGTWEETS_API_TOKEN"
+        if not k.startswith(("HF_", "HUGGING_FACE"))
+        and k not in ("HUGGINGTWEETS_API_TOKEN", "GRADIO_TEMP_DIR")  # the page's files: serve's
     }
     env.update(
         HF_ENDPOINT=hub.url,
@@ -150,7 +151,6 @@ def _serve(root: Path, hub, queue: str | None):
         HF_HUB_DISABLE_XET="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         GRADIO_ANALYTICS_ENABLED="False",
-        GRADIO_TEMP_DIR=str(root / "gradio"),  # the page's files: in the test's own space
     )
     log = root / "server.log"
     command = [sys.executable, "-m", "huggingtweets", "serve", str(base)]
@@ -180,9 +180,10 @@ def _serve(root: Path, hub, queue: str | None):
     assert process.returncode == 0, said[-3000:]
     assert said.rstrip().endswith("Stopped."), said[-3000:]
     assert not left, "the server left its worker process running"
-    # The page's copies of the files uploaded (GRADIO_TEMP_DIR/<hash>/<name>).
-    kept = [path for path in (root / "gradio").glob("*/*") if path.suffix in (".txt", ".zip")]
-    assert not kept, f"uploads outlived the server in the page's folder: {kept}"
+    # The page's copies of the files uploaded: in its server's folder (runs/.uploads/page-*,
+    # GRADIO_TEMP_DIR as serve sets it), which goes with the server.
+    kept = list((root / "runs" / ".uploads").glob("page-*"))
+    assert not kept, f"the page's folder outlived the server: {[*kept[0].rglob('*')]}"
 
 
 def stop_group(group: int, grace: float = 10.0) -> bool:
@@ -242,6 +243,7 @@ def upload(page, path: Path, handle: str) -> None:
     url = urljoin(page.url, link.get_attribute("href"))
     copy = Path(unquote(url.split("/file=", 1)[1]))
     assert copy.is_file() and download_status(url) == 200, url
+    assert copy.parent.parent.name.startswith("page-"), copy  # its server's (runs/.uploads)
     page.locator("#upload-handle input, #upload-handle textarea").first.fill(handle)
     page.locator("#collect").click()
     page.locator("#collect-status [data-state=succeeded]").wait_for(timeout=60_000)

@@ -34,6 +34,7 @@ from huggingtweets.serve.config import ServeConfig
 from huggingtweets.serve.jobs import JobRecord, JobWork
 
 MULTIPART = "multipart/form-data"
+PAGE_FILES_ENV = "GRADIO_TEMP_DIR"  # where Gradio keeps the page's files
 UNKNOWN_MODEL = "no-such-model"  # prompts checked before the model is looked for
 # The API tests' fixtures (a server of this module's own, module scope; a prepared run).
 api = test_serve_api.api
@@ -367,9 +368,10 @@ def held_prepare(monkeypatch):
     release.set()
 
 
-def _upload_folders(runs_dir: Path) -> list[Path]:
+def _upload_folders(runs_dir: Path, kind: str = "upload-") -> list[Path]:
+    """The uploads' folders (or, ``kind`` "page-", the page's: each a server's)."""
     uploads = runs_dir / ".uploads"
-    return sorted(uploads.iterdir()) if uploads.is_dir() else []
+    return sorted(uploads.glob(f"{kind}*")) if uploads.is_dir() else []
 
 
 def _running(api: Api, answer) -> dict:
@@ -388,8 +390,9 @@ def test_an_upload_is_removed_when_its_server_stops_mid_prepare(tmp_path, held_p
     assert _upload_folders(runs_dir) == []  # stopped mid-prepare: its upload went with it
 
 
-def _serve_process(runs_dir: Path, *, held: bool = False):
-    """``huggingtweets serve`` on a free port (its prepare jobs held, or not): (process, URL)."""
+def _serve_process(runs_dir: Path, *, held: bool = False, page_files: Path | None = None):
+    """``huggingtweets serve`` on a free port (its prepare jobs held, or not): (process, URL).
+    The page's files go where serve puts them, or to ``page_files`` (GRADIO_TEMP_DIR)."""
     import os
     import subprocess
     import sys
@@ -397,12 +400,15 @@ def _serve_process(runs_dir: Path, *, held: bool = False):
     command = (
         [sys.executable, "-c", HELD_SERVE] if held else [sys.executable, "-m", "huggingtweets"]
     )
+    env = {key: value for key, value in os.environ.items() if key != PAGE_FILES_ENV}
+    if page_files is not None:
+        env[PAGE_FILES_ENV] = str(page_files)
     server = subprocess.Popen(
         [*command, "serve", "--port", "0", "--runs-dir", str(runs_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1"},
     )
     first = server.stdout.readline()  # printed once the app is made: its start is done
     if not first.startswith("Serving huggingtweets on "):
@@ -456,6 +462,71 @@ def test_uploads_a_killed_server_left_are_removed_at_the_next_start(tmp_path, he
             restarted.send_signal(signal.SIGINT)
             stopped = restarted.wait(60), restarted.stdout.read()
         assert stopped[0] == 0 and stopped[1].rstrip().endswith("Stopped."), stopped
+
+
+def _page_upload(http, name: str) -> Path:
+    """A file uploaded through the page's own route (as the page's file field sends it):
+    where its server keeps it."""
+    _serving(http)
+    answer = http.post("/gradio_api/upload", files={"files": (name, POSTS)})
+    assert answer.status_code == 200, answer.text
+    [stored] = answer.json()
+    assert Path(stored).is_file(), stored
+    return Path(stored)
+
+
+def _page_folders(runs_dir: Path) -> list[Path]:
+    """The page's folders under ``runs_dir``, as their files name them (resolved)."""
+    return _upload_folders(runs_dir.resolve(), "page-")
+
+
+def test_the_pages_files_a_killed_server_left_are_removed_at_the_next_start(tmp_path):
+    """The page's files (an upload not collected yet) are kept in a folder of their
+    server's under runs_dir/.uploads. A server killed (-9) leaves its folder; the next
+    start removes it, never the folder of a server still running beside them, and a
+    server's own goes when it stops. A GRADIO_TEMP_DIR set by the user is used as is."""
+    import signal
+
+    import httpx
+
+    pytest.importorskip("gradio")
+    runs_dir, chosen = tmp_path / "runs", tmp_path / "chosen"
+    servers = []
+    try:
+        for _ in range(2):
+            servers.append(_serve_process(runs_dir))
+        stored = []
+        for name, (_, url) in zip(("live.txt", "killed.txt"), servers, strict=True):
+            with httpx.Client(base_url=url, timeout=30) as http:
+                stored.append(_page_upload(http, name))
+        live_file, killed_file = stored  # each in its server's folder: <it>/<hash>/<name>
+        assert _page_folders(runs_dir) == sorted(f.parent.parent for f in stored)
+        killed = servers.pop()[0]
+        killed.kill()
+        killed.wait()
+        assert killed_file.is_file()  # left by the kill
+        servers.append(_serve_process(runs_dir, page_files=chosen))  # the next start
+        assert not killed_file.exists() and not killed_file.parent.parent.exists()
+        assert live_file.is_file()  # its server holds it
+        with httpx.Client(base_url=servers[-1][1], timeout=30) as http:
+            assert _page_upload(http, "chosen.txt").is_relative_to(chosen.resolve())
+        assert _page_folders(runs_dir) == [live_file.parent.parent]  # none for chosen
+    finally:
+        for server, _ in servers:
+            server.send_signal(signal.SIGINT)
+        stopped = [(server.wait(60), server.stdout.read()) for server, _ in servers]
+    assert all(code == 0 and out.rstrip().endswith("Stopped.") for code, out in stopped), stopped
+    assert _page_folders(runs_dir) == []  # each server's went with it
+
+
+def test_at_shutdown_the_pages_folder_goes_even_when_the_jobs_uploads_are_unknown(tmp_path):
+    from huggingtweets.serve.catalog import Catalog
+    from huggingtweets.serve.manager import Uploads
+
+    uploads = Uploads(Catalog(tmp_path / "runs", []))
+    upload, page = uploads.new(), uploads.new_page_folder()
+    uploads.close(None)  # Redis away: a job may still read the upload, never the page's
+    assert upload.is_dir() and not page.exists()
 
 
 def test_with_redis_a_queued_jobs_upload_outlives_a_restart_and_a_stale_one_does_not(tmp_path):

@@ -20,6 +20,7 @@ from huggingtweets.serve.config import ServeConfig, is_loopback
 
 TOKEN_ENV = "HUGGINGTWEETS_API_TOKEN"
 QUEUE_ENV = "HUGGINGTWEETS_QUEUE"
+PAGE_FILES_ENV = "GRADIO_TEMP_DIR"  # where Gradio keeps the page's files (uploads first)
 MIN_TOKEN_LENGTH = 16  # a bearer token on a network: long enough not to be guessed
 
 
@@ -68,6 +69,23 @@ def _uvicorn_server(app, on_stop: Callable[[], None]):
             await super().shutdown(sockets)
 
     return Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+
+
+def _page_files_in_runs_dir(manager, stack: contextlib.ExitStack) -> None:
+    """Point Gradio's files (an upload until it is collected, the pictures shown) at a
+    folder of this server's under --runs-dir/.uploads, locked and cleaned as its uploads
+    are (serve.manager.Uploads): removed at shutdown, and after a kill -9 by the next
+    start of any server over these runs, never while its server lives. Gradio reads
+    GRADIO_TEMP_DIR when it is imported and when the page is built, both after this.
+    A GRADIO_TEMP_DIR set by the user is theirs and used as is: Gradio's own cleaning
+    applies there (files over an hour old, at shutdown), and what a killed server left
+    there stays."""
+    import importlib.util
+
+    if os.environ.get(PAGE_FILES_ENV) or importlib.util.find_spec("gradio") is None:
+        return
+    os.environ[PAGE_FILES_ENV] = str(manager.uploads.new_page_folder().resolve())
+    stack.callback(os.environ.pop, PAGE_FILES_ENV, None)  # as it was, once served
 
 
 def _check_queue(url: str | None) -> None:
@@ -170,7 +188,6 @@ def serve_command(
 
     from huggingtweets.core.runs import check_writable_dir
     from huggingtweets.core.secrets import register_secret
-    from huggingtweets.serve.api import create_app
 
     token = os.environ.get(TOKEN_ENV, "").strip() or None
     if token is not None:
@@ -202,12 +219,27 @@ def serve_command(
         queue=queue or None,
     )
     _check_queue(config.queue)
-    sock = _bind(host, port)
+    _serve(config, _bind(host, port))
+
+
+def _serve(config: ServeConfig, sock: socket.socket) -> None:
+    """Serve on ``sock`` until Ctrl-C: the jobs' manager first (the stale uploads removed,
+    the page's folder made), then the app over it."""
+    from huggingtweets.serve.api import create_app
+    from huggingtweets.serve.manager import JobManager
+
     with contextlib.ExitStack() as stack:
         stack.callback(sock.close)
-        app = create_app(config)  # a model that is not one: one line, before serving
+        manager = JobManager(config)
+        try:
+            _page_files_in_runs_dir(manager, stack)
+            # A model that is not one: one line, before serving.
+            app = create_app(config, manager=manager)
+        except BaseException:
+            manager.close()
+            raise
         config.port = sock.getsockname()[1]
-        console.print(f"Serving huggingtweets on {_url(sock, host)}  (API docs: /docs)")
+        console.print(f"Serving huggingtweets on {_url(sock, config.host)}  (API docs: /docs)")
         console.print("Press Ctrl-C to stop.", style="dim")
         server = _uvicorn_server(app, on_stop=app.state.models.stop)
         # uvicorn stops gracefully on Ctrl-C, then raises it again: the server stopped as

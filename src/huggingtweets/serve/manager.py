@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,8 @@ from huggingtweets.serve.messages import server_words, without_upload_folder
 from huggingtweets.serve.requests import check_sources, client_train_options
 
 log = logging.getLogger(__name__)
+UPLOAD_PREFIX = "upload-"  # runs_dir/.uploads/upload-*: an upload's folder (catalog)
+PAGE_PREFIX = "page-"  # runs_dir/.uploads/page-*: the page framework's files (a server's)
 
 
 class TrainedRun(Busy):
@@ -49,7 +52,12 @@ class Uploads:
     long as that server may still use it. A folder's job removes it when it ends; the
     server removes those of its jobs that will not run at shutdown; and a server that
     starts (a restart, a replica) removes the folders that no process holds and no job
-    still to run names: those of a server that stopped mid-job (Ctrl-C, kill -9)."""
+    still to run names: those of a server that stopped mid-job (Ctrl-C, kill -9).
+
+    The page's folder (runs_dir/.uploads/page-*, :meth:`new_page_folder`: the files the
+    page framework keeps, such as an upload not collected yet) is one more such folder
+    that no job ever names: removed at its server's shutdown, or after a kill by the
+    next start."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -59,9 +67,23 @@ class Uploads:
 
     def new(self) -> Path:
         """A new folder, locked: a starting server never removes it under us."""
+        return self._new_locked(self.catalog.new_upload_folder)
+
+    def new_page_folder(self) -> Path:
+        """A new folder for the page framework's files, locked as an upload's is: no job
+        reads it, so it goes at this server's shutdown, or once it is dead at the next
+        start of any server over these runs (never while this one holds it)."""
+
+        def make() -> Path:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=PAGE_PREFIX, dir=self.folder))
+
+        return self._new_locked(make)
+
+    def _new_locked(self, make: Callable[[], Path]) -> Path:
         self._let_go_of_removed()
         for _ in range(10):
-            folder = self.catalog.new_upload_folder()
+            folder = make()
             fd = _locked(folder)
             if fd is not None:
                 with self._lock:
@@ -97,13 +119,14 @@ class Uploads:
 
     def close(self, in_use: set[str] | None) -> None:
         """At shutdown: the folders this server holds are removed unless a job still to
-        run names them (``in_use``; None: unknown, all kept for the next start); every
-        lock is released."""
+        run names them (``in_use``; None: unknown, all kept for the next start; the
+        page's folder always goes); every lock is released."""
         with self._lock:
             held, self._held = self._held, {}
         for folder, fd in held.items():
             try:
-                if in_use is not None and folder.name not in in_use:
+                page = folder.name.startswith(PAGE_PREFIX)  # no job reads it: it goes
+                if page or (in_use is not None and folder.name not in in_use):
                     shutil.rmtree(folder, ignore_errors=True)
             finally:
                 os.close(fd)
@@ -114,7 +137,7 @@ class Uploads:
         if not self.folder.is_dir():
             return
         for entry in self.folder.iterdir():
-            ours = entry.name.startswith("upload-") and entry not in mine
+            ours = entry.name.startswith((UPLOAD_PREFIX, PAGE_PREFIX)) and entry not in mine
             if ours and entry.is_dir() and not entry.is_symlink():
                 yield entry
 
@@ -225,7 +248,7 @@ class JobManager:
         if isinstance(self.queue, RedisJobQueue):
             return self.queue.uploads_in_use()
         # Another backend: which folders its jobs hold is unknown, so all are.
-        return {entry.name for entry in self.uploads.folder.glob("upload-*")}
+        return {entry.name for entry in self.uploads.folder.glob(f"{UPLOAD_PREFIX}*")}
 
     def _uploads_in_use_or_none(self) -> set[str] | None:
         try:
