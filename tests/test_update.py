@@ -210,6 +210,67 @@ def test_an_older_export_with_a_post_the_run_lacks_loses_none_of_the_run_s_posts
     assert f"@romeo: {NEW - OLD} of the run's posts" in result.stderr  # kept, and said
 
 
+@pytest.mark.parametrize("damage", ["truncated", "missing", "emptied"])
+def test_a_damaged_posts_file_is_refused_not_taken_for_the_account_s_posts(
+    file_run, tmp_path, damage
+):
+    """posts/<handle>.jsonl cut at a line, removed or emptied: the dataset is rebuilt from
+    posts/ plus the export, so the dataset's posts the file lost would leave the dataset
+    (an export of the new posts only given). Refused in one line, nothing changed."""
+    folder, pristine, _, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    posts = run / "posts" / "romeo.jsonl"
+    if damage == "truncated":  # at a line's end: it still reads
+        posts.write_text("".join(posts.read_text().splitlines(keepends=True)[:60]))
+    elif damage == "missing":
+        posts.unlink()
+    else:
+        posts.write_text("")
+    lines = (folder / "new.jsonl").read_text().splitlines(keepends=True)
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text("".join(lines[100:]))  # an export of the account's later posts only
+    snapshot = _snapshot(run)
+    result = run_cli("update", run, newer, "--epochs", "1", "--evaluate", "never", expect=2)
+    kept = 1060 if damage == "truncated" else 1000  # posts/ holds the ids before it
+    dataset = _ids(pristine, "train") | _ids(pristine, "valid")
+    lost = len([i for i in dataset if kept <= int(i) < 1100])
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {posts} lacks {lost} of @romeo's posts that the run's dataset holds "
+        "(cut short, removed or replaced?): the update rebuilds the dataset from posts/ and "
+        "the export, and would drop them; restore the file from a copy, or give an export "
+        "that holds them too; nothing changed"
+    )
+    assert "Traceback" not in result.stderr and lost > 0
+    assert _snapshot(run) == snapshot
+
+
+def test_a_newer_plain_text_file_adds_its_new_lines_whatever_their_place(file_run, tmp_path):
+    """A .txt (or a CSV/JSONL without ids) numbers its posts by line: a newer file with
+    its new posts on top gives the run's posts other numbers. Its posts are told apart by
+    their text: the new lines are added (numbered after the run's), none twice."""
+    texts = [" ".join(body.split()) for who, body in speeches() if who == "ROMEO"]
+    old, new = texts[:OLD], texts[OLD:NEW]
+    first = tmp_path / "romeo.txt"
+    first.write_text("\n".join(old) + "\n")
+    run = tmp_path / "run"
+    run_cli("train", first, "--out", run, *TINY, "--max-steps", "1", "--evaluate", "never")
+    newer = tmp_path / "romeo-2.txt"
+    newer.write_text("\n".join(new + old) + "\n")  # newest first, as a feed is
+    result = run_cli("update", run, newer, "--epochs", "1", "--evaluate", "never")
+    posts = [json.loads(line) for line in (run / "posts" / "romeo.jsonl").open()]
+    assert [p["text"] for p in posts] == old + new
+    assert [p["id"] for p in posts] == [str(i) for i in range(1, NEW + 1)]
+    rows = [
+        json.loads(line)
+        for split in ("train", "valid")
+        for line in (run / "dataset" / f"{split}.jsonl").open()
+    ]
+    assert len({r["text"] for r in rows}) == len(rows)  # no post twice
+    added = {r["text"] for r in rows} - set(old)
+    assert added and added <= set(new)
+    assert f"{len(added)} new posts (" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("file", "setting", "value", "says"),
     [

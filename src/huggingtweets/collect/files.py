@@ -146,7 +146,7 @@ def read_csv(path: Path, handle: str | None, text_column: str | None) -> Collect
             'a quote inside a quoted field must be doubled (""), and every quoted field closed'
         ) from None
     normalize_times(posts)
-    return Collected(Account(PLATFORM, handle), posts)
+    return Collected(Account(PLATFORM, handle), posts, positional_ids=id_at is None)
 
 
 _POST_LINES = msgspec.json.Decoder(Post)
@@ -173,6 +173,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
         return Collected(account, posts)
     handle = default_handle(path, handle)
     posts = []
+    with_ids = False
     for number, row in iter_jsonl(path):
         key = _pick(row, keys)
         if key is None:
@@ -182,6 +183,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
             )
         post_id, created_at = _pick(row, _ID_COLUMNS), _pick(row, _DATE_COLUMNS)
         visibility = _pick(row, _VISIBILITY_COLUMNS)
+        with_ids = with_ids or (post_id is not None and row[post_id] not in (None, ""))
         posts.append(
             _post(
                 handle,
@@ -193,7 +195,7 @@ def read_jsonl(path: Path, handle: str | None, text_column: str | None) -> Colle
             )
         )
     normalize_times(posts)
-    return Collected(Account(PLATFORM, handle), posts)
+    return Collected(Account(PLATFORM, handle), posts, positional_ids=not with_ids)
 
 
 def read_text(path: Path, handle: str | None) -> Collected:
@@ -211,7 +213,7 @@ def read_text(path: Path, handle: str | None) -> Collected:
         for n, line in enumerate(text.splitlines(), start=1)
         if line.strip()
     ]
-    return Collected(Account(PLATFORM, handle), posts)
+    return Collected(Account(PLATFORM, handle), posts, positional_ids=True)
 
 
 register_file_format(

@@ -146,6 +146,9 @@ class AccountPosts:
 
     account: Account
     posts: list[Post]
+    # The ids are the posts' places in the file (a .txt, a CSV or JSONL without ids), not
+    # ids of the platform's: another version of the file numbers the same posts otherwise.
+    positional_ids: bool = False
 
 
 # The earlier name, kept so that scripts written against it go on working.

@@ -62,6 +62,7 @@ from huggingtweets.train.recipe import TrainOptions
 from huggingtweets.update.data import (
     NewDataset,
     Previous,
+    check_posts_hold_the_dataset,
     collect_new,
     prepare_options_of,
     read_previous,
@@ -174,6 +175,7 @@ def update_bot(
         accounts, fresh, asked, export_end = collect_new(
             run, scratch, handles_in_run, sources, handles, source_options, reporter
         )
+        check_posts_hold_the_dataset(run, previous, accounts)  # before the run changes
         reporter.start("prepare", "cleaning, splitting (as before), balancing")
         data = rebuild_dataset(accounts, previous, known, prepare_options)
         reporter.end("prepare", "dataset rebuilt", stats=data.stats)

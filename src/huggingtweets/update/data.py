@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import orjson
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.events import Reporter
 from huggingtweets.core.options import OptionError, option_specs
-from huggingtweets.core.records import AccountPosts, iter_jsonl
+from huggingtweets.core.records import AccountPosts, Post, iter_jsonl
 from huggingtweets.core.runs import RunDir
 
 T = TypeVar("T")
@@ -195,8 +196,12 @@ def with_the_run_s_posts(run: RunDir, export: AccountPosts, reporter: Reporter) 
     if not run.posts_path(handle).exists():
         return export
     held = run.read_collected(handle)
-    ids = {post.id for post in held.posts}
-    lacking = len(ids - {post.id for post in export.posts})
+    if export.positional_ids:  # numbered by line: told apart by their text
+        added, lacking = _new_by_text(held.posts, export.posts)
+    else:
+        ids = {post.id for post in held.posts}
+        lacking = len(ids - {post.id for post in export.posts})
+        added = [p for p in export.posts if p.id not in ids]
     if lacking:
         reporter.info(
             "update",
@@ -208,7 +213,52 @@ def with_the_run_s_posts(run: RunDir, export: AccountPosts, reporter: Reporter) 
         export.account,
         **{k: ours[k] for k, v in export.account.to_dict().items() if v is None and ours[k]},
     )
-    return AccountPosts(account, held.posts + [p for p in export.posts if p.id not in ids])
+    return AccountPosts(account, held.posts + added)
+
+
+def _new_by_text(held: Sequence[Post], export: Sequence[Post]) -> tuple[list[Post], int]:
+    """The export's posts the run lacks when the export numbers its posts by line (a .txt,
+    a CSV or JSONL without ids): a newer file with posts added on top numbers the run's
+    posts otherwise, so a post is the run's when the run holds its text (as many times as
+    the export has it); those added are numbered after the run's. And how many of the
+    run's posts the export lacks."""
+    have = Counter(post.text for post in held)
+    lacking = sum((have - Counter(post.text for post in export)).values())
+    used = {post.id for post in held}
+    number = max((int(i) for i in used if i.isdecimal()), default=0)
+    seen: Counter[str] = Counter()
+    added = []
+    for post in export:
+        seen[post.text] += 1
+        if seen[post.text] <= have[post.text]:
+            continue
+        number += 1
+        while str(number) in used:
+            number += 1
+        used.add(str(number))
+        added.append(msgspec.structs.replace(post, id=str(number)))
+    return added, lacking
+
+
+def check_posts_hold_the_dataset(
+    run: RunDir, previous: Previous, accounts: Sequence[AccountPosts]
+) -> None:
+    """Refuse an update whose posts (the run's posts/ files, with the exports given and the
+    live posts fetched) lack posts of the run's dataset: the dataset is rebuilt from them,
+    so a posts/ file cut short, removed or replaced would drop those posts from it."""
+    held = {(a.account.handle, p.id) for a in accounts for p in a.posts}
+    lost: dict[str, int] = {}
+    for handle, post_id, _ in previous.train | previous.valid:
+        if (handle, post_id) not in held:
+            lost[handle] = lost.get(handle, 0) + 1
+    if lost:
+        handle, count = next(iter(lost.items()))
+        raise HuggingtweetsError(
+            f"{run.posts_path(handle)} lacks {count} of @{handle}'s posts that the run's "
+            "dataset holds (cut short, removed or replaced?): the update rebuilds the dataset "
+            "from posts/ and the export, and would drop them; restore the file from a copy, "
+            "or give an export that holds them too; nothing changed"
+        )
 
 
 def read_exports(
