@@ -157,6 +157,23 @@ def test_the_min_words_row_names_the_run_s_setting_not_a_flag(demo, tmp_path):
     assert ["Posts under min\\_words", *map(str, below)] in rows
 
 
+def test_a_folder_at_the_card_s_place_is_named_not_a_temporary_file(demo, tmp_path):
+    """model/README.md is a folder: the card, written to a temporary file then renamed,
+    cannot take its place; the error names README.md (what the user can move), not the
+    temporary file's name (gone already), and nothing is left behind."""
+    run = tmp_path / "run"
+    shutil.copytree(demo.run_dir, run)
+    card = run / "model" / "README.md"
+    card.unlink()
+    card.mkdir()
+    result = run_cli("card", run, "--samples", "0", expect=None)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {card} is a folder where a file belongs: move it out of the way and run again"
+    )
+    assert not [p.name for p in card.parent.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_card_reports_training_and_samples_from_metrics(demo):
     card = read_card(demo.run_dir)
     metrics = json.loads((demo.run_dir / "metrics.json").read_text())

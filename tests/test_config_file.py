@@ -140,3 +140,45 @@ def test_the_flow_options_and_text_column_come_from_the_config(tmp_path, monkeyp
     assert (run / "model" / "model.safetensors").is_file()
     assert not (run / "evaluation.json").exists()
     assert not (run / "model" / "README.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('card: "no"', "card must be true or false (got 'no')"),  # not "--no-card must be"
+        ("card: null", "card must be true or false (got nothing)"),
+        ("evaluate: sometimes", "evaluate must be one of auto, always, never (got 'sometimes')"),
+        ("max_steps: [1, 2]", "max_steps must be a whole number (<=100000000) (got [1, 2])"),
+        ("lora: {r: 8}", "lora must be true or false (got {'r': 8})"),
+        ("text_column: 5", "text_column must be text, a field's name (got 5)"),
+    ],
+)
+def test_a_bad_value_in_a_config_names_the_file_and_its_key_not_a_flag(tmp_path, line, says):
+    """The user wrote a key of the file, not a flag: the file and the key are named (a
+    `card: "no"` said as "--no-card must be true or false" reads backwards)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(line + "\n")
+    result = run_cli("train", tmp_path / "missing", "--config", config, expect=2)
+    assert result.stderr == f"Error: {config}: {says}\n"
+    # The same value given as a flag is still said as the flag.
+    result = run_cli("train", tmp_path / "missing", "--max-steps", "x", expect=2)
+    assert "--max-steps" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("max_steps: 1\nmax-steps: 3\n", "'max_steps' and 'max-steps'"),
+        ("max_steps: 1\nmax_steps: 3\n", "'max_steps' twice"),
+        ('{"seed": 1, "seed": 2}\n', "'seed' twice"),
+    ],
+)
+def test_a_key_given_twice_in_a_config_is_refused_not_one_silently_dropped(tmp_path, text, key):
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(HuggingtweetsError) as caught:
+        load_config_file(config)
+    assert key in str(caught.value) and str(caught.value).startswith(f"{config}: ")
+    anchors = tmp_path / "a.yaml"  # a YAML merge key (<<) overriding is not a repeat
+    anchors.write_text("base: &b {min: 1, max: 2}\nparameters:\n  lr: {<<: *b, max: 3}\n")
+    assert load_config_file(anchors)["parameters"] == {"lr": {"min": 1, "max": 3}}

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from huggingtweets.cli.console import EventRenderer, err_console
-from huggingtweets.cli.options import FLAGS, dataclass_options
+from huggingtweets.cli.options import FLAGS, config_value_error, dataclass_options
 from huggingtweets.collect.live.base import LiveOptions
 from huggingtweets.collect.registry import SourceOptions, accepted_forms, source_option_classes
 from huggingtweets.core.errors import HuggingtweetsError
@@ -43,6 +44,10 @@ def os_error_line(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         where = exc.filename or "while writing"
         return f"the disk is full ({where}); free some space and run again"
+    if isinstance(exc, IsADirectoryError) and (exc.filename2 or exc.filename):
+        # os.replace(temporary, target): the target, second, is the user's path
+        where = exc.filename2 or exc.filename
+        return f"{where} is a folder where a file belongs: move it out of the way and run again"
     return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
 
 
@@ -120,13 +125,20 @@ def source_options(command: Callable) -> Callable:
     @functools.wraps(command)
     def with_sources(*args, text_column, live_options, **kwargs):
         extra = {cls: kwargs.pop(f"extra_{cls.__name__}") for cls in extra_classes}
+        ctx = click.get_current_context()
         if text_column is None:  # not given: train's --config may hold it
-            config = click.get_current_context().meta.get("huggingtweets.config", {})
-            text_column = config.get("text_column")
-        if text_column is not None and not isinstance(text_column, str):
-            raise OptionError("text_column", f"must be text, a field's name (got {text_column!r})")
-        if text_column is not None and not text_column.strip():
-            raise OptionError("text_column", "is empty: name the field that holds the text")
+            text_column = ctx.meta.get("huggingtweets.config", {}).get("text_column")
+        try:
+            if text_column is not None and not isinstance(text_column, str):
+                raise OptionError(
+                    "text_column", f"must be text, a field's name (got {text_column!r})"
+                )
+            if text_column is not None and not text_column.strip():
+                raise OptionError("text_column", "is empty: name the field that holds the text")
+        except OptionError as exc:
+            if ctx.get_parameter_source("text_column") not in (None, ParameterSource.DEFAULT):
+                raise  # the flag's value
+            raise config_value_error(ctx, exc) from None
         kwargs["source_options"] = SourceOptions(
             text_column=text_column, live=live_options, extra=extra
         )

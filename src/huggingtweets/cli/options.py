@@ -18,7 +18,12 @@ import click
 from click.core import ParameterSource
 
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.options import OptionSpec, load_config_file, option_specs
+from huggingtweets.core.options import (
+    OptionError,
+    OptionSpec,
+    load_config_file,
+    option_specs,
+)
 
 _CLICK_TYPES: dict[type, Any] = {int: int, float: float, str: str, Path: click.Path()}
 # Field name → flag, for every option a command offers: errors that name a field are shown
@@ -93,17 +98,25 @@ def dataclass_options(
             for spec in option_specs(cls):
                 if spec.name in config:
                     values[spec.name] = config[spec.name]
+            flagged = set(fixed or {})
             for spec in specs:
                 name = _param_name(spec)
                 value = kwargs.pop(name)
                 if spec.none_flag and kwargs.pop(f"none_{spec.name}"):
                     values[spec.name] = None
+                    flagged.add(spec.name)
                     continue
                 source = ctx.get_parameter_source(name)
                 if source not in (None, ParameterSource.DEFAULT):
                     values[spec.name] = list(value) if spec.kind is list else value
+                    flagged.add(spec.name)
             values.update(fixed or {})
-            kwargs[into] = cls(**values)
+            try:
+                kwargs[into] = cls(**values)
+            except OptionError as exc:
+                if exc.name in flagged:
+                    raise
+                raise config_value_error(ctx, exc) from None
             return command(*args, **kwargs)
 
         for spec in reversed(specs):
@@ -115,6 +128,17 @@ def dataclass_options(
     return decorate
 
 
+def config_value_error(ctx: click.Context, exc: OptionError) -> HuggingtweetsError:
+    """``exc`` about a value that --config FILE gave (not a flag): the file and the key
+    the user wrote are named, not a flag they never typed (``card: "no"`` is not
+    "--no-card must be true or false"). Without a config, ``exc`` as it is."""
+    path = ctx.meta.get("huggingtweets.config_path")
+    config = ctx.meta.get("huggingtweets.config", {})
+    if path is None or exc.name not in config:
+        return exc
+    return HuggingtweetsError(f"{path}: {exc.name} {exc.problem}")
+
+
 def config_file_option(load: Callable[[click.Context, Path], None], help: str) -> Callable:
     """``--config FILE``, read before the other options (``load`` puts its values where
     the derived flags find them: ``ctx.meta["huggingtweets.config"]``)."""
@@ -123,6 +147,7 @@ def config_file_option(load: Callable[[click.Context, Path], None], help: str) -
         if value is None:
             return None
         load(ctx, Path(value))
+        ctx.meta["huggingtweets.config_path"] = Path(value)  # named in what is wrong
         return Path(value)
 
     return click.option(

@@ -248,7 +248,21 @@ def _yaml12_loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            # A key given twice: PyYAML keeps the last one silently. A merge key (<<) is
+            # not a repeat: the keys written beside it override what it merges, by design.
+            if isinstance(node, yaml.MappingNode):
+                seen = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                    if key is not None and key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"{key!r} twice: keep one", key_node.start_mark
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
 
     # Added after SafeLoader's resolvers, so integers ("3") still resolve as integers first.
     Loader.add_implicit_resolver(
@@ -308,4 +322,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise HuggingtweetsError(
             f"{path}: expected a mapping of option names to values (e.g. `num_train_epochs: 2`)"
         )
-    return {key.replace("-", "_"): value for key, value in data.items()}
+    options: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in options:  # max-steps and max_steps: one option, given twice
+            first = next(k for k in data if k.replace("-", "_") == name)
+            raise HuggingtweetsError(
+                f"{path}: {first!r} and {key!r} are one option, given twice: keep one"
+            )
+        options[name] = value
+    return options
