@@ -247,6 +247,52 @@ def test_a_study_copied_from_another_run_is_refused_a_moved_run_is_not(swept, tm
     assert len(_rows(moved)) == 4
 
 
+def test_trials_without_their_study_are_not_trained_over(run_dir, tmp_path):
+    """study.db deleted (or lost) while trials/ holds a sweep's trials: a new study numbers
+    its trials from 0 again, and trial 0 would be trained into trials/0, the old one's
+    model gone. Refused in one line; a folder of another name in trials/ is no trial."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "dataset", run / "dataset")
+    (run / "trials" / "0" / "model").mkdir(parents=True)
+    (run / "trials" / "0" / "metrics.json").write_text('{"eval_loss_after": 3.0}')
+    (run / "trials" / "mine").mkdir()  # not a sweep's: no number
+    tiny = ("--base-model", "tiny", "--max-steps", "1")
+    result = run_cli("sweep", run, "--trials", "1", *tiny, expect=2)
+    assert result.stderr == (
+        f"Error: {run / 'trials'} holds trials of a sweep (0) whose study "
+        f"{run / 'sweep' / 'study.db'} is gone: a new sweep numbers its trials from 0 and "
+        "would train over them; restore the study, or move the numbered folders out of "
+        f"{run / 'trials'} to start the sweep over\n"
+    )
+    assert (run / "trials" / "0" / "metrics.json").read_text() == '{"eval_loss_after": 3.0}'
+    assert not (run / "sweep" / "study.db").exists()
+
+
+def test_a_run_prepared_again_says_so_not_copied_from_elsewhere(run_dir, tmp_path):
+    """The study was made in this very run, whose dataset changed since: not "put it back
+    where it came from" (it is there); the old study and trials are to be moved aside,
+    nothing of them lost."""
+    import optuna
+
+    from huggingtweets.sweep.study import open_study
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "dataset", run / "dataset")
+    (run / "sweep").mkdir()
+    open_study(optuna, run / "sweep", TrainOptions(base_model="tiny"))
+    valid = run / "dataset" / "valid.jsonl"
+    valid.write_text("".join(valid.read_text().splitlines(keepends=True)[1:]))  # prepared again
+    study = run / "sweep" / "study.db"
+    kept = study.read_bytes()
+    result = run_cli("sweep", run, "--trials", "1", "--base-model", "tiny", expect=2)
+    assert result.stderr == (
+        f"Error: {study} is the study of a sweep over this run's dataset as it was before "
+        f"{run / 'dataset'} was prepared again: its trials trained on the old posts; to sweep "
+        f"the new dataset, move {run / 'sweep'} and {run / 'trials'} aside (or delete them)\n"
+    )
+    assert study.read_bytes() == kept
+
+
 def test_an_empty_study_db_without_trials_starts_over(run_dir, tmp_path):
     """A sweep stopped while creating its study leaves an empty file and no trial."""
     import optuna

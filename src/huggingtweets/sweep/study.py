@@ -185,9 +185,11 @@ def _check_study_file(folder: Path) -> None:
     trial beside it, as a sweep stopped while creating it leaves, is started over)."""
     path = folder / "study.db"
     problem = _study_problem(path)
+    trials = folder.parent / "trials"
+    if problem is None and not path.exists():
+        _check_no_orphan_trials(path, trials)
     if problem is None:
         return
-    trials = folder.parent / "trials"
     if problem == "it is empty" and not (trials.is_dir() and any(trials.iterdir())):
         path.unlink()
         return
@@ -195,6 +197,23 @@ def _check_study_file(folder: Path) -> None:
         f"{path} is not a sweep study ({problem}): restore it, or delete it and {trials} to "
         "start the sweep over"
     )
+
+
+def _check_no_orphan_trials(path: Path, trials: Path) -> None:
+    """No study yet, but trials/ holds numbered trials (their study.db deleted or lost): a
+    new study numbers its trials from 0, and would train over them."""
+    numbered = (
+        sorted((p.name for p in trials.iterdir() if p.name.isdecimal()), key=int)
+        if trials.is_dir()
+        else []
+    )
+    if numbered:
+        shown = ", ".join(numbered[:5]) + (", ..." if len(numbered) > 5 else "")
+        raise HuggingtweetsError(
+            f"{trials} holds trials of a sweep ({shown}) whose study {path} is gone: a new "
+            "sweep numbers its trials from 0 and would train over them; restore the study, "
+            f"or move the numbered folders out of {trials} to start the sweep over"
+        )
 
 
 def dataset_fingerprint(run: RunDir) -> str:
@@ -224,6 +243,13 @@ def _check_study_dataset(study, path: Path, run: RunDir) -> None:
     if stored == fingerprint:
         return
     origin = study.user_attrs.get("run")
+    if origin == str(run.root.resolve()):  # made here: this run was prepared again since
+        raise HuggingtweetsError(
+            f"{path} is the study of a sweep over this run's dataset as it was before "
+            f"{run.dataset_dir} was prepared again: its trials trained on the old posts; to "
+            f"sweep the new dataset, move {path.parent} and {run.root / 'trials'} aside (or "
+            "delete them)"
+        )
     made = f"it was made in {origin}" if origin else "it was made elsewhere"
     raise HuggingtweetsError(
         f"{path} is the study of a sweep over another dataset than {run.root / 'dataset'} "
