@@ -489,6 +489,28 @@ def test_a_read_only_run_folder_is_not_an_unreachable_hub(hub, pushed, tmp_path)
         assert _cli("push", run, "--repo-id", "alice/rj", env=env).returncode == 0
 
 
+@pytest.mark.parametrize("where", ["model/README.md", "model/preview.png", "metrics.json"])
+def test_a_folder_where_a_card_file_goes_is_named_not_a_read_only_folder(
+    hub, pushed, tmp_path, where
+):
+    """A folder at the card's place (or its picture's, or at metrics.json, which the card
+    reads): the folder is named, not "make the folder writable (chmod u+w ...)", which
+    would not help; nothing is pushed."""
+    run = tmp_path / "rj"
+    shutil.copytree(pushed[0], run)
+    folder = run / where
+    folder.unlink()
+    folder.mkdir()
+    proc = _cli("push", run, "--repo-id", "alice/folder-card", env=_env(hub, tmp_path / "hf"))
+    message = _fails(proc, f"cannot write the model card in {run / 'model'}: {folder} is ")
+    assert message.endswith(
+        f"{folder} is a folder where a file belongs: move it out of the way and push "
+        "again; the repository was not changed"
+    )
+    assert "chmod" not in message and "alice/folder-card" not in hub.repos
+    assert folder.is_dir()
+
+
 def test_an_os_error_naming_a_path_is_this_machine_s_not_the_network_s():
     """A file that cannot be read or a folder that cannot be written, wherever in a push
     it happens, is not said as "cannot reach the Hub"; a refused connection is."""

@@ -414,6 +414,14 @@ class Pusher:
             undo.restore_files(folder, CARD_FILES)
             write_card(run, repo_id=repo_id)
         except OSError as exc:  # a read-only folder, a full disk: this machine, not the Hub
+            # os.replace(temporary, target) names the target second
+            where = exc.filename2 or exc.filename
+            if isinstance(exc, IsADirectoryError) and where is not None:
+                raise HuggingtweetsError(
+                    f"cannot write the model card in {folder}: {where} is a folder where a "
+                    "file belongs: move it out of the way and push again; the repository "
+                    "was not changed"
+                ) from None
             raise HuggingtweetsError(
                 f"cannot write the model card in {folder} ({exc.strerror or exc}): the push "
                 f"writes it there to name {repo_id}; make the folder writable (chmod u+w "
