@@ -244,6 +244,26 @@ def test_a_damaged_posts_file_is_refused_not_taken_for_the_account_s_posts(
     assert _snapshot(run) == snapshot
 
 
+def test_posts_the_newer_export_says_are_private_leave_the_dataset(file_run, tmp_path):
+    """The run holds posts as public that the newer export marks followers-only (made
+    private since, or marked so by hand): kept in posts/ as the export says, never again
+    in the dataset (nor replayed into training)."""
+    folder, pristine, _, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    rows = [json.loads(line) for line in (folder / "new.jsonl").open()]
+    hidden = {row["id"] for row in rows[:20]}
+    for row in rows[:20]:
+        row["visibility"] = "followers"
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert hidden & (_ids(pristine, "train") | _ids(pristine, "valid"))
+    run_cli("update", run, newer, "--epochs", "1", "--evaluate", "never")
+    assert not hidden & (_ids(run, "train") | _ids(run, "valid"))
+    posts = {p["id"]: p for p in map(json.loads, (run / "posts" / "romeo.jsonl").open())}
+    assert {i for i, p in posts.items() if p["visibility"] == "followers"} == hidden
+    assert len(posts) == NEW  # none removed from posts/
+
+
 def test_a_newer_plain_text_file_adds_its_new_lines_whatever_their_place(file_run, tmp_path):
     """A .txt (or a CSV/JSONL without ids) numbers its posts by line: a newer file with
     its new posts on top gives the run's posts other numbers. Its posts are told apart by

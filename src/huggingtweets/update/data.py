@@ -196,6 +196,7 @@ def with_the_run_s_posts(run: RunDir, export: AccountPosts, reporter: Reporter) 
     if not run.posts_path(handle).exists():
         return export
     held = run.read_collected(handle)
+    held.posts = _made_private(held.posts, export)
     if export.positional_ids:  # numbered by line: told apart by their text
         added, lacking = _new_by_text(held.posts, export.posts)
     else:
@@ -214,6 +215,20 @@ def with_the_run_s_posts(run: RunDir, export: AccountPosts, reporter: Reporter) 
         **{k: ours[k] for k, v in export.account.to_dict().items() if v is None and ours[k]},
     )
     return AccountPosts(account, held.posts + added)
+
+
+def _made_private(held: list[Post], export: AccountPosts) -> list[Post]:
+    """The run's posts, each one the export holds as private (followers-only, direct) while
+    the run holds it as public taking the export's audience: the stricter one wins, so
+    that it leaves the dataset (a post made private since, or marked so by hand)."""
+    key = (lambda post: post.text) if export.positional_ids else (lambda post: post.id)
+    private = {key(p): p.visibility for p in export.posts if p.is_private}
+    return [
+        msgspec.structs.replace(p, visibility=private[key(p)])
+        if key(p) in private and not p.is_private
+        else p
+        for p in held
+    ]
 
 
 def _new_by_text(held: Sequence[Post], export: Sequence[Post]) -> tuple[list[Post], int]:
