@@ -10,6 +10,7 @@ What was pushed is downloaded into a fresh cache and loaded with transformers'
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -509,6 +510,46 @@ def test_a_folder_where_a_card_file_goes_is_named_not_a_read_only_folder(
     )
     assert "chmod" not in message and "alice/folder-card" not in hub.repos
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("code", "says", "not_says"),
+    [
+        (errno.ENOSPC, "(No space left on device): the push writes it there to name alice/full; "
+             "free some space on the disk of {model}", "chmod"),  # ENOSPC
+        (errno.EDQUOT, "free some space on the disk of {model}", "chmod"),  # EDQUOT
+        (errno.EACCES, "make the folder writable (chmod u+w {model})", "free some space"),  # EACCES
+        (errno.EIO, "(Input/output error): the push writes it there to name alice/full; fix that",
+         "chmod"),  # EIO: the OS's words, no advice that would not help
+    ],
+)  # fmt: skip
+def test_a_card_that_cannot_be_written_is_said_by_why(
+    tmp_path, tmp_path_factory, monkeypatch, code, says, not_says
+):
+    """The card a push rewrites cannot be written: a full disk (or quota) says to free
+    space, not "chmod u+w"; a refused write says to make the folder writable; anything
+    else is said in the OS's words. The card is left as it was."""
+    from huggingtweets.core.events import Reporter
+    from huggingtweets.publish.hub import Pusher
+    from huggingtweets.publish.hub_client import Undo
+
+    run = shutil.copytree(demo_run(tmp_path_factory).run_dir, tmp_path / "rj")
+    before = _model_files(run)
+
+    def no_space(fd: int) -> None:  # where a full disk shows: the data reaching the disk
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    pusher = Pusher(PushOptions(), "alice", None, Reporter())
+    with pytest.raises(HuggingtweetsError) as caught:
+        pusher._rewrite_card(RunDir(run), "alice/full", Undo(pusher.reporter))
+    message = str(caught.value)
+    assert message.startswith(f"cannot write the model card in {run / 'model'} (")
+    assert says.format(model=run / "model") in message, message
+    assert not_says not in message, message
+    assert message.endswith("and push again; the repository was not changed")
+    monkeypatch.undo()
+    assert _model_files(run) == before
 
 
 def test_an_os_error_naming_a_path_is_this_machine_s_not_the_network_s():

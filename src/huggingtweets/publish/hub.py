@@ -23,6 +23,7 @@ checks it before training).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import json
 import re
@@ -422,10 +423,16 @@ class Pusher:
                     "file belongs: move it out of the way and push again; the repository "
                     "was not changed"
                 ) from None
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                advice = f"free some space on the disk of {folder} (or your quota there)"
+            elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                advice = f"make the folder writable (chmod u+w {folder})"
+            else:  # the OS's own words (above), and the file it names
+                advice = f"fix that ({where})" if where else "fix that"
             raise HuggingtweetsError(
                 f"cannot write the model card in {folder} ({exc.strerror or exc}): the push "
-                f"writes it there to name {repo_id}; make the folder writable (chmod u+w "
-                f"{folder}) and push again; the repository was not changed"
+                f"writes it there to name {repo_id}; {advice} and push again; the "
+                "repository was not changed"
             ) from None
 
     def _create_repo(self, api, repo_id: str, token: str, undo: Undo) -> None:
