@@ -7,6 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +156,60 @@ def test_a_stopped_update_leaves_the_previous_model_in_place(file_run, tmp_path)
     assert _sha(done.history / "model" / "model.safetensors") == before["weights"]
     assert not (run / "evaluation.json").exists()  # the previous model's is in history/ only
     assert (done.history / "evaluation.json").read_bytes() == before["evaluation"]
+
+
+def test_a_file_named_for_another_account_is_said_to_be_read_as_the_run_s(file_run):
+    """new.jsonl (its name says @new) given to @romeo's one-account run is merged as
+    @romeo's posts, and the output says so once, with how to say otherwise."""
+    _, _, _, result = file_run
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "new.jsonl read as @romeo's posts (its name says @new; give --handle" in said
+    assert said.count("read as @romeo's posts") == 1
+
+
+_STOP_BEFORE_TRAINING = """
+import pathlib, sys, time
+import huggingtweets.train.recipe
+recipe = sys.modules["huggingtweets.train.recipe"]  # huggingtweets.train is the function
+ready = pathlib.Path(sys.argv[1])
+def train(*args, **kwargs):
+    ready.write_text("training")
+    time.sleep(120)  # the test's SIGINT comes here, before any training
+recipe.train = train
+from huggingtweets.cli.main import main
+sys.argv = ["huggingtweets", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_ctrl_c_before_training_says_the_new_posts_were_kept(file_run, tmp_path):
+    """A real Ctrl-C (SIGINT) after posts/ took the new posts, before training: exit 130,
+    said so (not 'nothing half-written was kept'), the model as it was, and the next
+    update with no file given trains on the posts kept."""
+    _, pristine, before, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STOP_BEFORE_TRAINING, ready, "update", run,
+         pristine.parent / "new.jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    said = " ".join(err.split())
+    assert "nothing half-written" not in said
+    assert f"the new posts are kept (the files in {run / 'posts'} were updated)" in said
+    assert f"{run / 'model'} is the previous model, unchanged" in said
+    assert f"run `huggingtweets update {run}` again to train on them" in said
+    assert _sha(run / "model" / "model.safetensors") == before["weights"]
+    assert len((run / "posts" / "romeo.jsonl").read_text().splitlines()) == NEW
+    assert not (run / "history").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
 
 def test_a_run_from_a_file_needs_the_newer_export(file_run):

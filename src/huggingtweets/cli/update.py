@@ -50,7 +50,7 @@ def update_command(
       huggingtweets update runs/me export.zip --replay 1 --epochs 3
     """
     from huggingtweets.train.recipe import TrainingInterrupted
-    from huggingtweets.update.bot import update_bot
+    from huggingtweets.update.bot import UpdateInterrupted, update_bot
 
     try:
         with reporting(
@@ -68,6 +68,12 @@ def update_command(
         raise interrupted(
             f"Interrupted: {run_dir / 'model'} is the previous model, untouched; the new "
             "posts are kept in posts/: run the same command again to update."
+        ) from None
+    except UpdateInterrupted:
+        raise interrupted(
+            f"Interrupted before the new model was in place: the new posts are kept (the files in "
+            f"{run_dir / 'posts'} were updated); {run_dir / 'model'} is the previous model, "
+            f"unchanged: run `huggingtweets update {run_dir}` again to train on them."
         ) from None
     if not result.updated:
         console.print(escape(result.message[:1].upper() + result.message[1:]), soft_wrap=True)

@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from huggingtweets.core.errors import HuggingtweetsError
-from huggingtweets.core.events import Reporter, reporter_or_silent
+from huggingtweets.core.events import Cancelled, Reporter, reporter_or_silent
 from huggingtweets.core.options import (
     MAX_SEED,
     check_options,
@@ -58,7 +58,7 @@ from huggingtweets.core.runs import (
     write_json,
 )
 from huggingtweets.pipeline import EVALUATE_CHOICES
-from huggingtweets.train.recipe import TrainOptions
+from huggingtweets.train.recipe import TrainingInterrupted, TrainOptions
 from huggingtweets.update.data import (
     NewDataset,
     Previous,
@@ -201,10 +201,26 @@ def update_bot(
                 ):
                     if path.exists():
                         staging.write(run.posts_dir / path.name, path.read_bytes())
-            staging.commit()
+            with reporter.cooperative():  # a Ctrl-C waits for the renames: all or none
+                staging.commit()
         finally:
             staging.discard()
-    return _train_and_swap(run, previous, data, options, train_options, reporter)
+    model = os.stat(run.model_dir).st_ino
+    try:
+        reporter.raise_if_cancelled()
+        return _train_and_swap(run, previous, data, options, train_options, reporter)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        with contextlib.suppress(OSError):
+            if os.stat(run.model_dir).st_ino == model:  # not swapped yet
+                raise UpdateInterrupted() from exc
+        raise
+
+
+class UpdateInterrupted(Cancelled):
+    """Stopped (Ctrl-C) after the new posts were written to posts/, before the new model
+    was in place: model/ is the previous model; the next update trains on the posts."""
 
 
 def _no_newer_source(run: RunDir, previous: Previous) -> HuggingtweetsError:

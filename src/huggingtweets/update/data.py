@@ -312,6 +312,11 @@ def read_exports(
         ):
             # A plain file's handle comes from its name, which a newer file may not
             # share: with one account on each side, it is that account.
+            reporter.info(
+                "update",
+                f"{source.spec} read as @{handles[0]}'s posts (its name says @{handle}; give "
+                "--handle to say whose they are if that is wrong)",
+            )
             handle = handles[0]
             account_posts.account = msgspec.structs.replace(account_posts.account, handle=handle)
         if handle not in handles:
