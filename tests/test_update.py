@@ -322,6 +322,38 @@ def test_posts_the_newer_export_says_are_private_leave_the_dataset(file_run, tmp
     assert len(posts) == NEW  # none removed from posts/
 
 
+def test_posts_made_private_leave_the_dataset_with_nothing_new(file_run, tmp_path):
+    """The newer export has no new posts but marks some of the run's as followers-only or
+    direct: they leave the dataset now (not at the next update that trains), stay in
+    posts/ as the export says, and the model is untouched: the update says the model was
+    trained on them and that only training again removes that."""
+    folder, pristine, _, _ = file_run
+    run = shutil.copytree(pristine, tmp_path / "run")
+    rows = [json.loads(line) for line in (folder / "old.jsonl").open()]
+    for row, audience in zip(rows[:20], ["followers", "direct"] * 10, strict=True):
+        row["visibility"] = audience
+    hidden = {row["id"]: row["visibility"] for row in rows[:20]}
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train, valid = _ids(pristine, "train"), _ids(pristine, "valid")
+    assert hidden.keys() & train and hidden.keys() & valid
+    model = _snapshot(run / "model")
+    result = run_cli("update", run, newer, "--epochs", "1", "--evaluate", "never")
+    left = len(hidden.keys() & (train | valid))
+    assert f"{left} posts the export marks followers-only or direct left the dataset" in " ".join(
+        result.stdout.split()
+    )
+    assert f"huggingtweets train {run}" in " ".join(result.stdout.split())
+    assert not hidden.keys() & (_ids(run, "train") | _ids(run, "valid"))
+    assert _ids(run, "train") == train - hidden.keys()  # the others on their side
+    assert _ids(run, "valid") == valid - hidden.keys()
+    posts = {p["id"]: p for p in map(json.loads, (run / "posts" / "romeo.jsonl").open())}
+    assert {i: p["visibility"] for i, p in posts.items() if i in hidden} == hidden
+    assert len(posts) == OLD
+    assert _snapshot(run / "model") == model
+    assert not (run / "history").exists()
+
+
 def test_a_newer_plain_text_file_adds_its_new_lines_whatever_their_place(file_run, tmp_path):
     """A .txt (or a CSV/JSONL without ids) numbers its posts by line: a newer file with
     its new posts on top gives the run's posts other numbers. Its posts are told apart by

@@ -41,7 +41,8 @@ def update_command(
     model trains on the new posts plus --replay older ones, then it is evaluated (when
     the run was) and its card rewritten. The previous model/, card, metrics.json and
     evaluation.json are kept in RUN_DIR/history/<UTC date-time>/. With nothing new,
-    nothing changes; a Ctrl-C leaves the previous model in place.
+    nothing changes but that posts an export marks followers-only or direct leave the
+    dataset (retrain to forget them); a Ctrl-C leaves the previous model in place.
 
     \b
     Examples:

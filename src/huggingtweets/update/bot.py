@@ -18,7 +18,9 @@
 
 The previous model/ (with its card), metrics.json, evaluation.json and stats.json are kept
 under history/<UTC date-time>/. Nothing of the run is touched until there is something new
-to train on (new posts are read and compared in a temporary folder elsewhere); the new model
+to train on (new posts are read and compared in a temporary folder elsewhere), except that
+posts an export makes private (followers-only, direct) leave the dataset at once, trained on
+or not (posts/ takes their new audience; the model is not retrained: it says so); the new model
 is then built in a temporary folder inside the run and swapped in at the end, so a Ctrl-C
 or a failure leaves the previous model in place. New posts are written to posts/ as soon as
 they are known to be new, so that what was fetched is not fetched again; an update stopped
@@ -49,6 +51,7 @@ from huggingtweets.core.options import (
     option,
     options_to_dict,
 )
+from huggingtweets.core.records import AccountPosts
 from huggingtweets.core.runs import (
     RunDir,
     Staging,
@@ -60,6 +63,7 @@ from huggingtweets.core.runs import (
 from huggingtweets.pipeline import EVALUATE_CHOICES
 from huggingtweets.train.recipe import TrainingInterrupted, TrainOptions
 from huggingtweets.update.data import (
+    Key,
     NewDataset,
     Previous,
     check_posts_hold_the_dataset,
@@ -68,6 +72,7 @@ from huggingtweets.update.data import (
     read_previous,
     rebuild_dataset,
     replayed_posts,
+    row_key,
     run_settings,
 )
 
@@ -151,7 +156,7 @@ def update_bot(
     accounts need none); ``handles`` apply to them in order. ``source_options``: the
     live and platform options (service URLs, time-outs), as ``collect`` takes them.
 
-    Returns ``updated=False`` (and changes nothing) when there is nothing new to train on.
+    Returns ``updated=False`` when there is nothing new to train on (see _drop_private).
     One process only: not meant to run under ``torchrun`` / ``accelerate launch``.
     """
     options = options or UpdateOptions()
@@ -185,6 +190,7 @@ def update_bot(
                 raise _no_newer_source(run, previous)
             older = _older_export(export_end, sources, data.since)
             message = _nothing_new(data, new, run, prepare_options, older)
+            message = _drop_private(run, scratch, data, previous, accounts, message, reporter)
             reporter.end(STAGE, message, updated=False)
             return UpdateResult(run, False, message, new, 0, new, since=data.since)
         # From here on the run changes: new posts first (so that they are not fetched
@@ -270,6 +276,79 @@ def _nothing_new(data: NewDataset, new: int, run: RunDir, prepare_options, older
             f"rules the run was prepared with: {_drops(data, prepare_options)}): nothing changed"
         )
     return f"no new posts {since}: nothing changed"
+
+
+def _made_private(previous: Previous, accounts: Sequence[AccountPosts]) -> set[Key]:
+    """The posts of the run's dataset that the posts now (the exports given) hold as
+    private (followers-only, direct): they must leave the dataset."""
+    private = {(a.account.handle, p.id) for a in accounts for p in a.posts if p.is_private}
+    return {key for key in previous.train | previous.valid if key[:2] in private}
+
+
+def _private_left(run: RunDir, previous: Previous, private: set[Key], nothing_new: str) -> str:
+    """What an update with nothing to train on says (``nothing_new``: "... nothing
+    changed") when posts made private left the dataset."""
+    count, trained = len(private), len({k[:2] for k in private & previous.train})
+    left = (
+        f"{nothing_new.removesuffix('nothing changed')}the model is unchanged; "
+        f"{count} post{'s' if count > 1 else ''} the export marks followers-only or direct "
+        f"left the dataset (kept in {run.posts_dir} as private)"
+    )
+    if not trained:
+        return f"{left}; the model was never trained on them (they were held out)"
+    return (
+        f"{left}; the current model was trained on {'them' if trained == count else trained}"
+        f"{'' if trained == count else ' of them'} and still holds what it learned: only "
+        f"training it again from the dataset removes that: huggingtweets train {run.root}"
+    )
+
+
+def _drop_private(
+    run: RunDir,
+    scratch: RunDir,
+    data: NewDataset,
+    previous: Previous,
+    accounts: Sequence[AccountPosts],
+    nothing_new: str,
+    reporter: Reporter,
+) -> str:
+    """With nothing to train on, the posts the exports make private still leave the
+    dataset now: posts/ takes the exports' audience, and the dataset is rebuilt without
+    them (every other post on its side of the split; new held-out posts stay new, for
+    the update that trains), swapped in whole. The model is not touched. What the update
+    says: ``nothing_new`` ("... nothing changed") when none was made private."""
+    private = _made_private(previous, accounts)
+    if not private:
+        return nothing_new
+    from huggingtweets.core.records import dump_jsonl
+
+    check_writable_dir(run.root)
+    run.remove_stale_temporaries()
+    new = {row_key(r) for r in data.new_valid}
+    valid_rows = [r for r in data.valid_rows if row_key(r) not in new]
+    stats = data.stats
+    for account in stats["accounts"]:
+        handle = account["handle"]
+        account["split"]["valid"] = sum(r["handle"] == handle for r in valid_rows)
+    with _stage_folder(run) as stage:
+        dataset = RunDir(stage).dataset_dir
+        dataset.mkdir()
+        (dataset / run.train_path.name).write_bytes(dump_jsonl(data.train_rows))
+        (dataset / run.valid_path.name).write_bytes(dump_jsonl(valid_rows))
+        write_json(dataset / run.stats_path.name, stats)
+        staging = Staging()
+        try:
+            for path in scratch.posts_dir.iterdir():  # the accounts given or fetched anew
+                if not path.is_file():
+                    continue
+                staging.write(run.posts_dir / path.name, path.read_bytes())
+            with reporter.cooperative():  # a Ctrl-C waits for the renames: all or none
+                staging.commit()
+                os.replace(run.dataset_dir, stage / "previous")
+                os.replace(dataset, run.dataset_dir)
+        finally:
+            staging.discard()
+    return _private_left(run, previous, private, nothing_new)
 
 
 # What each drop category of prepare says, with the run's setting that made it drop posts.
