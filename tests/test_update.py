@@ -343,7 +343,8 @@ def test_posts_made_private_leave_the_dataset_with_nothing_new(file_run, tmp_pat
     assert f"{left} posts the export marks followers-only or direct left the dataset" in " ".join(
         result.stdout.split()
     )
-    assert f"huggingtweets train {run}" in " ".join(result.stdout.split())
+    # the run's own base named: train's default (gpt2) would retrain another bot
+    assert f"huggingtweets train {run} --base-model tiny" in " ".join(result.stdout.split())
     assert not hidden.keys() & (_ids(run, "train") | _ids(run, "valid"))
     assert _ids(run, "train") == train - hidden.keys()  # the others on their side
     assert _ids(run, "valid") == valid - hidden.keys()

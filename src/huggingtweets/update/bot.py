@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -296,10 +297,13 @@ def _private_left(run: RunDir, previous: Previous, private: set[Key], nothing_ne
     )
     if not trained:
         return f"{left}; the model was never trained on them (they were held out)"
+    # train's default base is gpt2: name the run's own, or the retrained bot changes base
+    base = previous.metrics.get("base_model")
+    again = f" --base-model {shlex.quote(base)}" if isinstance(base, str) and base else ""
     return (
         f"{left}; the current model was trained on {'them' if trained == count else trained}"
         f"{'' if trained == count else ' of them'} and still holds what it learned: only "
-        f"training it again from the dataset removes that: huggingtweets train {run.root}"
+        f"training it again from the dataset removes that: huggingtweets train {run.root}{again}"
     )
 
 
