@@ -20,8 +20,6 @@ from typing import IO
 from huggingtweets.core.errors import HuggingtweetsError
 from huggingtweets.core.options import OptionError
 from huggingtweets.core.runs import RunDir
-from huggingtweets.serve.catalog import MAX_EXAMPLE_CHARS as MAX_EXAMPLE_CHARS  # for the API
-from huggingtweets.serve.catalog import MAX_EXAMPLES as MAX_EXAMPLES  # schema (api.bodies)
 from huggingtweets.serve.catalog import (
     UPLOADS_DIR,
     Catalog,

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from huggingtweets.core.options import OptionSpec, option_specs
-from huggingtweets.serve.catalog import RUN_ID_RE
-from huggingtweets.serve.manager import MAX_EXAMPLE_CHARS, MAX_EXAMPLES
+from huggingtweets.serve.catalog import MAX_EXAMPLE_CHARS, MAX_EXAMPLES, RUN_ID_RE
 from huggingtweets.serve.requests import (
     SERVER_ONLY_OPTIONS,
     TRAIN_ALIASES,
